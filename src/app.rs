@@ -1,0 +1,507 @@
+//! What each command does and prints. Text goes to stdout for people; with
+//! `--json`, exactly one JSON document goes to stdout. Logs and errors go to
+//! stderr.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::{Cli, Command, Global, HistoryCommand};
+use crate::config::{RepoKind, Settings, Target};
+use crate::download::Http;
+use crate::error::{CmdResult, Error, exit};
+use crate::history::{History, Run};
+use crate::lock::Lock;
+use crate::orchestrator::{self, Plan, StepEvent, Systems};
+use crate::pkg::dpkg::Dpkg;
+use crate::pkg::{Installed, PackageManager};
+use crate::repo::apt::AptRepository;
+use crate::repo::openpgp::Keyring;
+use crate::repo::{Candidate, Repository};
+use crate::systemd::{ServiceManager, Systemd, UnitState};
+
+/// Sets up logging on stderr: warnings by default, more with `-v`.
+pub fn init_logging(g: &Global) {
+    let level = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UPKEEP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("upkeep={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Runs the command and returns its exit code.
+pub async fn run(cli: Cli) -> CmdResult {
+    let g = &cli.global;
+    if cli.command.mutates() && !nix::unistd::geteuid().is_root() {
+        return Err(Error::NotRoot {
+            command: cli.command.name(),
+        });
+    }
+    let settings = Settings::load(&g.config)?;
+    match &cli.command {
+        Command::Check(t) => check(g, &settings, t.target.as_deref()).await,
+        Command::Versions(t) => versions(g, &settings, t.target.as_deref()).await,
+        Command::Upgrade(u) => {
+            upgrade(g, &settings, u.to.target.as_deref(), u.to.to.as_deref(), u.dry_run).await
+        }
+        Command::Status(t) => status(g, &settings, t.target.as_deref()).await,
+        Command::History(h) => match &h.show {
+            Some(HistoryCommand::Show { run }) => history_show(g, &settings, *run),
+            None => history(g, &settings, h.target.as_deref(), h.limit),
+        },
+        other => Err(Error::NotImplemented(other.name())),
+    }
+}
+
+/// Prints a JSON document on stdout.
+fn print_json(value: &impl Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Failed(e.into()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The HTTP client for a target's repository.
+fn http_for(target: &Target) -> Result<Http, Error> {
+    Ok(Http::new(target.repository.ca_file.as_deref())?)
+}
+
+/// Everything the repository offers for the target, newest first.
+async fn fetch_candidates(target: &Target, http: &Http, arch: &str) -> Result<Vec<Candidate>, Error> {
+    let repo = &target.repository;
+    let keyring = match (&repo.keyring, repo.allow_unsigned) {
+        (Some(path), _) => Some(
+            Keyring::load(path)
+                .map_err(|e| Error::Failed(anyhow!("target {}: {e}", target.name)))?,
+        ),
+        (None, true) => None,
+        (None, false) => {
+            return Err(Error::Usage(format!(
+                "target {}: repository.keyring is required unless allow_unsigned = true",
+                target.name
+            )));
+        }
+    };
+    match &repo.kind {
+        RepoKind::Apt { suite, component } => {
+            let apt = AptRepository::new(http, &repo.url, suite, component.as_deref(), keyring, arch);
+            apt.candidates(&target.package)
+                .await
+                .with_context(|| format!("repository {}", repo.url))
+                .map_err(Error::Failed)
+        }
+        RepoKind::Yum => Err(Error::NotImplemented("YUM repositories")),
+    }
+}
+
+/// What a host has and what its repository offers.
+struct Situation {
+    installed: Option<Installed>,
+    candidates: Vec<Candidate>,
+}
+
+async fn situation(target: &Target, http: &Http) -> Result<Situation, Error> {
+    let dpkg = Dpkg;
+    let arch = dpkg.architecture().await?;
+    let installed = dpkg.installed(&target.package).await?;
+    let candidates = fetch_candidates(target, http, &arch).await?;
+    Ok(Situation {
+        installed,
+        candidates,
+    })
+}
+
+fn is_newer(candidate: &Candidate, installed: Option<&Installed>) -> bool {
+    match installed {
+        None => true,
+        Some(i) => crate::version::PkgVersion::deb(&i.version)
+            .map(|v| candidate.version > v)
+            .unwrap_or(true),
+    }
+}
+
+async fn check(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
+    let target = settings.target(name)?;
+    let http = http_for(target)?;
+    let s = situation(target, &http).await?;
+    let installed = s.installed.as_ref().map(|i| i.version.clone());
+    let latest = s.candidates.first();
+    let update = latest.is_some_and(|l| is_newer(l, s.installed.as_ref()));
+    if g.json {
+        print_json(&json!({
+            "target": target.name,
+            "installed": installed,
+            "latest": latest.map(|c| c.version.to_string()),
+            "update_available": update,
+            "versions": s.candidates.iter().map(|c| c.version.to_string()).collect::<Vec<_>>(),
+        }))?;
+    } else if update {
+        // Printed even with --quiet: cron mails it.
+        println!(
+            "{}: {} available (installed: {})",
+            target.name,
+            latest.map(|c| c.version.as_str()).unwrap_or("?"),
+            installed.as_deref().unwrap_or("none")
+        );
+    } else if !g.quiet {
+        println!(
+            "{}: up to date ({})",
+            target.name,
+            installed.as_deref().unwrap_or("none installed")
+        );
+    }
+    Ok(if update { exit::UPDATE_AVAILABLE } else { exit::OK })
+}
+
+async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
+    let target = settings.target(name)?;
+    let http = http_for(target)?;
+    let s = situation(target, &http).await?;
+    let cache = settings.cache_dir.join("packages").join(&target.name);
+    let installed = s.installed.as_ref().map(|i| i.version.as_str());
+    let rows: Vec<serde_json::Value> = s
+        .candidates
+        .iter()
+        .map(|c| {
+            json!({
+                "version": c.version.to_string(),
+                "installed": installed.is_some_and(|i| crate::version::PkgVersion::deb(i).is_ok_and(|v| v == c.version)),
+                "cached": cache.join(format!("{}.deb", c.sha256)).exists(),
+            })
+        })
+        .collect();
+    if g.json {
+        print_json(&json!({"target": target.name, "installed": installed, "versions": rows}))?;
+    } else {
+        for r in &rows {
+            let mut marks = Vec::new();
+            if r["installed"] == true {
+                marks.push("installed");
+            }
+            if r["cached"] == true {
+                marks.push("cached");
+            }
+            println!(
+                "{:<20} {}",
+                r["version"].as_str().unwrap_or_default(),
+                if marks.is_empty() { String::new() } else { format!("[{}]", marks.join(", ")) }
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn upgrade(
+    g: &Global,
+    settings: &Settings,
+    name: Option<&str>,
+    to: Option<&str>,
+    dry_run: bool,
+) -> CmdResult {
+    let target = settings.target(name)?;
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(Lock::acquire(&settings.lock_file)?)
+    };
+    let http = http_for(target)?;
+    let s = situation(target, &http).await?;
+    let installed_text = s.installed.as_ref().map(|i| i.version.clone());
+    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
+        if g.json {
+            print_json(&json!({
+                "target": target.name, "outcome": "up_to_date", "installed": installed_text,
+            }))?;
+        } else if !g.quiet {
+            println!(
+                "{}: {} is already installed and is the newest version; nothing to do",
+                target.name,
+                installed_text.as_deref().unwrap_or("?")
+            );
+        }
+        return Ok(exit::OK);
+    };
+    let plan = Plan {
+        installed: s.installed.clone(),
+        candidate,
+    };
+    let summary = format!(
+        "upgrade {} ({}): {} → {} ({}, {} bytes)",
+        target.name,
+        target.package,
+        installed_text.as_deref().unwrap_or("not installed"),
+        plan.candidate.version,
+        plan.candidate.file_name,
+        plan.candidate.size
+    );
+    if dry_run {
+        if g.json {
+            print_json(&json!({
+                "target": target.name, "outcome": "dry_run",
+                "from": installed_text, "to": plan.candidate.version.to_string(),
+            }))?;
+        } else {
+            println!("would {summary}");
+        }
+        return Ok(exit::OK);
+    }
+    confirm(g, &summary)?;
+    let systemd = Systemd::connect().await?;
+    let history = History::open(&settings.state_dir)?;
+    let sys = Systems {
+        systemd: &systemd,
+        pkg: &Dpkg,
+        http: &http,
+        history: &history,
+    };
+    let show = !g.json && !g.quiet;
+    let mut progress = |ev: StepEvent<'_>| {
+        if !show {
+            return;
+        }
+        match ev {
+            StepEvent::Started(step) => {
+                print!("  {:<10}", step.name());
+                let _ = std::io::stdout().flush();
+            }
+            StepEvent::Succeeded(_, d) => println!(" ok     {:>8.3} s", d.as_secs_f64()),
+            StepEvent::Failed(_, d, e) => println!(
+                " FAILED {:>8.3} s  {}",
+                d.as_secs_f64(),
+                crate::error::one_line(e)
+            ),
+        }
+    };
+    if show {
+        println!("{summary}");
+    }
+    let report =
+        orchestrator::upgrade(target, &settings.cache_dir, &plan, &sys, &mut progress).await?;
+    if g.json {
+        print_json(&report)?;
+    } else if !g.quiet {
+        println!(
+            "{}: upgraded {} → {} (run {}, service down {:.2} s)",
+            report.target,
+            report.from.as_deref().unwrap_or("none"),
+            report.to,
+            report.run,
+            report.downtime_ms as f64 / 1000.0
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Asks on a terminal; `--yes` answers yes; without a terminal, declines.
+fn confirm(g: &Global, summary: &str) -> Result<(), Error> {
+    if g.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Declined(format!(
+            "not confirmed: {summary}; no terminal to ask on, pass --yes to go ahead"
+        )));
+    }
+    print!("{summary}\nProceed? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Failed(e.into()))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Error::Declined("not confirmed; nothing was changed".into()))
+    }
+}
+
+/// A run as the contract shows it: an unfinished run whose process no
+/// longer holds the lock is `interrupted`.
+fn public_run(mut run: Run, lock_held: bool) -> Run {
+    if run.outcome.is_none() && !lock_held {
+        run.outcome = Some("interrupted".into());
+    }
+    run
+}
+
+async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
+    let target = settings.target(name)?;
+    let installed = Dpkg.installed(&target.package).await?;
+    let mut services = Vec::new();
+    let systemd = Systemd::connect().await;
+    for unit in &target.services {
+        let state = match &systemd {
+            Ok(s) => s.state(unit).await.unwrap_or_else(|e| unknown(unit, &e)),
+            Err(e) => unknown(unit, e),
+        };
+        services.push(state);
+    }
+    let lock_held = Lock::is_held(&settings.lock_file);
+    let history = History::open_existing(&settings.state_dir)?;
+    let (last, unfinished) = match &history {
+        Some(h) => (h.last_run(&target.name)?, h.unfinished_run(&target.name)?),
+        None => (None, None),
+    };
+    let last = last.map(|r| public_run(r, lock_held));
+    let interrupted = unfinished.filter(|_| !lock_held).map(|r| public_run(r, false));
+    let next_step = next_step(target, installed.as_ref(), &services, last.as_ref(), interrupted.as_ref(), lock_held);
+    if g.json {
+        print_json(&json!({
+            "target": target.name,
+            "installed": installed.as_ref().map(|i| &i.version),
+            "services": services,
+            "last_run": last,
+            "interrupted_run": interrupted,
+            "next_step": next_step,
+        }))?;
+        return Ok(exit::OK);
+    }
+    println!("target:    {} (package {})", target.name, target.package);
+    match &installed {
+        Some(i) if i.configured => println!("installed: {}", i.version),
+        Some(i) => println!("installed: {} — {} (not fully installed)", i.version, i.status),
+        None => println!("installed: nothing"),
+    }
+    for s in &services {
+        println!("unit:      {} {}/{}", s.unit, s.active_state, s.sub_state);
+    }
+    match &last {
+        Some(r) => println!(
+            "last run:  #{} {} {} → {}: {} ({}){}",
+            r.id,
+            r.kind,
+            r.from.as_deref().unwrap_or("none"),
+            r.to.as_deref().unwrap_or("?"),
+            r.outcome.as_deref().unwrap_or("running"),
+            r.finished_at.as_deref().unwrap_or(&r.started_at),
+            r.message.as_deref().map(|m| format!("\n           {m}")).unwrap_or_default()
+        ),
+        None => println!("last run:  none"),
+    }
+    if let Some(r) = &interrupted {
+        let at = r.steps.last().map(|s| format!("{} ({})", s.name, s.status)).unwrap_or_else(|| "before its first step".into());
+        println!("interrupted: run #{} {} → {}, stopped at {}", r.id, r.kind, r.to.as_deref().unwrap_or("?"), at);
+    }
+    println!("next step: {}", next_step.as_deref().unwrap_or("none: the host is in a known-good state"));
+    Ok(exit::OK)
+}
+
+fn unknown(unit: &str, e: &anyhow::Error) -> UnitState {
+    tracing::warn!("cannot read the state of {unit}: {e:#}");
+    UnitState {
+        unit: unit.to_string(),
+        active_state: "unknown".into(),
+        sub_state: "unknown".into(),
+    }
+}
+
+/// What an operator should run next, if anything.
+fn next_step(
+    target: &Target,
+    installed: Option<&Installed>,
+    services: &[UnitState],
+    last: Option<&Run>,
+    interrupted: Option<&Run>,
+    lock_held: bool,
+) -> Option<String> {
+    if lock_held {
+        return Some("wait: an upkeep run is in progress".into());
+    }
+    if let Some(r) = interrupted {
+        return Some(format!("upkeep recover {}  (run #{} was interrupted)", target.name, r.id));
+    }
+    if let Some(i) = installed
+        && !i.configured
+    {
+        return Some(format!(
+            "the package is {}; run `dpkg --configure -a`, then `upkeep status {}`",
+            i.status, target.name
+        ));
+    }
+    if let Some(s) = services.iter().find(|s| s.active_state != "active") {
+        let failed_run = last.is_some_and(|r| r.outcome.as_deref() == Some("failed"));
+        return Some(format!(
+            "{} is {}: inspect with `journalctl -u {}`{}",
+            s.unit,
+            s.active_state,
+            s.unit,
+            if failed_run { " (the last run failed; see `upkeep history`)" } else { "" }
+        ));
+    }
+    None
+}
+
+fn history(g: &Global, settings: &Settings, name: Option<&str>, limit: u32) -> CmdResult {
+    if let Some(n) = name {
+        settings.target(Some(n))?;
+    }
+    let lock_held = Lock::is_held(&settings.lock_file);
+    let runs: Vec<Run> = match History::open_existing(&settings.state_dir)? {
+        Some(h) => h.runs(name, limit)?.into_iter().map(|r| public_run(r, lock_held)).collect(),
+        None => Vec::new(),
+    };
+    if g.json {
+        print_json(&json!({"runs": runs}))?;
+        return Ok(exit::OK);
+    }
+    if runs.is_empty() {
+        println!("no runs recorded");
+    }
+    for r in &runs {
+        print_run(r);
+    }
+    Ok(exit::OK)
+}
+
+fn history_show(g: &Global, settings: &Settings, id: i64) -> CmdResult {
+    let lock_held = Lock::is_held(&settings.lock_file);
+    let run = History::open_existing(&settings.state_dir)?
+        .map(|h| h.run(id))
+        .transpose()?
+        .flatten()
+        .map(|r| public_run(r, lock_held))
+        .ok_or_else(|| Error::Failed(anyhow!("no run #{id} in the history")))?;
+    if g.json {
+        print_json(&run)?;
+    } else {
+        print_run(&run);
+    }
+    Ok(exit::OK)
+}
+
+fn print_run(r: &Run) {
+    println!(
+        "#{} {} {} {} → {}: {}  started {}{}",
+        r.id,
+        r.target,
+        r.kind,
+        r.from.as_deref().unwrap_or("none"),
+        r.to.as_deref().unwrap_or("?"),
+        r.outcome.as_deref().unwrap_or("running"),
+        r.started_at,
+        r.finished_at.as_deref().map(|f| format!(", finished {f}")).unwrap_or_default()
+    );
+    if let Some(m) = &r.message {
+        println!("    {m}");
+    }
+    for s in &r.steps {
+        println!(
+            "    {:>2}. {:<10} {:<9} {:>9}{}",
+            s.seq,
+            s.name,
+            s.status,
+            s.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
+            s.error.as_deref().map(|e| format!("  {e}")).unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! The local history: every run and each of its steps, in SQLite
+//! (`STATE_DIR/history.db`). A step is written before it runs and again when
+//! it ends, so after a crash the history shows exactly where a run stopped.
+//!
+//! The schema is versioned with `PRAGMA user_version`; each migration is one
+//! transaction.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Schema migrations, applied in order; the schema version is their count.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    target       TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    from_version TEXT,
+    to_version   TEXT,
+    outcome      TEXT,
+    message      TEXT,
+    pid          INTEGER NOT NULL,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT
+);
+CREATE INDEX runs_by_target ON runs(target, id);
+CREATE TABLE steps (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL REFERENCES runs(id),
+    seq         INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    duration_ms INTEGER,
+    detail      TEXT,
+    error       TEXT,
+    UNIQUE (run_id, seq)
+);
+"];
+
+/// The history database.
+pub struct History {
+    db: Connection,
+}
+
+/// A run as recorded.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    /// Run id.
+    pub id: i64,
+    /// Target name.
+    pub target: String,
+    /// `upgrade`, `rollback`, `downgrade` or `recover`.
+    pub kind: String,
+    /// Version before the run.
+    pub from: Option<String>,
+    /// Version the run aimed for.
+    pub to: Option<String>,
+    /// `succeeded`, `rolled_back`, `failed`, `interrupted`; None while running.
+    pub outcome: Option<String>,
+    /// A one-line explanation of the outcome.
+    pub message: Option<String>,
+    /// Process that ran it.
+    pub pid: i64,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC; None while running.
+    pub finished_at: Option<String>,
+    /// Its steps, in order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// A step as recorded.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    /// Position in the run, from 1.
+    pub seq: i64,
+    /// Step name.
+    pub name: String,
+    /// `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub finished_at: Option<String>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// What the step produced (JSON).
+    pub detail: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Now, RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    jiff::Timestamp::now().round(jiff::Unit::Millisecond).map(|t| t.to_string()).unwrap_or_default()
+}
+
+impl History {
+    /// Opens (creating if needed) `dir/history.db` and brings its schema up to date.
+    pub fn open(dir: &Path) -> anyhow::Result<History> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+        Self::open_file(&dir.join("history.db"))
+    }
+
+    /// Opens a history database file.
+    pub fn open_file(path: &Path) -> anyhow::Result<History> {
+        let db = Connection::open(path)
+            .with_context(|| format!("cannot open history {}", path.display()))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
+        let mut h = History { db };
+        h.migrate()
+            .with_context(|| format!("history {}", path.display()))?;
+        Ok(h)
+    }
+
+    /// Opens the history read-only when it exists (status and history must
+    /// not create state); None when there is none yet.
+    pub fn open_existing(dir: &Path) -> anyhow::Result<Option<History>> {
+        let path = dir.join("history.db");
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::open_file(&path).map(Some)
+    }
+
+    fn migrate(&mut self) -> anyhow::Result<()> {
+        let version: i64 = self.db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            bail!(
+                "schema version {version} is newer than this upkeep knows ({}); use a newer upkeep",
+                MIGRATIONS.len()
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.db.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records the start of a run; returns its id.
+    pub fn begin_run(
+        &self,
+        target: &str,
+        kind: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> anyhow::Result<i64> {
+        self.db.execute(
+            "INSERT INTO runs (target, kind, from_version, to_version, pid, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![target, kind, from, to, std::process::id(), now()],
+        )?;
+        Ok(self.db.last_insert_rowid())
+    }
+
+    /// Records the end of a run.
+    pub fn finish_run(&self, run: i64, outcome: &str, message: Option<&str>) -> anyhow::Result<()> {
+        self.db.execute(
+            "UPDATE runs SET outcome = ?2, message = ?3, finished_at = ?4 WHERE id = ?1",
+            params![run, outcome, message, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records that a step starts; returns its sequence number.
+    pub fn begin_step(&self, run: i64, name: &str) -> anyhow::Result<i64> {
+        let tx = self.db.unchecked_transaction()?;
+        let seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id = ?1",
+            [run],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO steps (run_id, seq, name, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)",
+            params![run, seq, name, now()],
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// Records the end of a step, with what it produced or why it failed.
+    pub fn end_step(
+        &self,
+        run: i64,
+        seq: i64,
+        duration_ms: u64,
+        detail: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let status = if error.is_some() { "failed" } else { "succeeded" };
+        self.db.execute(
+            "UPDATE steps SET status = ?3, finished_at = ?4, duration_ms = ?5, detail = ?6, error = ?7
+             WHERE run_id = ?1 AND seq = ?2",
+            params![
+                run,
+                seq,
+                status,
+                now(),
+                duration_ms as i64,
+                detail.map(|d| d.to_string()),
+                error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Runs, newest first, optionally of one target, with their steps.
+    pub fn runs(&self, target: Option<&str>, limit: u32) -> anyhow::Result<Vec<Run>> {
+        let mut stmt = self.db.prepare(
+            "SELECT id, target, kind, from_version, to_version, outcome, message, pid, started_at, finished_at
+             FROM runs WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let mut runs: Vec<Run> = stmt
+            .query_map(params![target, limit], row_to_run)?
+            .collect::<Result<_, _>>()?;
+        for r in &mut runs {
+            r.steps = self.steps(r.id)?;
+        }
+        Ok(runs)
+    }
+
+    /// One run with its steps.
+    pub fn run(&self, id: i64) -> anyhow::Result<Option<Run>> {
+        let run = self
+            .db
+            .query_row(
+                "SELECT id, target, kind, from_version, to_version, outcome, message, pid, started_at, finished_at
+                 FROM runs WHERE id = ?1",
+                [id],
+                row_to_run,
+            )
+            .optional()?;
+        match run {
+            Some(mut r) => {
+                r.steps = self.steps(r.id)?;
+                Ok(Some(r))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The newest run of a target.
+    pub fn last_run(&self, target: &str) -> anyhow::Result<Option<Run>> {
+        Ok(self.runs(Some(target), 1)?.into_iter().next())
+    }
+
+    /// The newest run of a target that has no outcome: it was interrupted (or
+    /// is still going, which the caller tells apart with the lock).
+    pub fn unfinished_run(&self, target: &str) -> anyhow::Result<Option<Run>> {
+        let id: Option<i64> = self
+            .db
+            .query_row(
+                "SELECT id FROM runs WHERE target = ?1 AND outcome IS NULL ORDER BY id DESC LIMIT 1",
+                [target],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => self.run(id),
+            None => Ok(None),
+        }
+    }
+
+    fn steps(&self, run: i64) -> anyhow::Result<Vec<StepRecord>> {
+        let mut stmt = self.db.prepare(
+            "SELECT seq, name, status, started_at, finished_at, duration_ms, detail, error
+             FROM steps WHERE run_id = ?1 ORDER BY seq",
+        )?;
+        let steps = stmt
+            .query_map([run], |r| {
+                let detail: Option<String> = r.get(6)?;
+                Ok(StepRecord {
+                    seq: r.get(0)?,
+                    name: r.get(1)?,
+                    status: r.get(2)?,
+                    started_at: r.get(3)?,
+                    finished_at: r.get(4)?,
+                    duration_ms: r.get(5)?,
+                    detail: detail.and_then(|d: String| serde_json::from_str(&d).ok()),
+                    error: r.get(7)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(steps)
+    }
+}
+
+fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        target: r.get(1)?,
+        kind: r.get(2)?,
+        from: r.get(3)?,
+        to: r.get(4)?,
+        outcome: r.get(5)?,
+        message: r.get(6)?,
+        pid: r.get(7)?,
+        started_at: r.get(8)?,
+        finished_at: r.get(9)?,
+        steps: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_and_its_steps_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let run = h.begin_run("portal", "upgrade", Some("1.0.0-1"), Some("2.1.0-1")).unwrap();
+        let s1 = h.begin_step(run, "download").unwrap();
+        h.end_step(run, s1, 12, Some(&serde_json::json!({"sha256": "ab"})), None).unwrap();
+        let s2 = h.begin_step(run, "stop").unwrap();
+        assert_eq!((s1, s2), (1, 2));
+        assert!(h.unfinished_run("portal").unwrap().is_some());
+        h.end_step(run, s2, 3, None, Some("boom")).unwrap();
+        h.finish_run(run, "failed", Some("boom")).unwrap();
+        assert!(h.unfinished_run("portal").unwrap().is_none());
+
+        let runs = h.runs(Some("portal"), 10).unwrap();
+        assert_eq!(runs.len(), 1);
+        let r = &runs[0];
+        assert_eq!(r.outcome.as_deref(), Some("failed"));
+        assert_eq!(r.steps.len(), 2);
+        assert_eq!(r.steps[0].detail.as_ref().unwrap()["sha256"], "ab");
+        assert_eq!(r.steps[1].status, "failed");
+        assert_eq!(r.steps[1].error.as_deref(), Some("boom"));
+        assert!(h.runs(Some("other"), 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn reopening_keeps_history_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let h = History::open(dir.path()).unwrap();
+            h.begin_run("portal", "upgrade", None, None).unwrap();
+        }
+        let h = History::open(dir.path()).unwrap();
+        assert_eq!(h.runs(None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let e = History::open(dir.path()).err().unwrap();
+        assert!(format!("{e:#}").contains("newer than this upkeep"), "{e:#}");
+    }
+
+    #[test]
+    fn status_does_not_create_state() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(History::open_existing(dir.path()).unwrap().is_none());
+        assert!(!dir.path().join("history.db").exists());
+    }
+}

@@ -1,0 +1,42 @@
+//! upkeep: verified, reversible upgrades of a product installed from `.deb`
+//! or `.rpm` packages on a host whose services run under systemd.
+//!
+//! The layout is the architecture: one module per outside system, each
+//! behind a small trait where tests or a second implementation need a seam,
+//! and one orchestrator that runs a plan as a journaled sequence of steps.
+//!
+//! ```text
+//!   cli ──► app (commands) ──► orchestrator ──► repo      (APT metadata, signatures)
+//!                                 │          ├─► download  (HTTP, SHA-256, cache)
+//!                                 │          ├─► pkg       (dpkg / rpm)
+//!                                 │          ├─► systemd   (D-Bus: stop, reload, start)
+//!                                 │          ├─► health    (units active, URL 2xx)
+//!                                 └──────────┴─► history   (SQLite journal of runs and steps)
+//! ```
+
+/// Command implementations: what each CLI command does and prints.
+pub mod app;
+/// The command-line interface (clap), the single source of the man page.
+pub mod cli;
+/// Configuration: TOML with drop-ins, validated into one settings value.
+pub mod config;
+/// HTTP: fetching metadata and downloading packages into the cache, verified.
+pub mod download;
+/// Errors and the contract's exit codes.
+pub mod error;
+/// The health gate: units active and the health URL answering 2xx.
+pub mod health;
+/// The local history: every run and every step, in SQLite.
+pub mod history;
+/// The exclusive lock that keeps two mutating runs apart.
+pub mod lock;
+/// The orchestrator: plans and the journaled steps that apply them.
+pub mod orchestrator;
+/// Package managers: dpkg (and rpm), behind one trait.
+pub mod pkg;
+/// Package repositories: APT metadata, signatures, candidate versions.
+pub mod repo;
+/// systemd over D-Bus: stop, reload, start units and wait for their state.
+pub mod systemd;
+/// Package version ordering (dpkg) and product versions (semver).
+pub mod version;

@@ -1,0 +1,22 @@
+//! The `upkeep` binary: parse the command line, run the command, map the
+//! outcome to the contract's exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = upkeep::cli::Cli::parse();
+    upkeep::app::init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("upkeep: error: cannot start the async runtime: {e}");
+            return ExitCode::from(upkeep::error::exit::FAILED);
+        }
+    };
+    upkeep::error::finish(runtime.block_on(upkeep::app::run(cli)))
+}

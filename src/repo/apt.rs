@@ -1,0 +1,439 @@
+//! APT repositories: `dists/SUITE/` or flat layouts, signed `InRelease` (or
+//! `Release` + `Release.gpg`), and `Packages` indices verified against the
+//! SHA-256 sums of the signed Release file.
+//!
+//! Fetching ([`AptRepository`]) is kept apart from parsing ([`ReleaseFile`],
+//! [`parse_packages`]), which is tested on fixtures.
+
+use std::io::Read;
+use std::time::SystemTime;
+
+use anyhow::{Context, anyhow, bail};
+use url::Url;
+
+use super::openpgp::{self, Keyring};
+use super::{Candidate, Repository};
+use crate::download::Http;
+use crate::version::PkgVersion;
+
+/// Largest Release or Packages file accepted (a Debian-sized Packages.xz
+/// decompresses to ~70 MB).
+const INDEX_LIMIT: u64 = 512 * 1024 * 1024;
+
+/// An APT repository for one target.
+pub struct AptRepository<'a> {
+    http: &'a Http,
+    base: Url,
+    suite: String,
+    component: Option<String>,
+    keyring: Option<Keyring>,
+    arch: String,
+}
+
+impl<'a> AptRepository<'a> {
+    /// A repository at `base` (the archive root), suite `suite` (`dists/SUITE`,
+    /// or a flat directory when it ends in `/`), reading indices for `arch`.
+    /// Without a keyring the metadata is read unsigned (the caller has
+    /// checked `allow_unsigned`).
+    pub fn new(
+        http: &'a Http,
+        base: &Url,
+        suite: &str,
+        component: Option<&str>,
+        keyring: Option<Keyring>,
+        arch: &str,
+    ) -> AptRepository<'a> {
+        let mut base = base.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        AptRepository {
+            http,
+            base,
+            suite: suite.to_string(),
+            component: component.map(str::to_string),
+            keyring,
+            arch: arch.to_string(),
+        }
+    }
+
+    fn flat(&self) -> bool {
+        self.suite.ends_with('/')
+    }
+
+    /// The directory holding the Release file.
+    fn release_dir(&self) -> anyhow::Result<Url> {
+        let rel = if self.flat() {
+            self.suite.trim_start_matches("./").to_string()
+        } else {
+            format!("dists/{}/", self.suite)
+        };
+        self.base
+            .join(&rel)
+            .with_context(|| format!("bad suite {:?}", self.suite))
+    }
+
+    /// Fetches and verifies the Release file.
+    pub async fn release(&self) -> anyhow::Result<ReleaseFile> {
+        let dir = self.release_dir()?;
+        let text = match &self.keyring {
+            Some(keyring) => {
+                let in_release = dir.join("InRelease")?;
+                match self.http.get_optional(&in_release, INDEX_LIMIT).await? {
+                    Some(doc) => openpgp::verify_cleartext(keyring, &doc, SystemTime::now())
+                        .with_context(|| format!("{in_release}: signature check failed"))?,
+                    None => {
+                        let release_url = dir.join("Release")?;
+                        let release = self.http.get(&release_url, INDEX_LIMIT).await?;
+                        let sig_url = dir.join("Release.gpg")?;
+                        let sig = self.http.get(&sig_url, 1024 * 1024).await.with_context(
+                            || format!("{release_url} has no InRelease and no Release.gpg"),
+                        )?;
+                        openpgp::verify_detached(keyring, &release, &sig, SystemTime::now())
+                            .with_context(|| format!("{sig_url}: signature check failed"))?;
+                        release
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(
+                    "repository {} is read UNSIGNED (allow_unsigned = true)",
+                    self.base
+                );
+                self.http.get(&dir.join("Release")?, INDEX_LIMIT).await?
+            }
+        };
+        let text = String::from_utf8(text).context("Release file is not UTF-8")?;
+        ReleaseFile::parse(&text).context("invalid Release file")
+    }
+
+    /// Fetches the Packages index named by the Release file, checks its size
+    /// and SHA-256, and returns it decompressed.
+    async fn packages_index(&self, release: &ReleaseFile) -> anyhow::Result<String> {
+        let stem = match (&self.component, self.flat()) {
+            (_, true) => "Packages".to_string(),
+            (Some(c), false) => format!("{c}/binary-{}/Packages", self.arch),
+            (None, false) => bail!("a dists/ repository needs a component"),
+        };
+        let entry = ["xz", "gz", ""]
+            .iter()
+            .find_map(|ext| {
+                let path = if ext.is_empty() {
+                    stem.clone()
+                } else {
+                    format!("{stem}.{ext}")
+                };
+                release.sha256.iter().find(|e| e.path == path)
+            })
+            .ok_or_else(|| {
+                anyhow!(
+                    "the Release file lists no {stem} index (components: {}, architectures: {})",
+                    release.components.join(" "),
+                    release.architectures.join(" ")
+                )
+            })?;
+        let url = self.release_dir()?.join(&entry.path)?;
+        let data = self.http.get(&url, entry.size).await?;
+        crate::download::check_sha256(&url, &data, &entry.sha256)?;
+        if data.len() as u64 != entry.size {
+            bail!(
+                "{url}: size {} does not match the Release file's {}",
+                data.len(),
+                entry.size
+            );
+        }
+        let text = decompress(&entry.path, &data).with_context(|| format!("{url}"))?;
+        String::from_utf8(text).with_context(|| format!("{url}: not UTF-8"))
+    }
+
+    /// The URL a `Filename:` field points to.
+    fn package_url(&self, filename: &str) -> anyhow::Result<Url> {
+        let root = if self.flat() {
+            self.release_dir()?
+        } else {
+            self.base.clone()
+        };
+        Ok(root.join(filename)?)
+    }
+}
+
+impl Repository for AptRepository<'_> {
+    async fn candidates(&self, package: &str) -> anyhow::Result<Vec<Candidate>> {
+        let release = self.release().await?;
+        let index = self.packages_index(&release).await?;
+        let entries = parse_packages(&index, package, &self.arch)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(Candidate {
+                url: self.package_url(&e.filename)?,
+                file_name: e
+                    .filename
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&e.filename)
+                    .to_string(),
+                package: e.package,
+                version: e.version,
+                arch: e.arch,
+                size: e.size,
+                sha256: e.sha256,
+            });
+        }
+        Ok(super::newest_first(out))
+    }
+}
+
+/// Decompresses by the index file's extension.
+fn decompress(path: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if path.ends_with(".xz") {
+        liblzma::read::XzDecoder::new(data)
+            .read_to_end(&mut out)
+            .context("corrupt xz data")?;
+    } else if path.ends_with(".gz") {
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .context("corrupt gzip data")?;
+    } else {
+        out = data.to_vec();
+    }
+    Ok(out)
+}
+
+/// One file listed in a Release file's `SHA256` field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Path relative to the Release file's directory.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
+/// The parts of a Release file upkeep uses.
+#[derive(Clone, Debug, Default)]
+pub struct ReleaseFile {
+    /// `Suite`.
+    pub suite: Option<String>,
+    /// `Codename`.
+    pub codename: Option<String>,
+    /// `Architectures`.
+    pub architectures: Vec<String>,
+    /// `Components`.
+    pub components: Vec<String>,
+    /// `Valid-Until`, as written.
+    pub valid_until: Option<String>,
+    /// The `SHA256` file list.
+    pub sha256: Vec<IndexEntry>,
+}
+
+impl ReleaseFile {
+    /// Parses the (already verified) text of a Release file.
+    pub fn parse(text: &str) -> anyhow::Result<ReleaseFile> {
+        let paragraphs = deb822_fast::borrowed::parse_borrowed(text)
+            .map_err(|e| anyhow!("not a deb822 document: {e}"))?;
+        let p = paragraphs
+            .first()
+            .ok_or_else(|| anyhow!("empty Release file"))?;
+        let words = |name: &str| -> Vec<String> {
+            p.get_single(name)
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let mut sha256 = Vec::new();
+        for line in p.get("SHA256").unwrap_or_default() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [hash, size, path] = parts[..] else {
+                bail!("malformed SHA256 line {line:?}");
+            };
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("malformed SHA-256 {hash:?} for {path}");
+            }
+            sha256.push(IndexEntry {
+                path: path.to_string(),
+                size: size
+                    .parse()
+                    .with_context(|| format!("bad size {size:?} for {path}"))?,
+                sha256: hash.to_ascii_lowercase(),
+            });
+        }
+        if sha256.is_empty() {
+            bail!("no SHA256 file list (MD5/SHA-1-only Release files are refused)");
+        }
+        Ok(ReleaseFile {
+            suite: p.get_single("Suite").map(str::to_string),
+            codename: p.get_single("Codename").map(str::to_string),
+            architectures: words("Architectures"),
+            components: words("Components"),
+            valid_until: p.get_single("Valid-Until").map(str::to_string),
+            sha256,
+        })
+    }
+}
+
+/// One paragraph of a Packages index, for the wanted package.
+#[derive(Clone, Debug)]
+pub struct PackageEntry {
+    /// `Package`.
+    pub package: String,
+    /// `Version`.
+    pub version: PkgVersion,
+    /// `Architecture`.
+    pub arch: String,
+    /// `Filename`, checked to stay inside the repository.
+    pub filename: String,
+    /// `Size`.
+    pub size: u64,
+    /// `SHA256`, lower-case hex.
+    pub sha256: String,
+}
+
+/// The entries of `package` for `arch` (or `all`) in a Packages index.
+pub fn parse_packages(text: &str, package: &str, arch: &str) -> anyhow::Result<Vec<PackageEntry>> {
+    let mut out = Vec::new();
+    for (n, p) in deb822_fast::borrowed::iter_paragraphs_borrowed(text).enumerate() {
+        let p = p.map_err(|e| anyhow!("Packages index: paragraph {}: {e}", n + 1))?;
+        if p.get_single("Package") != Some(package) {
+            continue;
+        }
+        let a = p.get_single("Architecture").unwrap_or_default();
+        if a != arch && a != "all" {
+            continue;
+        }
+        let field = |name: &str| {
+            p.get_single(name)
+                .ok_or_else(|| anyhow!("Packages index: {package}: no {name} field"))
+        };
+        let version_text = field("Version")?;
+        let version = PkgVersion::deb(version_text)?;
+        let filename = field("Filename")?;
+        check_relative(filename)?;
+        let size = field("Size")?
+            .parse()
+            .with_context(|| format!("Packages index: {package} {version_text}: bad Size"))?;
+        let sha256 = field("SHA256")?;
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("Packages index: {package} {version_text}: malformed SHA256 {sha256:?}");
+        }
+        out.push(PackageEntry {
+            package: package.to_string(),
+            version,
+            arch: a.to_string(),
+            filename: filename.to_string(),
+            size,
+            sha256: sha256.to_ascii_lowercase(),
+        });
+    }
+    Ok(out)
+}
+
+/// A `Filename` must be a relative path that stays inside the repository.
+fn check_relative(filename: &str) -> anyhow::Result<()> {
+    let bad = filename.is_empty()
+        || filename.starts_with('/')
+        || filename.contains("://")
+        || filename.contains('\\')
+        || filename.split('/').any(|part| part == ".." || part.is_empty());
+    if bad {
+        bail!("Packages index: refusing Filename {filename:?}: it must stay inside the repository");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RELEASE: &str = "Origin: Portal
+Label: Portal
+Suite: stable
+Codename: stable
+Date: Sat, 21 Nov 2026 10:00:00 +0000
+Architectures: amd64
+Components: main
+MD5Sum:
+ d41d8cd98f00b204e9800998ecf8427e 0 main/binary-amd64/Packages
+SHA256:
+ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 1234 main/binary-amd64/Packages
+ 0d3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85 567 main/binary-amd64/Packages.xz
+";
+
+    #[test]
+    fn release_file_lists_sha256_entries() {
+        let r = ReleaseFile::parse(RELEASE).unwrap();
+        assert_eq!(r.suite.as_deref(), Some("stable"));
+        assert_eq!(r.components, ["main"]);
+        assert_eq!(r.sha256.len(), 2);
+        assert_eq!(r.sha256[1].path, "main/binary-amd64/Packages.xz");
+        assert_eq!(r.sha256[1].size, 567);
+    }
+
+    #[test]
+    fn release_without_sha256_is_refused() {
+        let text = "Suite: stable\nMD5Sum:\n d41d8cd98f00b204e9800998ecf8427e 0 main/binary-amd64/Packages\n";
+        let e = ReleaseFile::parse(text).unwrap_err();
+        assert!(e.to_string().contains("no SHA256"), "{e}");
+    }
+
+    #[test]
+    fn release_with_malformed_hash_is_refused() {
+        let text = "Suite: stable\nSHA256:\n nothex 12 main/binary-amd64/Packages\n";
+        assert!(ReleaseFile::parse(text).is_err());
+    }
+
+    fn para(pkg: &str, version: &str, arch: &str, filename: &str) -> String {
+        format!(
+            "Package: {pkg}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: x\nFilename: {filename}\nSize: 100\nSHA256: {}\nDescription: x\n more\n\n",
+            "ab".repeat(32)
+        )
+    }
+
+    #[test]
+    fn packages_keeps_the_package_for_host_arch_and_all() {
+        let text = [
+            para("portal", "1.0.0-1", "amd64", "pool/p/portal_1.0.0-1_amd64.deb"),
+            para("portal", "2.0.0-1", "arm64", "pool/p/portal_2.0.0-1_arm64.deb"),
+            para("portal", "1.1.0-1", "all", "pool/p/portal_1.1.0-1_all.deb"),
+            para("other", "9.0-1", "amd64", "pool/o/other.deb"),
+        ]
+        .concat();
+        let e = parse_packages(&text, "portal", "amd64").unwrap();
+        let versions: Vec<&str> = e.iter().map(|e| e.version.as_str()).collect();
+        assert_eq!(versions, ["1.0.0-1", "1.1.0-1"]);
+        assert_eq!(e[0].sha256, "ab".repeat(32));
+    }
+
+    #[test]
+    fn filename_escaping_the_repository_is_refused() {
+        for bad in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "pool/../../x.deb",
+            "http://evil/x.deb",
+            "pool//x.deb",
+        ] {
+            let text = para("portal", "1.0.0-1", "amd64", bad);
+            let e = parse_packages(&text, "portal", "amd64").unwrap_err();
+            assert!(e.to_string().contains("refusing Filename"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_sha256_for_the_package_is_an_error() {
+        let text = "Package: portal\nVersion: 1.0-1\nArchitecture: amd64\nFilename: pool/x.deb\nSize: 1\n\n";
+        let e = parse_packages(text, "portal", "amd64").unwrap_err();
+        assert!(e.to_string().contains("no SHA256"), "{e}");
+    }
+
+    #[test]
+    fn decompress_detects_garbage() {
+        assert!(decompress("Packages.xz", b"not xz at all").is_err());
+        assert!(decompress("Packages.gz", b"not gz at all").is_err());
+        assert_eq!(decompress("Packages", b"plain").unwrap(), b"plain");
+    }
+}

@@ -1,0 +1,84 @@
+//! The command line from the outside, without the rig: configuration errors,
+//! usage errors and commands not implemented yet, with their exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn upkeep(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("UPKEEP_CONFIG")
+        .output()
+        .expect("run upkeep")
+}
+
+const VALID: &str = r#"
+[targets.portal]
+package = "portal"
+services = ["portal.service"]
+[targets.portal.repository]
+type = "apt"
+url = "http://127.0.0.1:9/debian"
+suite = "stable"
+component = "main"
+keyring = "/etc/upkeep/keys/portal.asc"
+"#;
+
+#[test]
+fn invalid_config_is_one_line_naming_file_and_key_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("upkeep.toml");
+    std::fs::write(&main, VALID).unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    let dropin = dir.path().join("conf.d/50-bad.toml");
+    std::fs::write(&dropin, "[targets.portal.repository]\ntype = \"zypper\"\n").unwrap();
+    let out = upkeep(&main, &["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&dropin.display().to_string()), "{err}");
+    assert!(err.contains("targets.portal.repository.type"), "{err}");
+}
+
+#[test]
+fn missing_config_file_is_exit_2() {
+    let out = upkeep(Path::new("/nonexistent/upkeep.toml"), &["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/upkeep.toml"));
+}
+
+#[test]
+fn unknown_command_is_a_usage_error() {
+    let out = upkeep(Path::new("/nonexistent"), &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn later_commands_say_not_implemented_yet_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("upkeep.toml");
+    std::fs::write(&main, VALID).unwrap();
+    for args in [&["plan"][..], &["diff-config"][..]] {
+        let out = upkeep(&main, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+        assert!(out.stdout.is_empty(), "no fake output");
+    }
+}
+
+#[test]
+fn unreachable_repository_is_a_one_line_error_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("upkeep.toml");
+    let key = dir.path().join("key.asc");
+    std::fs::write(&key, "").unwrap();
+    std::fs::write(&main, VALID.replace("/etc/upkeep/keys/portal.asc", &key.display().to_string()).replace("keyring", "allow_unsigned = true\n# keyring")).unwrap();
+    let out = upkeep(&main, &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("127.0.0.1:9"), "{err}");
+}

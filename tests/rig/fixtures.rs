@@ -1,0 +1,449 @@
+//! Fixtures built by code: the sample portal, its .deb and .rpm packages, a
+//! throwaway OpenPGP key and signed repositories.
+//!
+//! Everything lands in `target/rig-fixtures/<hash>`, where the hash covers the
+//! portal binary, the release sources under `tests/portal/releases` and this
+//! file's format version, so a rerun reuses what is already built.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::{Fail, cmd_ok, cmd_stdout, host};
+
+/// Bump when the way fixtures are built changes.
+const FORMAT: &str = "fixtures v1";
+/// Package name of the sample product.
+pub const PACKAGE: &str = "portal";
+/// Suite of the fixture APT repository.
+pub const SUITE: &str = "stable";
+/// Component of the fixture APT repository.
+pub const COMPONENT: &str = "main";
+
+/// The unit file the portal packages ship.
+const UNIT: &str = "[Unit]
+Description=API developer portal (upkeep test fixture)
+After=network.target
+
+[Service]
+ExecStart=/opt/portal/dev-portal --conf /opt/portal/portal.conf
+Restart=on-failure
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// As the vendor's packages do: restart the unit and swallow any error.
+const POSTINST: &str = "#!/bin/sh
+set -e
+if [ \"$1\" = configure ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || :
+    systemctl enable portal.service >/dev/null 2>&1 || :
+    systemctl restart portal.service >/dev/null 2>&1 || :
+fi
+exit 0
+";
+
+const PRERM: &str = "#!/bin/sh
+set -e
+if [ \"$1\" = remove ]; then
+    systemctl stop portal.service >/dev/null 2>&1 || :
+fi
+exit 0
+";
+
+/// One release of the sample portal.
+#[derive(Clone, Debug)]
+pub struct Release {
+    /// Product version, e.g. `2.1.0`.
+    pub version: String,
+    /// Its sources: release.json, portal.conf, migrations/, changelog.
+    pub dir: PathBuf,
+}
+
+impl Release {
+    /// The Debian package version (`2.1.0-1`).
+    pub fn deb_version(&self) -> String {
+        format!("{}-1", self.version)
+    }
+}
+
+/// Everything the rig tests need, built once per process.
+#[derive(Debug)]
+pub struct Fixtures {
+    /// Root of this build of the fixtures.
+    pub dir: PathBuf,
+    /// dpkg architecture of the host (and the containers).
+    pub arch: String,
+    /// The releases, oldest first.
+    pub releases: Vec<Release>,
+    /// `.deb` file of each release, in the same order.
+    pub debs: Vec<PathBuf>,
+    /// Directory served over HTTP in the containers; holds `debian/`.
+    pub repo_root: PathBuf,
+    /// Armored public key that signed the repositories.
+    pub keyring: PathBuf,
+    /// GnuPG home with the secret key, to sign variants of the repository.
+    pub gnupg: PathBuf,
+}
+
+impl Fixtures {
+    /// The .deb of a product version.
+    pub fn deb(&self, version: &str) -> &Path {
+        let i = self
+            .releases
+            .iter()
+            .position(|r| r.version == version)
+            .unwrap_or_else(|| panic!("no fixture release {version}"));
+        &self.debs[i]
+    }
+
+    /// The newest release.
+    pub fn newest(&self) -> &Release {
+        self.releases.last().expect("at least one release")
+    }
+}
+
+/// The project root.
+pub fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fixtures, built on first use.
+pub fn get() -> Result<&'static Fixtures, Fail> {
+    static ONCE: OnceLock<Result<Fixtures, Fail>> = OnceLock::new();
+    ONCE.get_or_init(build).as_ref().map_err(Clone::clone)
+}
+
+fn build() -> Result<Fixtures, Fail> {
+    host::prepare()?;
+    let project = project_dir();
+    let target = project.join("target");
+    fs::create_dir_all(&target).map_err(Fail::io("target dir"))?;
+    let _lock = host::lock_file(&target.join("rig-fixtures.lock"))?;
+    let portal = build_portal(&project, &target)?;
+    let releases = read_releases(&project.join("tests/portal/releases"))?;
+    let key = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(FORMAT);
+        h.update(fs::read(&portal).map_err(Fail::io("portal binary"))?);
+        for r in &releases {
+            hash_tree(&mut h, &r.dir)?;
+        }
+        hex::encode(&h.finalize()[..8])
+    };
+    let dir = target.join("rig-fixtures").join(&key);
+    let arch = cmd_stdout(Command::new("dpkg").arg("--print-architecture"))?
+        .trim()
+        .to_string();
+    let debs: Vec<PathBuf> = releases
+        .iter()
+        .map(|r| dir.join(format!("debs/{PACKAGE}_{}_{arch}.deb", r.deb_version())))
+        .collect();
+    let fixtures = Fixtures {
+        repo_root: dir.join("repo"),
+        keyring: dir.join("keys/portal.asc"),
+        gnupg: dir.join("gnupg"),
+        dir: dir.clone(),
+        arch,
+        releases,
+        debs,
+    };
+    if dir.join("complete").exists() {
+        return Ok(fixtures);
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(Fail::io("stale fixtures"))?;
+    }
+    fs::create_dir_all(dir.join("debs")).map_err(Fail::io("fixtures dir"))?;
+    for (r, deb) in fixtures.releases.iter().zip(&fixtures.debs) {
+        build_deb(r, &portal, &fixtures.arch, deb)?;
+    }
+    make_key(&fixtures.gnupg, &fixtures.keyring)?;
+    let pool = fixtures.repo_root.join("debian/pool/main/p/portal");
+    fs::create_dir_all(&pool).map_err(Fail::io("pool"))?;
+    for deb in &fixtures.debs {
+        let name = deb.file_name().expect("deb file name");
+        fs::copy(deb, pool.join(name)).map_err(Fail::io("copy deb to pool"))?;
+    }
+    write_apt_indices(&fixtures.repo_root.join("debian"), &fixtures.arch)?;
+    sign_apt_release(&fixtures.repo_root.join("debian"), &fixtures.gnupg)?;
+    fs::write(dir.join("complete"), b"").map_err(Fail::io("complete marker"))?;
+    Ok(fixtures)
+}
+
+/// Builds the sample portal with cargo, in a target dir of its own (the outer
+/// cargo holds the lock of the main one).
+fn build_portal(project: &Path, target: &Path) -> Result<PathBuf, Fail> {
+    let target_dir = target.join("portal-sample");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    cmd_ok(
+        Command::new(cargo)
+            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .arg(project.join("tests/portal/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir),
+    )?;
+    Ok(target_dir.join("release/dev-portal"))
+}
+
+fn read_releases(dir: &Path) -> Result<Vec<Release>, Fail> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(Fail::io("tests/portal/releases"))? {
+        let e = e.map_err(Fail::io("releases entry"))?;
+        if e.path().join("release.json").exists() {
+            out.push(Release {
+                version: e.file_name().to_string_lossy().into_owned(),
+                dir: e.path(),
+            });
+        }
+    }
+    out.sort_by_key(|r| semver::Version::parse(&r.version).expect("release dir is semver"));
+    if out.is_empty() {
+        return Err(Fail(format!("no releases under {}", dir.display())));
+    }
+    Ok(out)
+}
+
+fn hash_tree(h: &mut sha2::Sha256, dir: &Path) -> Result<(), Fail> {
+    use sha2::Digest;
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(Fail::io("hash tree"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        h.update(p.to_string_lossy().as_bytes());
+        if p.is_dir() {
+            hash_tree(h, &p)?;
+        } else {
+            h.update(fs::read(&p).map_err(Fail::io("hash file"))?);
+        }
+    }
+    Ok(())
+}
+
+/// Lays out the files of one release as installed under `root`.
+fn stage_release(r: &Release, portal: &Path, root: &Path) -> Result<(), Fail> {
+    let opt = root.join("opt/portal");
+    fs::create_dir_all(opt.join("migrations")).map_err(Fail::io("stage"))?;
+    fs::create_dir_all(opt.join("themes/default")).map_err(Fail::io("stage"))?;
+    fs::create_dir_all(root.join("lib/systemd/system")).map_err(Fail::io("stage"))?;
+    fs::copy(portal, opt.join("dev-portal")).map_err(Fail::io("stage binary"))?;
+    host::set_mode(&opt.join("dev-portal"), 0o755)?;
+    for f in ["release.json", "portal.conf"] {
+        fs::copy(r.dir.join(f), opt.join(f)).map_err(Fail::io("stage release file"))?;
+    }
+    for e in fs::read_dir(r.dir.join("migrations")).map_err(Fail::io("migrations"))? {
+        let e = e.map_err(Fail::io("migration"))?;
+        fs::copy(e.path(), opt.join("migrations").join(e.file_name()))
+            .map_err(Fail::io("stage migration"))?;
+    }
+    fs::write(
+        opt.join("themes/default/theme.css"),
+        format!("/* portal {} default theme */\nbody {{ color: #333; }}\n", r.version),
+    )
+    .map_err(Fail::io("stage theme"))?;
+    fs::write(root.join("lib/systemd/system/portal.service"), UNIT).map_err(Fail::io("unit"))?;
+    Ok(())
+}
+
+fn build_deb(r: &Release, portal: &Path, arch: &str, out: &Path) -> Result<(), Fail> {
+    let stage = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
+    let root = stage.path().join("root");
+    stage_release(r, portal, &root)?;
+    let doc = root.join("usr/share/doc/portal");
+    fs::create_dir_all(&doc).map_err(Fail::io("doc dir"))?;
+    let changelog = fs::read(r.dir.join("changelog")).map_err(Fail::io("changelog"))?;
+    {
+        use std::io::Write;
+        let f = fs::File::create(doc.join("changelog.Debian.gz")).map_err(Fail::io("gz"))?;
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::best());
+        gz.write_all(&changelog).map_err(Fail::io("gz"))?;
+        gz.finish().map_err(Fail::io("gz"))?;
+    }
+    let debian = root.join("DEBIAN");
+    fs::create_dir_all(&debian).map_err(Fail::io("DEBIAN"))?;
+    fs::write(
+        debian.join("control"),
+        format!(
+            "Package: {PACKAGE}\nVersion: {}\nArchitecture: {arch}\nMaintainer: Portal Maintainers <portal@example.com>\nSection: web\nPriority: optional\nDescription: API developer portal (upkeep test fixture)\n Stand-in for a self-hosted API developer portal.\n",
+            r.deb_version()
+        ),
+    )
+    .map_err(Fail::io("control"))?;
+    fs::write(debian.join("conffiles"), "/opt/portal/portal.conf\n").map_err(Fail::io("conffiles"))?;
+    for (name, text) in [("postinst", POSTINST), ("prerm", PRERM)] {
+        fs::write(debian.join(name), text).map_err(Fail::io("maintainer script"))?;
+        host::set_mode(&debian.join(name), 0o755)?;
+    }
+    cmd_ok(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "--build"])
+            .arg(&root)
+            .arg(out),
+    )
+}
+
+/// Builds the `.rpm` of a release with rpmbuild (lazily: only tests that need
+/// RPM hosts call it).
+pub fn build_rpm(r: &Release, out_dir: &Path) -> Result<PathBuf, Fail> {
+    let project = project_dir();
+    let portal = project.join("target/portal-sample/release/dev-portal");
+    let top = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
+    let staging = top.path().join("staging");
+    stage_release(r, &portal, &staging)?;
+    let spec = format!(
+        "Name: {PACKAGE}
+Version: {version}
+Release: 1
+Summary: API developer portal (upkeep test fixture)
+License: MIT
+AutoReqProv: no
+%description
+Stand-in for a self-hosted API developer portal.
+%install
+mkdir -p %{{buildroot}}
+cp -a {staging}/. %{{buildroot}}/
+%files
+/opt/portal/dev-portal
+/opt/portal/release.json
+/opt/portal/migrations
+/opt/portal/themes
+/lib/systemd/system/portal.service
+%config(noreplace) /opt/portal/portal.conf
+%post
+systemctl daemon-reload >/dev/null 2>&1 || :
+systemctl enable portal.service >/dev/null 2>&1 || :
+systemctl restart portal.service >/dev/null 2>&1 || :
+%preun
+if [ $1 -eq 0 ]; then systemctl stop portal.service >/dev/null 2>&1 || :; fi
+%changelog
+* Sat Nov 01 2025 Portal Maintainers <portal@example.com> - {version}-1
+- Release {version}
+",
+        version = r.version,
+        staging = staging.display()
+    );
+    let spec_path = top.path().join("portal.spec");
+    fs::write(&spec_path, spec).map_err(Fail::io("spec"))?;
+    cmd_ok(
+        Command::new("rpmbuild")
+            .arg("-bb")
+            .arg("--quiet")
+            .arg("--define")
+            .arg(format!("_topdir {}", top.path().join("top").display()))
+            .arg("--define")
+            .arg("_build_id_links none")
+            .arg(&spec_path),
+    )?;
+    let rpm_arch = cmd_stdout(Command::new("uname").arg("-m"))?.trim().to_string();
+    let name = format!("{PACKAGE}-{}-1.{rpm_arch}.rpm", r.version);
+    let built = top.path().join("top/RPMS").join(&rpm_arch).join(&name);
+    fs::create_dir_all(out_dir).map_err(Fail::io("rpm out dir"))?;
+    let dest = out_dir.join(&name);
+    fs::copy(&built, &dest).map_err(Fail::io("copy rpm"))?;
+    Ok(dest)
+}
+
+/// gpg with the fixture's home, batch mode, no passphrase.
+pub fn gpg(home: &Path) -> Command {
+    let mut c = Command::new("gpg");
+    c.arg("--homedir")
+        .arg(home)
+        .args(["--batch", "--yes", "--quiet", "--pinentry-mode", "loopback"])
+        .args(["--passphrase", ""]);
+    c
+}
+
+/// A throwaway ed25519 signing key; its public half goes to `public` (armored).
+fn make_key(home: &Path, public: &Path) -> Result<(), Fail> {
+    fs::create_dir_all(home).map_err(Fail::io("gnupg home"))?;
+    host::set_mode(home, 0o700)?;
+    cmd_ok(gpg(home).args([
+        "--quick-gen-key",
+        "Portal Repository <repo@example.com>",
+        "ed25519",
+        "sign",
+        "never",
+    ]))?;
+    let key = cmd_stdout(gpg(home).args(["--armor", "--export"]))?;
+    fs::create_dir_all(public.parent().expect("keys dir")).map_err(Fail::io("keys dir"))?;
+    fs::write(public, key).map_err(Fail::io("public key"))?;
+    // The agent is not needed between signings; do not leave it running.
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home)
+        .args(["--kill", "gpg-agent"])
+        .status();
+    Ok(())
+}
+
+/// Writes `Packages{,.gz,.xz}` for the pool and a `Release` listing them.
+pub fn write_apt_indices(debian: &Path, arch: &str) -> Result<(), Fail> {
+    let bin = debian.join(format!("dists/{SUITE}/{COMPONENT}/binary-{arch}"));
+    fs::create_dir_all(&bin).map_err(Fail::io("dists"))?;
+    let packages = cmd_stdout(
+        Command::new("apt-ftparchive")
+            .current_dir(debian)
+            .args(["packages", "pool"]),
+    )?;
+    fs::write(bin.join("Packages"), &packages).map_err(Fail::io("Packages"))?;
+    cmd_ok(Command::new("gzip").args(["-9nkf"]).arg(bin.join("Packages")))?;
+    cmd_ok(Command::new("xz").args(["-kf"]).arg(bin.join("Packages")))?;
+    let release = cmd_stdout(
+        Command::new("apt-ftparchive")
+            .current_dir(debian)
+            .args([
+                "-o",
+                "APT::FTPArchive::Release::Origin=Portal",
+                "-o",
+                "APT::FTPArchive::Release::Label=Portal",
+            ])
+            .arg("-o")
+            .arg(format!("APT::FTPArchive::Release::Suite={SUITE}"))
+            .arg("-o")
+            .arg(format!("APT::FTPArchive::Release::Codename={SUITE}"))
+            .arg("-o")
+            .arg(format!("APT::FTPArchive::Release::Architectures={arch}"))
+            .arg("-o")
+            .arg(format!("APT::FTPArchive::Release::Components={COMPONENT}"))
+            .arg("release")
+            .arg(format!("dists/{SUITE}")),
+    )?;
+    fs::write(debian.join(format!("dists/{SUITE}/Release")), release)
+        .map_err(Fail::io("Release"))?;
+    Ok(())
+}
+
+/// Signs `Release` as `InRelease` (clearsigned) and `Release.gpg` (detached).
+pub fn sign_apt_release(debian: &Path, gnupg: &Path) -> Result<(), Fail> {
+    let dists = debian.join(format!("dists/{SUITE}"));
+    cmd_ok(
+        gpg(gnupg)
+            .arg("--clearsign")
+            .arg("-o")
+            .arg(dists.join("InRelease"))
+            .arg(dists.join("Release")),
+    )?;
+    cmd_ok(
+        gpg(gnupg)
+            .args(["--armor", "--detach-sign", "-o"])
+            .arg(dists.join("Release.gpg"))
+            .arg(dists.join("Release")),
+    )?;
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(gnupg)
+        .args(["--kill", "gpg-agent"])
+        .status();
+    Ok(())
+}
+
+/// A private, writable copy of the fixture repository (for tests that tamper with it).
+pub fn copy_repo(f: &Fixtures, dest: &Path) -> Result<(), Fail> {
+    cmd_ok(Command::new("cp").arg("-a").arg(&f.repo_root).arg(dest))
+}

@@ -1,0 +1,256 @@
+//! The test rig: real systemd hosts in throwaway containers, with the sample
+//! portal installed from a real signed repository served over HTTP.
+//!
+//! Shared by the end-to-end tests (`tests/e2e`) and the demo
+//! (`examples/demo.rs`). Nothing here is mocked: systemd, dpkg, rpm, gpg and
+//! the HTTP server are the real programs. When the rig cannot start, tests
+//! fail with the reason; they never skip.
+
+#![allow(dead_code)]
+
+pub mod container;
+pub mod fixtures;
+pub mod host;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub use container::{Bind, Container};
+pub use fixtures::Fixtures;
+
+/// A rig failure: a message with everything needed to see what went wrong.
+#[derive(Clone, Debug)]
+pub struct Fail(pub String);
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Fail {}
+
+impl Fail {
+    /// Wraps an io::Error with what was being done.
+    pub fn io(what: &'static str) -> impl Fn(std::io::Error) -> Fail {
+        move |e| Fail(format!("{what}: {e}"))
+    }
+}
+
+/// The first `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs a host command; fails with its output unless it exits 0.
+pub fn cmd_ok(cmd: &mut Command) -> Result<(), Fail> {
+    cmd_stdout(cmd).map(|_| ())
+}
+
+/// Runs a host command and returns its stdout; fails unless it exits 0.
+pub fn cmd_stdout(cmd: &mut Command) -> Result<String, Fail> {
+    let out = cmd
+        .output()
+        .map_err(|e| Fail(format!("{cmd:?}: cannot run: {e}")))?;
+    if !out.status.success() {
+        return Err(Fail(format!(
+            "{cmd:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Where the upkeep binary sits inside the containers.
+pub const UPKEEP: &str = "/usr/local/sbin/upkeep";
+/// Where the repository is served inside the containers.
+pub const REPO_URL: &str = "http://127.0.0.1:8080/debian";
+/// The portal's readiness URL inside the containers.
+pub const READY_URL: &str = "http://127.0.0.1:3001/ready";
+/// A licence key planted in the portal's config (a secret upkeep must never print).
+pub const LICENSE_KEY: &str = "LIC-7f3a9c1e-planted-secret";
+
+/// What a portal host starts from.
+pub struct HostSpec {
+    /// Host directory served as the repository root (defaults to the fixtures').
+    pub repo_root: Option<PathBuf>,
+    /// The upkeep binary to bind into the container.
+    pub upkeep: PathBuf,
+}
+
+/// A container with the repository served, upkeep configured, and (after
+/// [`PortalHost::install`]) the portal running.
+pub struct PortalHost {
+    /// The container.
+    pub c: Container,
+    /// The fixtures it was built from.
+    pub f: &'static Fixtures,
+}
+
+impl PortalHost {
+    /// Boots a container, serves the repository on 127.0.0.1:8080 inside it
+    /// and writes upkeep's configuration.
+    pub fn boot(spec: HostSpec) -> Result<PortalHost, Fail> {
+        let f = fixtures::get()?;
+        let repo = spec.repo_root.unwrap_or_else(|| f.repo_root.clone());
+        let c = Container::boot(&[
+            Bind {
+                host: repo,
+                guest: "/srv/repo".into(),
+                read_only: true,
+            },
+            Bind {
+                host: spec.upkeep,
+                guest: UPKEEP.into(),
+                read_only: true,
+            },
+            Bind {
+                host: f.dir.join("debs"),
+                guest: "/srv/debs".into(),
+                read_only: true,
+            },
+        ])?;
+        c.run(&[
+            "systemd-run",
+            "--unit=fixture-repo",
+            "--quiet",
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            "/srv/repo",
+        ])?;
+        c.wait_for(
+            &["curl", "-sf", "-o", "/dev/null", &format!("{REPO_URL}/")],
+            Duration::from_secs(10),
+        )?;
+        let key = std::fs::read(&f.keyring).map_err(Fail::io("keyring"))?;
+        c.write("/etc/upkeep/keys/portal.asc", key, 0o644)?;
+        c.write("/etc/upkeep/upkeep.toml", upkeep_toml(), 0o644)?;
+        Ok(PortalHost { c, f })
+    }
+
+    /// Installs a portal version with dpkg from the served packages, writes
+    /// its config with a licence key, and waits until it is ready.
+    pub fn install(&self, version: &str) -> Result<(), Fail> {
+        let deb = self.f.deb(version);
+        let name = deb
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Fail("deb name".into()))?;
+        self.c.run(&["dpkg", "-i", &format!("/srv/debs/{name}")])?;
+        let conf = self.c.read("/opt/portal/portal.conf")?;
+        let mut json: serde_json::Value = serde_json::from_str(&conf)
+            .map_err(|e| Fail(format!("packaged portal.conf is not JSON: {e}")))?;
+        json["LicenseKey"] = serde_json::Value::String(LICENSE_KEY.into());
+        let text = serde_json::to_string_pretty(&json).expect("json");
+        self.c.write("/opt/portal/portal.conf", text, 0o640)?;
+        self.c.run(&["systemctl", "restart", "portal.service"])?;
+        self.wait_ready(Duration::from_secs(30))?;
+        Ok(())
+    }
+
+    /// Waits until `/ready` answers 200; returns its body.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<serde_json::Value, Fail> {
+        let body = self.c.wait_for(&["curl", "-sf", READY_URL], timeout)?;
+        serde_json::from_str(&body).map_err(|e| Fail(format!("/ready body {body:?}: {e}")))
+    }
+
+    /// The version `/ready` reports now (None when it does not answer 200).
+    pub fn ready_version(&self) -> Option<String> {
+        let out = self.c.exec(&["curl", "-sf", READY_URL]).ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["version"].as_str().map(str::to_string)
+    }
+
+    /// The version dpkg has installed, if any.
+    pub fn dpkg_version(&self) -> Option<String> {
+        let out = self
+            .c
+            .exec(&["dpkg-query", "-W", "-f=${Status} ${Version}", "portal"])
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.strip_prefix("install ok installed ")
+            .map(str::to_string)
+    }
+
+    /// `systemctl is-active` of the portal unit.
+    pub fn unit_state(&self) -> String {
+        self.c
+            .exec(&["systemctl", "is-active", "portal.service"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Runs upkeep inside the container with `args`.
+    pub fn upkeep(&self, args: &[&str]) -> Result<std::process::Output, Fail> {
+        let mut argv = vec![UPKEEP];
+        argv.extend_from_slice(args);
+        self.c.exec(&argv)
+    }
+}
+
+/// upkeep's configuration for the fixture portal.
+pub fn upkeep_toml() -> String {
+    format!(
+        r#"# upkeep configuration for the sample portal (written by the test rig)
+[targets.portal]
+package = "portal"
+services = ["portal.service"]
+config_files = ["/opt/portal/portal.conf"]
+backup_paths = ["/opt/portal/themes"]
+
+[targets.portal.repository]
+type = "apt"
+url = "{REPO_URL}"
+suite = "{suite}"
+component = "{component}"
+keyring = "/etc/upkeep/keys/portal.asc"
+
+[targets.portal.database]
+type = "portal-conf"
+
+[targets.portal.health]
+url = "{READY_URL}"
+timeout = "60s"
+log_errors = ["failed to migrate database"]
+"#,
+        suite = fixtures::SUITE,
+        component = fixtures::COMPONENT,
+    )
+}
+
+/// The upkeep binary cargo built for the tests (or the demo).
+pub fn upkeep_binary() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_upkeep") {
+        return PathBuf::from(p);
+    }
+    fixtures::project_dir().join("target/debug/upkeep")
+}
+
+/// Output as text, for messages.
+pub fn show(out: &std::process::Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// True when `path` exists (helper for readable assertions).
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
