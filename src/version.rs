@@ -20,6 +20,10 @@ pub struct PkgVersion {
 impl PkgVersion {
     /// Parses a Debian version.
     pub fn deb(text: &str) -> Result<PkgVersion, VersionError> {
+        check_deb_syntax(text.trim()).map_err(|reason| VersionError {
+            text: text.to_string(),
+            reason: reason.to_string(),
+        })?;
         let deb = debversion::Version::from_str(text.trim()).map_err(|e| VersionError {
             text: text.to_string(),
             reason: format!("{e:?}"),
@@ -60,6 +64,41 @@ impl PkgVersion {
         }
         self.upstream() == wanted
     }
+}
+
+/// dpkg's syntax rules, which the ordering crate does not enforce: a numeric
+/// epoch, an upstream part starting with a digit, and only the characters
+/// dpkg allows.
+fn check_deb_syntax(text: &str) -> Result<(), &'static str> {
+    if text.is_empty() {
+        return Err("empty version");
+    }
+    let rest = match text.split_once(':') {
+        Some((epoch, rest)) => {
+            if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("epoch is not a number");
+            }
+            rest
+        }
+        None => text,
+    };
+    let (upstream, revision) = match rest.rsplit_once('-') {
+        Some((u, r)) => (u, Some(r)),
+        None => (rest, None),
+    };
+    if !upstream.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err("version does not start with a digit");
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || ".+~-:".contains(c);
+    if !upstream.chars().all(ok) {
+        return Err("invalid character in version");
+    }
+    if let Some(r) = revision
+        && (r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || ".+~".contains(c)))
+    {
+        return Err("invalid revision");
+    }
+    Ok(())
 }
 
 /// The upstream part of a Debian version string.
@@ -154,5 +193,9 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert!(PkgVersion::deb("").is_err());
         assert!(PkgVersion::deb("abc:def").is_err());
+        assert!(PkgVersion::deb("a1.0").is_err());
+        assert!(PkgVersion::deb("1.0 beta").is_err());
+        assert!(PkgVersion::deb("1.0-").is_err());
+        assert!(PkgVersion::deb("1:2.0-a-b").is_ok());
     }
 }
