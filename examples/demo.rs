@@ -46,19 +46,29 @@ fn demo() -> Result<(), rig::Fail> {
             .args(["build", "--quiet", "--bin", "upkeep", "--manifest-path"])
             .arg(rig::fixtures::project_dir().join("Cargo.toml")),
     )?;
-    banner("preparing the rig: host packages, root filesystem, sample portal packages, signed repository");
+    banner(
+        "preparing the rig: host packages, root filesystem, sample portal packages, signed repository",
+    );
     rig::host::prepare()?;
     let f = rig::fixtures::get()?;
     println!(
         "portal releases in the repository: {}",
-        f.releases.iter().map(|r| r.deb_version()).collect::<Vec<_>>().join(", ")
+        f.releases
+            .iter()
+            .map(|r| r.deb_version())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     banner("booting a throwaway systemd host and installing portal 1.0.0 from the repository");
     let h = PortalHost::boot(HostSpec {
         repo_root: None,
         upkeep: rig::upkeep_binary(),
     })?;
-    println!("container {} (PID 1 = host pid {})", h.c.name(), h.c.leader());
+    println!(
+        "container {} (PID 1 = host pid {})",
+        h.c.name(),
+        h.c.leader()
+    );
     h.install("1.0.0")?;
     shown(&h, &["systemctl", "is-active", "portal.service"])?;
     shown(&h, &["curl", "-s", rig::READY_URL])?;

@@ -53,7 +53,14 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Check(t) => check(g, &settings, t.target.as_deref()).await,
         Command::Versions(t) => versions(g, &settings, t.target.as_deref()).await,
         Command::Upgrade(u) => {
-            upgrade(g, &settings, u.to.target.as_deref(), u.to.to.as_deref(), u.dry_run).await
+            upgrade(
+                g,
+                &settings,
+                u.to.target.as_deref(),
+                u.to.to.as_deref(),
+                u.dry_run,
+            )
+            .await
         }
         Command::Status(t) => status(g, &settings, t.target.as_deref()).await,
         Command::History(h) => match &h.show {
@@ -77,7 +84,11 @@ fn http_for(target: &Target) -> Result<Http, Error> {
 }
 
 /// Everything the repository offers for the target, newest first.
-async fn fetch_candidates(target: &Target, http: &Http, arch: &str) -> Result<Vec<Candidate>, Error> {
+async fn fetch_candidates(
+    target: &Target,
+    http: &Http,
+    arch: &str,
+) -> Result<Vec<Candidate>, Error> {
     let repo = &target.repository;
     let keyring = match (&repo.keyring, repo.allow_unsigned) {
         (Some(path), _) => Some(
@@ -94,7 +105,8 @@ async fn fetch_candidates(target: &Target, http: &Http, arch: &str) -> Result<Ve
     };
     match &repo.kind {
         RepoKind::Apt { suite, component } => {
-            let apt = AptRepository::new(http, &repo.url, suite, component.as_deref(), keyring, arch);
+            let apt =
+                AptRepository::new(http, &repo.url, suite, component.as_deref(), keyring, arch);
             apt.candidates(&target.package)
                 .await
                 .with_context(|| format!("repository {}", repo.url))
@@ -160,7 +172,11 @@ async fn check(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult
             installed.as_deref().unwrap_or("none installed")
         );
     }
-    Ok(if update { exit::UPDATE_AVAILABLE } else { exit::OK })
+    Ok(if update {
+        exit::UPDATE_AVAILABLE
+    } else {
+        exit::OK
+    })
 }
 
 async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
@@ -194,7 +210,11 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
             println!(
                 "{:<20} {}",
                 r["version"].as_str().unwrap_or_default(),
-                if marks.is_empty() { String::new() } else { format!("[{}]", marks.join(", ")) }
+                if marks.is_empty() {
+                    String::new()
+                } else {
+                    format!("[{}]", marks.join(", "))
+                }
             );
         }
     }
@@ -353,8 +373,17 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
         None => (None, None),
     };
     let last = last.map(|r| public_run(r, lock_held));
-    let interrupted = unfinished.filter(|_| !lock_held).map(|r| public_run(r, false));
-    let next_step = next_step(target, installed.as_ref(), &services, last.as_ref(), interrupted.as_ref(), lock_held);
+    let interrupted = unfinished
+        .filter(|_| !lock_held)
+        .map(|r| public_run(r, false));
+    let next_step = next_step(
+        target,
+        installed.as_ref(),
+        &services,
+        last.as_ref(),
+        interrupted.as_ref(),
+        lock_held,
+    );
     if g.json {
         print_json(&json!({
             "target": target.name,
@@ -369,7 +398,10 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
     println!("target:    {} (package {})", target.name, target.package);
     match &installed {
         Some(i) if i.configured => println!("installed: {}", i.version),
-        Some(i) => println!("installed: {} — {} (not fully installed)", i.version, i.status),
+        Some(i) => println!(
+            "installed: {} — {} (not fully installed)",
+            i.version, i.status
+        ),
         None => println!("installed: nothing"),
     }
     for s in &services {
@@ -384,15 +416,33 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
             r.to.as_deref().unwrap_or("?"),
             r.outcome.as_deref().unwrap_or("running"),
             r.finished_at.as_deref().unwrap_or(&r.started_at),
-            r.message.as_deref().map(|m| format!("\n           {m}")).unwrap_or_default()
+            r.message
+                .as_deref()
+                .map(|m| format!("\n           {m}"))
+                .unwrap_or_default()
         ),
         None => println!("last run:  none"),
     }
     if let Some(r) = &interrupted {
-        let at = r.steps.last().map(|s| format!("{} ({})", s.name, s.status)).unwrap_or_else(|| "before its first step".into());
-        println!("interrupted: run #{} {} → {}, stopped at {}", r.id, r.kind, r.to.as_deref().unwrap_or("?"), at);
+        let at = r
+            .steps
+            .last()
+            .map(|s| format!("{} ({})", s.name, s.status))
+            .unwrap_or_else(|| "before its first step".into());
+        println!(
+            "interrupted: run #{} {} → {}, stopped at {}",
+            r.id,
+            r.kind,
+            r.to.as_deref().unwrap_or("?"),
+            at
+        );
     }
-    println!("next step: {}", next_step.as_deref().unwrap_or("none: the host is in a known-good state"));
+    println!(
+        "next step: {}",
+        next_step
+            .as_deref()
+            .unwrap_or("none: the host is in a known-good state")
+    );
     Ok(exit::OK)
 }
 
@@ -418,7 +468,10 @@ fn next_step(
         return Some("wait: an upkeep run is in progress".into());
     }
     if let Some(r) = interrupted {
-        return Some(format!("upkeep recover {}  (run #{} was interrupted)", target.name, r.id));
+        return Some(format!(
+            "upkeep recover {}  (run #{} was interrupted)",
+            target.name, r.id
+        ));
     }
     if let Some(i) = installed
         && !i.configured
@@ -435,7 +488,11 @@ fn next_step(
             s.unit,
             s.active_state,
             s.unit,
-            if failed_run { " (the last run failed; see `upkeep history`)" } else { "" }
+            if failed_run {
+                " (the last run failed; see `upkeep history`)"
+            } else {
+                ""
+            }
         ));
     }
     None
@@ -447,7 +504,11 @@ fn history(g: &Global, settings: &Settings, name: Option<&str>, limit: u32) -> C
     }
     let lock_held = Lock::is_held(&settings.lock_file);
     let runs: Vec<Run> = match History::open_existing(&settings.state_dir)? {
-        Some(h) => h.runs(name, limit)?.into_iter().map(|r| public_run(r, lock_held)).collect(),
+        Some(h) => h
+            .runs(name, limit)?
+            .into_iter()
+            .map(|r| public_run(r, lock_held))
+            .collect(),
         None => Vec::new(),
     };
     if g.json {
@@ -489,7 +550,10 @@ fn print_run(r: &Run) {
         r.to.as_deref().unwrap_or("?"),
         r.outcome.as_deref().unwrap_or("running"),
         r.started_at,
-        r.finished_at.as_deref().map(|f| format!(", finished {f}")).unwrap_or_default()
+        r.finished_at
+            .as_deref()
+            .map(|f| format!(", finished {f}"))
+            .unwrap_or_default()
     );
     if let Some(m) = &r.message {
         println!("    {m}");
@@ -501,7 +565,10 @@ fn print_run(r: &Run) {
             s.name,
             s.status,
             s.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
-            s.error.as_deref().map(|e| format!("  {e}")).unwrap_or_default()
+            s.error
+                .as_deref()
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default()
         );
     }
 }

@@ -188,7 +188,10 @@ mod tests {
         let c = Cli::try_parse_from(["upkeep", "history", "show", "7"]).unwrap();
         assert!(matches!(
             c.command,
-            Command::History(HistoryArgs { show: Some(HistoryCommand::Show { run: 7 }), .. })
+            Command::History(HistoryArgs {
+                show: Some(HistoryCommand::Show { run: 7 }),
+                ..
+            })
         ));
         let c = Cli::try_parse_from(["upkeep", "history", "portal", "--json"]).unwrap();
         match c.command {

@@ -33,7 +33,9 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// A mutating command run by a non-root user.
-    #[error("upkeep {command} changes the host and must be run as root (try: sudo upkeep {command})")]
+    #[error(
+        "upkeep {command} changes the host and must be run as root (try: sudo upkeep {command})"
+    )]
     NotRoot {
         /// The command that was refused.
         command: &'static str,
@@ -80,7 +82,11 @@ impl From<anyhow::Error> for Error {
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
-        let text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         // Some errors repeat their source in their own message.
         if !parts.last().is_some_and(|p| p.contains(&text)) {
             parts.push(text);
@@ -119,9 +125,6 @@ mod tests {
         assert_eq!(Error::NotRoot { command: "upgrade" }.exit_code(), 1);
         assert_eq!(Error::Locked("x".into()).exit_code(), 6);
         assert_eq!(Error::NotImplemented("rollback").exit_code(), 1);
-        assert_eq!(
-            Error::NeedsAttention(anyhow::anyhow!("x")).exit_code(),
-            5
-        );
+        assert_eq!(Error::NeedsAttention(anyhow::anyhow!("x")).exit_code(), 5);
     }
 }

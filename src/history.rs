@@ -96,7 +96,10 @@ pub struct StepRecord {
 
 /// Now, RFC 3339 UTC with milliseconds.
 pub fn now() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Millisecond).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 impl History {
@@ -132,7 +135,9 @@ impl History {
     }
 
     fn migrate(&mut self) -> anyhow::Result<()> {
-        let version: i64 = self.db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .db
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
             bail!(
                 "schema version {version} is newer than this upkeep knows ({}); use a newer upkeep",
@@ -198,7 +203,11 @@ impl History {
         detail: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
-        let status = if error.is_some() { "failed" } else { "succeeded" };
+        let status = if error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        };
         self.db.execute(
             "UPDATE steps SET status = ?3, finished_at = ?4, duration_ms = ?5, detail = ?6, error = ?7
              WHERE run_id = ?1 AND seq = ?2",
@@ -320,9 +329,18 @@ mod tests {
     fn a_run_and_its_steps_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(dir.path()).unwrap();
-        let run = h.begin_run("portal", "upgrade", Some("1.0.0-1"), Some("2.1.0-1")).unwrap();
+        let run = h
+            .begin_run("portal", "upgrade", Some("1.0.0-1"), Some("2.1.0-1"))
+            .unwrap();
         let s1 = h.begin_step(run, "download").unwrap();
-        h.end_step(run, s1, 12, Some(&serde_json::json!({"sha256": "ab"})), None).unwrap();
+        h.end_step(
+            run,
+            s1,
+            12,
+            Some(&serde_json::json!({"sha256": "ab"})),
+            None,
+        )
+        .unwrap();
         let s2 = h.begin_step(run, "stop").unwrap();
         assert_eq!((s1, s2), (1, 2));
         assert!(h.unfinished_run("portal").unwrap().is_some());

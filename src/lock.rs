@@ -29,7 +29,9 @@ impl Lock {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|e| Error::Failed(anyhow::anyhow!("cannot open lock {}: {e}", path.display())))?;
+            .map_err(|e| {
+                Error::Failed(anyhow::anyhow!("cannot open lock {}: {e}", path.display()))
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -39,11 +41,18 @@ impl Lock {
                 return Err(Error::Locked(format!(
                     "another upkeep run holds the lock {}{}; wait for it to finish",
                     path.display(),
-                    if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    }
                 )));
             }
             Err(TryLockError::Error(e)) => {
-                return Err(Error::Failed(anyhow::anyhow!("cannot lock {}: {e}", path.display())));
+                return Err(Error::Failed(anyhow::anyhow!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
             }
         }
         // Best effort: the pid is only for messages.
@@ -51,7 +60,10 @@ impl Lock {
         let _ = file.rewind();
         let _ = writeln!(file, "{}", std::process::id());
         let _ = file.sync_data();
-        Ok(Lock { _file: file, path: path.to_path_buf() })
+        Ok(Lock {
+            _file: file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Whether some process holds the lock at `path` now.
@@ -80,7 +92,10 @@ mod tests {
         assert!(Lock::is_held(&path));
         let e = Lock::acquire(&path).unwrap_err();
         assert_eq!(e.exit_code(), 6);
-        assert!(e.to_string().contains(&std::process::id().to_string()), "{e}");
+        assert!(
+            e.to_string().contains(&std::process::id().to_string()),
+            "{e}"
+        );
         drop(held);
         assert!(!Lock::is_held(&path));
         assert!(Lock::acquire(&path).is_ok());

@@ -60,7 +60,13 @@ impl Systemd {
     }
 
     /// Queues a job with `queue` and waits for its JobRemoved; returns the result.
-    async fn run_job<F, Fut>(&self, what: &str, unit: &str, timeout: Duration, queue: F) -> anyhow::Result<()>
+    async fn run_job<F, Fut>(
+        &self,
+        what: &str,
+        unit: &str,
+        timeout: Duration,
+        queue: F,
+    ) -> anyhow::Result<()>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = zbus::Result<zbus::OwnedObjectPath>>,

@@ -94,7 +94,10 @@ fn check_deb_syntax(text: &str) -> Result<(), &'static str> {
         return Err("invalid character in version");
     }
     if let Some(r) = revision
-        && (r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || ".+~".contains(c)))
+        && (r.is_empty()
+            || !r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~".contains(c)))
     {
         return Err("invalid revision");
     }

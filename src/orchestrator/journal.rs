@@ -45,7 +45,9 @@ impl<'a> Journal<'a> {
         let result = step.await;
         let ms = started.elapsed().as_millis() as u64;
         match &result {
-            Ok(detail) => self.history.end_step(self.run, seq, ms, Some(detail), None)?,
+            Ok(detail) => self
+                .history
+                .end_step(self.run, seq, ms, Some(detail), None)?,
             Err(e) => {
                 self.history
                     .end_step(self.run, seq, ms, None, Some(&crate::error::one_line(e)))?
@@ -58,6 +60,8 @@ impl<'a> Journal<'a> {
     pub fn finish(&self, outcome: &str, message: Option<&str>) -> Result<(), Error> {
         self.history
             .finish_run(self.run, outcome, message)
-            .map_err(|e| Error::NeedsAttention(e.context("cannot record the outcome in the history")))
+            .map_err(|e| {
+                Error::NeedsAttention(e.context("cannot record the outcome in the history"))
+            })
     }
 }

@@ -117,9 +117,9 @@ pub fn choose(
                         .join(", ")
                 ))
             })?,
-        None => candidates
-            .first()
-            .ok_or_else(|| Error::Failed(anyhow!("the repository offers no version of the package")))?,
+        None => candidates.first().ok_or_else(|| {
+            Error::Failed(anyhow!("the repository offers no version of the package"))
+        })?,
     };
     if let Some(i) = installed
         && i.configured
@@ -170,7 +170,13 @@ pub async fn upgrade<S: ServiceManager, P: PackageManager>(
 ) -> Result<Report, Error> {
     let from = plan.installed.as_ref().map(|i| i.version.clone());
     let to = plan.candidate.version.to_string();
-    let journal = Journal::begin(sys.history, &target.name, "upgrade", from.as_deref(), Some(&to))?;
+    let journal = Journal::begin(
+        sys.history,
+        &target.name,
+        "upgrade",
+        from.as_deref(),
+        Some(&to),
+    )?;
     let mut package: Option<PathBuf> = None;
     let mut stopped_at: Option<std::time::Instant> = None;
     let mut downtime_ms = 0;
@@ -344,15 +350,25 @@ mod tests {
     #[test]
     fn newest_is_chosen_unless_already_installed() {
         let c = vec![cand("2.1.0-1"), cand("1.0.0-1")];
-        let chosen = choose(&c, Some(&installed("1.0.0-1", true)), None).unwrap().unwrap();
+        let chosen = choose(&c, Some(&installed("1.0.0-1", true)), None)
+            .unwrap()
+            .unwrap();
         assert_eq!(chosen.version.as_str(), "2.1.0-1");
-        assert!(choose(&c, Some(&installed("2.1.0-1", true)), None).unwrap().is_none());
+        assert!(
+            choose(&c, Some(&installed("2.1.0-1", true)), None)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn a_half_installed_package_is_not_up_to_date() {
         let c = vec![cand("2.1.0-1")];
-        assert!(choose(&c, Some(&installed("2.1.0-1", false)), None).unwrap().is_some());
+        assert!(
+            choose(&c, Some(&installed("2.1.0-1", false)), None)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]

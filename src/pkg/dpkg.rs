@@ -63,7 +63,11 @@ impl PackageManager for Dpkg {
             String::from_utf8_lossy(&out.stderr)
         );
         if !out.status.success() {
-            let last = output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = output
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             bail!("dpkg -i {} failed ({}): {last}", file.display(), out.status);
         }
         Ok(InstallReport { output })
@@ -97,23 +101,32 @@ mod tests {
 
     #[test]
     fn installed_package() {
-        let i = parse_query("install ok installed\t1.0.0-1\n").unwrap().unwrap();
+        let i = parse_query("install ok installed\t1.0.0-1\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(i.version, "1.0.0-1");
         assert!(i.configured);
     }
 
     #[test]
     fn half_configured_package_is_installed_but_not_configured() {
-        let i = parse_query("install ok half-configured\t2.0.0-1\n").unwrap().unwrap();
+        let i = parse_query("install ok half-configured\t2.0.0-1\n")
+            .unwrap()
+            .unwrap();
         assert!(!i.configured);
         assert_eq!(i.status, "install ok half-configured");
-        let i = parse_query("install ok unpacked\t2.0.0-1\n").unwrap().unwrap();
+        let i = parse_query("install ok unpacked\t2.0.0-1\n")
+            .unwrap()
+            .unwrap();
         assert!(!i.configured);
     }
 
     #[test]
     fn removed_or_unknown_package_is_not_installed() {
-        assert_eq!(parse_query("deinstall ok config-files\t1.0.0-1\n").unwrap(), None);
+        assert_eq!(
+            parse_query("deinstall ok config-files\t1.0.0-1\n").unwrap(),
+            None
+        );
         assert_eq!(parse_query("unknown ok not-installed\t\n").unwrap(), None);
         assert_eq!(parse_query("").unwrap(), None);
     }

@@ -86,9 +86,13 @@ impl<'a> AptRepository<'a> {
                         let release_url = dir.join("Release")?;
                         let release = self.http.get(&release_url, INDEX_LIMIT).await?;
                         let sig_url = dir.join("Release.gpg")?;
-                        let sig = self.http.get(&sig_url, 1024 * 1024).await.with_context(
-                            || format!("{release_url} has no InRelease and no Release.gpg"),
-                        )?;
+                        let sig =
+                            self.http
+                                .get(&sig_url, 1024 * 1024)
+                                .await
+                                .with_context(|| {
+                                    format!("{release_url} has no InRelease and no Release.gpg")
+                                })?;
                         openpgp::verify_detached(keyring, &release, &sig, SystemTime::now())
                             .with_context(|| format!("{sig_url}: signature check failed"))?;
                         release
@@ -338,7 +342,9 @@ fn check_relative(filename: &str) -> anyhow::Result<()> {
         || filename.starts_with('/')
         || filename.contains("://")
         || filename.contains('\\')
-        || filename.split('/').any(|part| part == ".." || part.is_empty());
+        || filename
+            .split('/')
+            .any(|part| part == ".." || part.is_empty());
     if bad {
         bail!("Packages index: refusing Filename {filename:?}: it must stay inside the repository");
     }
@@ -396,8 +402,18 @@ SHA256:
     #[test]
     fn packages_keeps_the_package_for_host_arch_and_all() {
         let text = [
-            para("portal", "1.0.0-1", "amd64", "pool/p/portal_1.0.0-1_amd64.deb"),
-            para("portal", "2.0.0-1", "arm64", "pool/p/portal_2.0.0-1_arm64.deb"),
+            para(
+                "portal",
+                "1.0.0-1",
+                "amd64",
+                "pool/p/portal_1.0.0-1_amd64.deb",
+            ),
+            para(
+                "portal",
+                "2.0.0-1",
+                "arm64",
+                "pool/p/portal_2.0.0-1_arm64.deb",
+            ),
             para("portal", "1.1.0-1", "all", "pool/p/portal_1.1.0-1_all.deb"),
             para("other", "9.0-1", "amd64", "pool/o/other.deb"),
         ]

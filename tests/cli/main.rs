@@ -74,9 +74,20 @@ fn unreachable_repository_is_a_one_line_error_with_exit_1() {
     let main = dir.path().join("upkeep.toml");
     let key = dir.path().join("key.asc");
     std::fs::write(&key, "").unwrap();
-    std::fs::write(&main, VALID.replace("/etc/upkeep/keys/portal.asc", &key.display().to_string()).replace("keyring", "allow_unsigned = true\n# keyring")).unwrap();
+    std::fs::write(
+        &main,
+        VALID
+            .replace("/etc/upkeep/keys/portal.asc", &key.display().to_string())
+            .replace("keyring", "allow_unsigned = true\n# keyring"),
+    )
+    .unwrap();
     let out = upkeep(&main, &["check"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(errors.len(), 1, "{err}");

@@ -28,8 +28,14 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 
 /// The start time of the unit's main process: changes whenever it restarts.
 fn main_start(h: &PortalHost) -> String {
-    h.c.run(&["systemctl", "show", "-p", "ExecMainStartTimestampMonotonic,MainPID", "portal.service"])
-        .unwrap()
+    h.c.run(&[
+        "systemctl",
+        "show",
+        "-p",
+        "ExecMainStartTimestampMonotonic,MainPID",
+        "portal.service",
+    ])
+    .unwrap()
 }
 
 #[test]
@@ -53,7 +59,10 @@ fn upgrade_takes_the_portal_from_1_0_0_to_the_newest_version() {
     // The portal itself reports the new version, and so does dpkg.
     let ready = h.wait_ready(Duration::from_secs(10)).unwrap();
     assert_eq!(ready["version"], newest.version.as_str(), "{ready}");
-    assert_eq!(h.dpkg_version().as_deref(), Some(newest.deb_version().as_str()));
+    assert_eq!(
+        h.dpkg_version().as_deref(),
+        Some(newest.deb_version().as_str())
+    );
     assert_eq!(h.unit_state(), "active");
 
     // The history has the run and each of its steps, with timings.
@@ -65,15 +74,31 @@ fn upgrade_takes_the_portal_from_1_0_0_to_the_newest_version() {
     assert_eq!(run["from"], "1.0.0-1");
     assert_eq!(run["to"], newest.deb_version());
     assert_eq!(run["outcome"], "succeeded");
-    let steps: Vec<&str> = run["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["download", "stop", "install", "reload", "start", "health", "commit"]);
+    let steps: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "download", "stop", "install", "reload", "start", "health", "commit"
+        ]
+    );
     for s in run["steps"].as_array().unwrap() {
         assert_eq!(s["status"], "succeeded", "{s}");
         assert!(s["duration_ms"].is_u64(), "{s}");
     }
     // The package in the cache is the verified one.
-    let sha = run["steps"][0]["detail"]["sha256"].as_str().unwrap().to_string();
-    assert!(h.c.path(&format!("/var/cache/upkeep/packages/portal/{sha}.deb")).exists());
+    let sha = run["steps"][0]["detail"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        h.c.path(&format!("/var/cache/upkeep/packages/portal/{sha}.deb"))
+            .exists()
+    );
 
     let status = json(&h.upkeep(&["status", "--json"]).unwrap());
     assert_eq!(status["installed"], newest.deb_version());
@@ -85,10 +110,16 @@ fn upgrade_takes_the_portal_from_1_0_0_to_the_newest_version() {
 
     let text = h.upkeep(&["status"]).unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains(&format!("installed: {}", newest.deb_version())), "{text}");
+    assert!(
+        text.contains(&format!("installed: {}", newest.deb_version())),
+        "{text}"
+    );
     let check = h.upkeep(&["check", "--quiet"]).unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", show(&check));
-    assert!(check.stdout.is_empty(), "check --quiet must print nothing when up to date");
+    assert!(
+        check.stdout.is_empty(),
+        "check --quiet must print nothing when up to date"
+    );
 
     // Secrets stay out of everything upkeep printed or stored.
     for out in [&up, &check] {
@@ -110,7 +141,10 @@ fn upgrade_at_the_newest_version_says_so_and_changes_nothing() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("already installed"), "{}", show(&out));
     assert_eq!(main_start(&h), before, "the unit was restarted");
-    assert!(!h.c.path("/var/lib/upkeep/history.db").exists(), "a no-op must not create state");
+    assert!(
+        !h.c.path("/var/lib/upkeep/history.db").exists(),
+        "a no-op must not create state"
+    );
 }
 
 #[test]
@@ -136,7 +170,11 @@ fn package_with_a_wrong_sha256_is_refused_before_the_unit_stops() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SHA-256 mismatch"), "{}", show(&out));
-    assert_eq!(err.trim().lines().count(), 1, "one-line error expected:\n{err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one-line error expected:\n{err}"
+    );
     assert_eq!(h.unit_state(), "active");
     assert_eq!(main_start(&h), before, "the unit was stopped or restarted");
     assert_eq!(h.dpkg_version().as_deref(), Some("1.0.0-1"));
@@ -144,10 +182,16 @@ fn package_with_a_wrong_sha256_is_refused_before_the_unit_stops() {
     let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
     assert_eq!(hist["runs"][0]["outcome"], "failed");
     let steps = hist["runs"][0]["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 1, "nothing after the download may run: {hist:#}");
+    assert_eq!(
+        steps.len(),
+        1,
+        "nothing after the download may run: {hist:#}"
+    );
     // Nothing unverified is left in the cache.
     let cache = h.c.path("/var/cache/upkeep/packages/portal");
-    let left: Vec<_> = std::fs::read_dir(&cache).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&cache)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "cache holds {left:?}");
 }
 
@@ -156,9 +200,17 @@ fn non_root_upgrade_is_refused_and_changes_nothing() {
     let h = host();
     h.install("1.0.0").unwrap();
     let before = main_start(&h);
-    let out = h
-        .c
-        .exec(&["runuser", "-u", "nobody", "--", rig::UPKEEP, "upgrade", "portal", "--yes"])
+    let out =
+        h.c.exec(&[
+            "runuser",
+            "-u",
+            "nobody",
+            "--",
+            rig::UPKEEP,
+            "upgrade",
+            "portal",
+            "--yes",
+        ])
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -168,7 +220,9 @@ fn non_root_upgrade_is_refused_and_changes_nothing() {
     assert_eq!(h.dpkg_version().as_deref(), Some("1.0.0-1"));
     assert!(!h.c.path("/var/lib/upkeep/history.db").exists());
     // Read-only commands work for anyone.
-    let out = h.c.exec(&["runuser", "-u", "nobody", "--", rig::UPKEEP, "check"]).unwrap();
+    let out =
+        h.c.exec(&["runuser", "-u", "nobody", "--", rig::UPKEEP, "check"])
+            .unwrap();
     assert_eq!(out.status.code(), Some(100), "{}", show(&out));
 }
 
@@ -179,7 +233,11 @@ fn upgrade_without_a_terminal_and_without_yes_changes_nothing() {
     let before = main_start(&h);
     let out = h.upkeep(&["upgrade"]).unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--yes"),
+        "{}",
+        show(&out)
+    );
     assert_eq!(main_start(&h), before);
     assert_eq!(h.dpkg_version().as_deref(), Some("1.0.0-1"));
 }

@@ -244,7 +244,10 @@ fn stage_release(r: &Release, portal: &Path, root: &Path) -> Result<(), Fail> {
     }
     fs::write(
         opt.join("themes/default/theme.css"),
-        format!("/* portal {} default theme */\nbody {{ color: #333; }}\n", r.version),
+        format!(
+            "/* portal {} default theme */\nbody {{ color: #333; }}\n",
+            r.version
+        ),
     )
     .map_err(Fail::io("stage theme"))?;
     fs::write(root.join("lib/systemd/system/portal.service"), UNIT).map_err(Fail::io("unit"))?;
@@ -275,7 +278,8 @@ fn build_deb(r: &Release, portal: &Path, arch: &str, out: &Path) -> Result<(), F
         ),
     )
     .map_err(Fail::io("control"))?;
-    fs::write(debian.join("conffiles"), "/opt/portal/portal.conf\n").map_err(Fail::io("conffiles"))?;
+    fs::write(debian.join("conffiles"), "/opt/portal/portal.conf\n")
+        .map_err(Fail::io("conffiles"))?;
     for (name, text) in [("postinst", POSTINST), ("prerm", PRERM)] {
         fs::write(debian.join(name), text).map_err(Fail::io("maintainer script"))?;
         host::set_mode(&debian.join(name), 0o755)?;
@@ -340,7 +344,9 @@ if [ $1 -eq 0 ]; then systemctl stop portal.service >/dev/null 2>&1 || :; fi
             .arg("_build_id_links none")
             .arg(&spec_path),
     )?;
-    let rpm_arch = cmd_stdout(Command::new("uname").arg("-m"))?.trim().to_string();
+    let rpm_arch = cmd_stdout(Command::new("uname").arg("-m"))?
+        .trim()
+        .to_string();
     let name = format!("{PACKAGE}-{}-1.{rpm_arch}.rpm", r.version);
     let built = top.path().join("top/RPMS").join(&rpm_arch).join(&name);
     fs::create_dir_all(out_dir).map_err(Fail::io("rpm out dir"))?;
@@ -392,7 +398,11 @@ pub fn write_apt_indices(debian: &Path, arch: &str) -> Result<(), Fail> {
             .args(["packages", "pool"]),
     )?;
     fs::write(bin.join("Packages"), &packages).map_err(Fail::io("Packages"))?;
-    cmd_ok(Command::new("gzip").args(["-9nkf"]).arg(bin.join("Packages")))?;
+    cmd_ok(
+        Command::new("gzip")
+            .args(["-9nkf"])
+            .arg(bin.join("Packages")),
+    )?;
     cmd_ok(Command::new("xz").args(["-kf"]).arg(bin.join("Packages")))?;
     let release = cmd_stdout(
         Command::new("apt-ftparchive")
