@@ -108,7 +108,9 @@ impl<'a> AptRepository<'a> {
             }
         };
         let text = String::from_utf8(text).context("Release file is not UTF-8")?;
-        ReleaseFile::parse(&text).context("invalid Release file")
+        let release = ReleaseFile::parse(&text).context("invalid Release file")?;
+        release.check_fresh(jiff::Timestamp::now())?;
+        Ok(release)
     }
 
     /// Fetches the Packages index named by the Release file, checks its size
@@ -280,6 +282,25 @@ impl ReleaseFile {
     }
 }
 
+impl ReleaseFile {
+    /// Refuses a Release file whose `Valid-Until` has passed: an attacker
+    /// replaying old, validly signed metadata (a freeze attack) is caught here.
+    pub fn check_fresh(&self, now: jiff::Timestamp) -> anyhow::Result<()> {
+        let Some(text) = &self.valid_until else {
+            return Ok(());
+        };
+        let until = jiff::fmt::rfc2822::parse(text)
+            .with_context(|| format!("Release file: unreadable Valid-Until {text:?}"))?
+            .timestamp();
+        if until < now {
+            bail!(
+                "Release file expired at {until} (Valid-Until); the repository is stale or replayed, refusing it"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// One paragraph of a Packages index, for the wanted package.
 #[derive(Clone, Debug)]
 pub struct PackageEntry {
@@ -377,6 +398,20 @@ SHA256:
         assert_eq!(r.sha256.len(), 2);
         assert_eq!(r.sha256[1].path, "main/binary-amd64/Packages.xz");
         assert_eq!(r.sha256[1].size, 567);
+    }
+
+    #[test]
+    fn expired_release_is_refused_and_valid_one_accepted() {
+        let mut r = ReleaseFile::parse(RELEASE).unwrap();
+        let now: jiff::Timestamp = "2026-11-21T10:00:00Z".parse().unwrap();
+        assert!(r.check_fresh(now).is_ok(), "no Valid-Until: fine");
+        r.valid_until = Some("Sat, 21 Nov 2026 09:00:00 +0000".into());
+        let e = r.check_fresh(now).unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
+        r.valid_until = Some("Sun, 22 Nov 2026 09:00:00 UTC".into());
+        assert!(r.check_fresh(now).is_ok());
+        r.valid_until = Some("next tuesday".into());
+        assert!(r.check_fresh(now).is_err());
     }
 
     #[test]

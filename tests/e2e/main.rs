@@ -198,7 +198,7 @@ fn package_with_a_wrong_sha256_is_refused_before_the_unit_stops() {
 #[test]
 fn non_root_upgrade_is_refused_and_changes_nothing() {
     let h = host();
-    h.install("1.0.0").unwrap();
+    h.install_with_dpkg("1.0.0").unwrap();
     let before = main_start(&h);
     let out =
         h.c.exec(&[

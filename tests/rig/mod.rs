@@ -139,15 +139,59 @@ impl PortalHost {
         Ok(PortalHost { c, f })
     }
 
-    /// Installs a portal version with dpkg from the served packages, writes
-    /// its config with a licence key, and waits until it is ready.
+    /// Installs a portal version with real apt-get from the signed
+    /// repository over HTTP (as an operator would), writes its config with a
+    /// licence key, and waits until it is ready.
     pub fn install(&self, version: &str) -> Result<(), Fail> {
+        let release = self
+            .f
+            .releases
+            .iter()
+            .find(|r| r.version == version)
+            .ok_or_else(|| Fail(format!("no fixture release {version}")))?;
+        self.c.write(
+            "/etc/upkeep-rig/apt/portal.sources",
+            format!(
+                "Types: deb\nURIs: {REPO_URL}\nSuites: {}\nComponents: {}\nSigned-By: /etc/upkeep/keys/portal.asc\n",
+                fixtures::SUITE,
+                fixtures::COMPONENT
+            ),
+            0o644,
+        )?;
+        // Only the fixture repository: the container has no other network.
+        let only_fixture = [
+            "-o",
+            "Dir::Etc::SourceList=/dev/null",
+            "-o",
+            "Dir::Etc::SourceParts=/etc/upkeep-rig/apt",
+            "-q",
+        ];
+        let mut update = vec!["apt-get"];
+        update.extend(only_fixture);
+        update.push("update");
+        self.c.run(&update)?;
+        let pin = format!("portal={}", release.deb_version());
+        let mut install = vec!["apt-get"];
+        install.extend(only_fixture);
+        install.extend(["install", "-y", "--no-install-recommends", &pin]);
+        self.c.run(&install)?;
+        self.configure_and_start()
+    }
+
+    /// Installs a portal version with `dpkg -i` of its package file.
+    pub fn install_with_dpkg(&self, version: &str) -> Result<(), Fail> {
         let deb = self.f.deb(version);
         let name = deb
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Fail("deb name".into()))?;
         self.c.run(&["dpkg", "-i", &format!("/srv/debs/{name}")])?;
+        self.configure_and_start()
+    }
+
+    /// Writes the licence key into the installed portal.conf (as the vendor's
+    /// guide asks), restarts the unit and waits until it is ready.
+    fn configure_and_start(&self) -> Result<(), Fail> {
         let conf = self.c.read("/opt/portal/portal.conf")?;
         let mut json: serde_json::Value = serde_json::from_str(&conf)
             .map_err(|e| Fail(format!("packaged portal.conf is not JSON: {e}")))?;
