@@ -61,6 +61,7 @@ fn demo() -> Result<(), rig::Fail> {
     );
     banner("booting a throwaway systemd host and installing portal 1.0.0 from the repository");
     let h = PortalHost::boot(HostSpec {
+        family: rig::Family::Deb,
         repo_root: None,
         upkeep: rig::upkeep_binary(),
     })?;

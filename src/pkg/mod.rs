@@ -3,6 +3,7 @@
 //! tested on fixtures.
 
 pub mod dpkg;
+pub mod rpm;
 
 use std::path::Path;
 

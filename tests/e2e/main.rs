@@ -15,6 +15,7 @@ fn host() -> PortalHost {
 
 fn host_with_repo(repo_root: Option<std::path::PathBuf>) -> PortalHost {
     PortalHost::boot(HostSpec {
+        family: rig::Family::Deb,
         repo_root,
         upkeep: rig::upkeep_binary(),
     })
@@ -240,4 +241,26 @@ fn upgrade_without_a_terminal_and_without_yes_changes_nothing() {
     );
     assert_eq!(main_start(&h), before);
     assert_eq!(h.dpkg_version().as_deref(), Some("1.0.0-1"));
+}
+
+#[test]
+fn rpm_host_runs_the_portal_installed_from_the_yum_repository() {
+    let h = PortalHost::boot(HostSpec {
+        family: rig::Family::Rpm,
+        repo_root: None,
+        upkeep: rig::upkeep_binary(),
+    })
+    .unwrap_or_else(|e| panic!("the rig could not start: {e}"));
+    h.install("1.0.0").unwrap();
+    assert_eq!(h.ready_version().as_deref(), Some("1.0.0"));
+    assert_eq!(h.installed_version().as_deref(), Some("1.0.0-1"));
+    // The repository is signed and served.
+    h.c.run(&[
+        "curl",
+        "-sf",
+        "-o",
+        "/dev/null",
+        &format!("{}/repodata/repomd.xml.asc", rig::YUM_URL),
+    ])
+    .unwrap();
 }

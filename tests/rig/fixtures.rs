@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use super::{Fail, cmd_ok, cmd_stdout, host};
 
 /// Bump when the way fixtures are built changes.
-const FORMAT: &str = "fixtures v1";
+const FORMAT: &str = "fixtures v2";
 /// Package name of the sample product.
 pub const PACKAGE: &str = "portal";
 /// Suite of the fixture APT repository.
@@ -81,7 +81,13 @@ pub struct Fixtures {
     pub releases: Vec<Release>,
     /// `.deb` file of each release, in the same order.
     pub debs: Vec<PathBuf>,
-    /// Directory served over HTTP in the containers; holds `debian/`.
+    /// `.rpm` file of each release, in the same order.
+    pub rpms: Vec<PathBuf>,
+    /// An rpm that provides `/bin/sh` to the (empty) rpm database of a
+    /// Debian container, so that packages with scriptlets install without
+    /// `--nodeps`.
+    pub rpm_base: PathBuf,
+    /// Directory served over HTTP in the containers; holds `debian/` and `rpm/`.
     pub repo_root: PathBuf,
     /// Armored public key that signed the repositories.
     pub keyring: PathBuf,
@@ -143,7 +149,16 @@ fn build() -> Result<Fixtures, Fail> {
         .iter()
         .map(|r| dir.join(format!("debs/{PACKAGE}_{}_{arch}.deb", r.deb_version())))
         .collect();
+    let rpm_arch = cmd_stdout(Command::new("uname").arg("-m"))?
+        .trim()
+        .to_string();
+    let rpms: Vec<PathBuf> = releases
+        .iter()
+        .map(|r| dir.join(format!("rpms/{PACKAGE}-{}-1.{rpm_arch}.rpm", r.version)))
+        .collect();
     let fixtures = Fixtures {
+        rpms,
+        rpm_base: dir.join("rpms/rig-base-provides-1-1.noarch.rpm"),
         repo_root: dir.join("repo"),
         keyring: dir.join("keys/portal.asc"),
         gnupg: dir.join("gnupg"),
@@ -171,6 +186,19 @@ fn build() -> Result<Fixtures, Fail> {
     }
     write_apt_indices(&fixtures.repo_root.join("debian"), &fixtures.arch)?;
     sign_apt_release(&fixtures.repo_root.join("debian"), &fixtures.gnupg)?;
+    let rpm_dir = dir.join("rpms");
+    for r in &fixtures.releases {
+        build_rpm(r, &portal, &rpm_dir)?;
+    }
+    build_base_provides_rpm(&rpm_dir)?;
+    let yum = fixtures.repo_root.join("rpm");
+    let yum_pkgs = yum.join("Packages");
+    fs::create_dir_all(&yum_pkgs).map_err(Fail::io("yum dir"))?;
+    for rpm in &fixtures.rpms {
+        let name = rpm.file_name().expect("rpm file name");
+        fs::copy(rpm, yum_pkgs.join(name)).map_err(Fail::io("copy rpm to repo"))?;
+    }
+    write_yum_metadata(&yum, &fixtures.gnupg)?;
     fs::write(dir.join("complete"), b"").map_err(Fail::io("complete marker"))?;
     Ok(fixtures)
 }
@@ -292,14 +320,11 @@ fn build_deb(r: &Release, portal: &Path, arch: &str, out: &Path) -> Result<(), F
     )
 }
 
-/// Builds the `.rpm` of a release with rpmbuild (lazily: only tests that need
-/// RPM hosts call it).
-pub fn build_rpm(r: &Release, out_dir: &Path) -> Result<PathBuf, Fail> {
-    let project = project_dir();
-    let portal = project.join("target/portal-sample/release/dev-portal");
+/// Builds the `.rpm` of a release with rpmbuild.
+pub fn build_rpm(r: &Release, portal: &Path, out_dir: &Path) -> Result<PathBuf, Fail> {
     let top = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
     let staging = top.path().join("staging");
-    stage_release(r, &portal, &staging)?;
+    stage_release(r, portal, &staging)?;
     let spec = format!(
         "Name: {PACKAGE}
 Version: {version}
@@ -334,16 +359,7 @@ if [ $1 -eq 0 ]; then systemctl stop portal.service >/dev/null 2>&1 || :; fi
     );
     let spec_path = top.path().join("portal.spec");
     fs::write(&spec_path, spec).map_err(Fail::io("spec"))?;
-    cmd_ok(
-        Command::new("rpmbuild")
-            .arg("-bb")
-            .arg("--quiet")
-            .arg("--define")
-            .arg(format!("_topdir {}", top.path().join("top").display()))
-            .arg("--define")
-            .arg("_build_id_links none")
-            .arg(&spec_path),
-    )?;
+    rpmbuild(top.path(), &spec_path)?;
     let rpm_arch = cmd_stdout(Command::new("uname").arg("-m"))?
         .trim()
         .to_string();
@@ -353,6 +369,66 @@ if [ $1 -eq 0 ]; then systemctl stop portal.service >/dev/null 2>&1 || :; fi
     let dest = out_dir.join(&name);
     fs::copy(&built, &dest).map_err(Fail::io("copy rpm"))?;
     Ok(dest)
+}
+
+/// The `/bin/sh` provider for a Debian container's rpm database.
+fn build_base_provides_rpm(out_dir: &Path) -> Result<PathBuf, Fail> {
+    let top = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
+    let spec = "Name: rig-base-provides
+Version: 1
+Release: 1
+Summary: What the Debian base system provides, for rpm's database
+License: MIT
+BuildArch: noarch
+Provides: /bin/sh
+%description
+Declares /bin/sh (shipped by Debian's dash) to rpm's database.
+%files
+";
+    let spec_path = top.path().join("base.spec");
+    fs::write(&spec_path, spec).map_err(Fail::io("spec"))?;
+    rpmbuild(top.path(), &spec_path)?;
+    let built = top
+        .path()
+        .join("top/RPMS/noarch/rig-base-provides-1-1.noarch.rpm");
+    fs::create_dir_all(out_dir).map_err(Fail::io("rpm out dir"))?;
+    let dest = out_dir.join("rig-base-provides-1-1.noarch.rpm");
+    fs::copy(&built, &dest).map_err(Fail::io("copy rpm"))?;
+    Ok(dest)
+}
+
+/// rpmbuild -bb in a throwaway topdir.
+fn rpmbuild(top: &Path, spec: &Path) -> Result<(), Fail> {
+    cmd_ok(
+        Command::new("rpmbuild")
+            .arg("-bb")
+            .arg("--quiet")
+            .arg("--define")
+            .arg(format!("_topdir {}", top.join("top").display()))
+            .arg("--define")
+            .arg("_build_id_links none")
+            .arg("--define")
+            .arg("debug_package %{nil}")
+            .arg(spec),
+    )
+}
+
+/// `createrepo_c` over `dir`, then a detached armored signature of repomd.xml.
+pub fn write_yum_metadata(dir: &Path, gnupg: &Path) -> Result<(), Fail> {
+    cmd_ok(Command::new("createrepo_c").arg("--quiet").arg(dir))?;
+    let repomd = dir.join("repodata/repomd.xml");
+    cmd_ok(
+        gpg(gnupg)
+            .args(["--armor", "--detach-sign", "-o"])
+            .arg(dir.join("repodata/repomd.xml.asc"))
+            .arg(&repomd),
+    )?;
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(gnupg)
+        .args(["--kill", "gpg-agent"])
+        .status();
+    Ok(())
 }
 
 /// gpg with the fixture's home, batch mode, no passphrase.

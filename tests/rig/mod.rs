@@ -69,15 +69,28 @@ pub fn cmd_stdout(cmd: &mut Command) -> Result<String, Fail> {
 
 /// Where the upkeep binary sits inside the containers.
 pub const UPKEEP: &str = "/usr/local/sbin/upkeep";
-/// Where the repository is served inside the containers.
+/// Where the APT repository is served inside the containers.
 pub const REPO_URL: &str = "http://127.0.0.1:8080/debian";
+/// Where the YUM repository is served inside the containers.
+pub const YUM_URL: &str = "http://127.0.0.1:8080/rpm";
 /// The portal's readiness URL inside the containers.
 pub const READY_URL: &str = "http://127.0.0.1:3001/ready";
 /// A licence key planted in the portal's config (a secret upkeep must never print).
 pub const LICENSE_KEY: &str = "LIC-7f3a9c1e-planted-secret";
 
+/// Which package family a host uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// dpkg and an APT repository.
+    Deb,
+    /// rpm and a YUM repository.
+    Rpm,
+}
+
 /// What a portal host starts from.
 pub struct HostSpec {
+    /// dpkg/APT or rpm/YUM.
+    pub family: Family,
     /// Host directory served as the repository root (defaults to the fixtures').
     pub repo_root: Option<PathBuf>,
     /// The upkeep binary to bind into the container.
@@ -89,6 +102,8 @@ pub struct HostSpec {
 pub struct PortalHost {
     /// The container.
     pub c: Container,
+    /// dpkg/APT or rpm/YUM.
+    pub family: Family,
     /// The fixtures it was built from.
     pub f: &'static Fixtures,
 }
@@ -115,6 +130,11 @@ impl PortalHost {
                 guest: "/srv/debs".into(),
                 read_only: true,
             },
+            Bind {
+                host: f.dir.join("rpms"),
+                guest: "/srv/rpms".into(),
+                read_only: true,
+            },
         ])?;
         c.run(&[
             "systemd-run",
@@ -135,14 +155,32 @@ impl PortalHost {
         )?;
         let key = std::fs::read(&f.keyring).map_err(Fail::io("keyring"))?;
         c.write("/etc/upkeep/keys/portal.asc", key, 0o644)?;
-        c.write("/etc/upkeep/upkeep.toml", upkeep_toml(), 0o644)?;
-        Ok(PortalHost { c, f })
+        c.write("/etc/upkeep/upkeep.toml", upkeep_toml(spec.family), 0o644)?;
+        if spec.family == Family::Rpm {
+            // Debian's rpm keeps its database in ~/.rpmdb unless told otherwise.
+            c.write("/etc/rpm/macros", "%_dbpath /var/lib/rpm\n", 0o644)?;
+            c.run(&["rpm", "--initdb"])?;
+            let base = f
+                .rpm_base
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| Fail("rpm base name".into()))?;
+            c.run(&["rpm", "-i", &format!("/srv/rpms/{base}")])?;
+        }
+        Ok(PortalHost {
+            c,
+            f,
+            family: spec.family,
+        })
     }
 
     /// Installs a portal version with real apt-get from the signed
     /// repository over HTTP (as an operator would), writes its config with a
     /// licence key, and waits until it is ready.
     pub fn install(&self, version: &str) -> Result<(), Fail> {
+        if self.family == Family::Rpm {
+            return self.install_with_rpm(version);
+        }
         let release = self
             .f
             .releases
@@ -189,6 +227,24 @@ impl PortalHost {
         self.configure_and_start()
     }
 
+    /// Installs a portal version with `rpm -Uvh` of its package in the
+    /// served YUM repository (the container has no dnf).
+    pub fn install_with_rpm(&self, version: &str) -> Result<(), Fail> {
+        let i = self
+            .f
+            .releases
+            .iter()
+            .position(|r| r.version == version)
+            .ok_or_else(|| Fail(format!("no fixture release {version}")))?;
+        let name = self.f.rpms[i]
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Fail("rpm name".into()))?;
+        self.c
+            .run(&["rpm", "-Uvh", &format!("/srv/repo/rpm/Packages/{name}")])?;
+        self.configure_and_start()
+    }
+
     /// Writes the licence key into the installed portal.conf (as the vendor's
     /// guide asks), restarts the unit and waits until it is ready.
     fn configure_and_start(&self) -> Result<(), Fail> {
@@ -219,6 +275,23 @@ impl PortalHost {
         v["version"].as_str().map(str::to_string)
     }
 
+    /// The version the package manager has installed, if any
+    /// (`2.1.0-1` for both families; rpm without an epoch).
+    pub fn installed_version(&self) -> Option<String> {
+        match self.family {
+            Family::Deb => self.dpkg_version(),
+            Family::Rpm => {
+                let out = self
+                    .c
+                    .exec(&["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "portal"])
+                    .ok()?;
+                out.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+        }
+    }
+
     /// The version dpkg has installed, if any.
     pub fn dpkg_version(&self) -> Option<String> {
         let out = self
@@ -247,7 +320,15 @@ impl PortalHost {
 }
 
 /// upkeep's configuration for the fixture portal.
-pub fn upkeep_toml() -> String {
+pub fn upkeep_toml(family: Family) -> String {
+    let repository = match family {
+        Family::Deb => format!(
+            "type = \"apt\"\nurl = \"{REPO_URL}\"\nsuite = \"{}\"\ncomponent = \"{}\"",
+            fixtures::SUITE,
+            fixtures::COMPONENT
+        ),
+        Family::Rpm => format!("type = \"yum\"\nurl = \"{YUM_URL}\""),
+    };
     format!(
         r#"# upkeep configuration for the sample portal (written by the test rig)
 [targets.portal]
@@ -257,10 +338,7 @@ config_files = ["/opt/portal/portal.conf"]
 backup_paths = ["/opt/portal/themes"]
 
 [targets.portal.repository]
-type = "apt"
-url = "{REPO_URL}"
-suite = "{suite}"
-component = "{component}"
+{repository}
 keyring = "/etc/upkeep/keys/portal.asc"
 
 [targets.portal.database]
@@ -270,9 +348,7 @@ type = "portal-conf"
 url = "{READY_URL}"
 timeout = "60s"
 log_errors = ["failed to migrate database"]
-"#,
-        suite = fixtures::SUITE,
-        component = fixtures::COMPONENT,
+"#
     )
 }
 
