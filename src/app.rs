@@ -15,8 +15,7 @@ use crate::error::{CmdResult, Error, exit};
 use crate::history::{History, Run};
 use crate::lock::Lock;
 use crate::orchestrator::{self, Plan, StepEvent, Systems};
-use crate::pkg::dpkg::Dpkg;
-use crate::pkg::{Installed, PackageManager};
+use crate::pkg::{Installed, Manager, PackageManager};
 use crate::repo::apt::AptRepository;
 use crate::repo::openpgp::Keyring;
 use crate::repo::{Candidate, Repository};
@@ -123,9 +122,9 @@ struct Situation {
 }
 
 async fn situation(target: &Target, http: &Http) -> Result<Situation, Error> {
-    let dpkg = Dpkg;
-    let arch = dpkg.architecture().await?;
-    let installed = dpkg.installed(&target.package).await?;
+    let pkg = Manager::for_repository(&target.repository.kind);
+    let arch = pkg.architecture().await?;
+    let installed = pkg.installed(&target.package).await?;
     let candidates = fetch_candidates(target, http, &arch).await?;
     Ok(Situation {
         installed,
@@ -184,6 +183,7 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
     let http = http_for(target)?;
     let s = situation(target, &http).await?;
     let cache = settings.cache_dir.join("packages").join(&target.name);
+    let ext = Manager::for_repository(&target.repository.kind).extension();
     let installed = s.installed.as_ref().map(|i| i.version.as_str());
     let rows: Vec<serde_json::Value> = s
         .candidates
@@ -192,7 +192,7 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
             json!({
                 "version": c.version.to_string(),
                 "installed": installed.is_some_and(|i| crate::version::PkgVersion::deb(i).is_ok_and(|v| v == c.version)),
-                "cached": cache.join(format!("{}.deb", c.sha256)).exists(),
+                "cached": cache.join(format!("{}.{ext}", c.sha256)).exists(),
             })
         })
         .collect();
@@ -278,9 +278,10 @@ async fn upgrade(
     confirm(g, &summary)?;
     let systemd = Systemd::connect().await?;
     let history = History::open(&settings.state_dir)?;
+    let pkg = Manager::for_repository(&target.repository.kind);
     let sys = Systems {
         systemd: &systemd,
-        pkg: &Dpkg,
+        pkg: &pkg,
         http: &http,
         history: &history,
     };
@@ -356,7 +357,9 @@ fn public_run(mut run: Run, lock_held: bool) -> Run {
 
 async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
-    let installed = Dpkg.installed(&target.package).await?;
+    let installed = Manager::for_repository(&target.repository.kind)
+        .installed(&target.package)
+        .await?;
     let mut services = Vec::new();
     let systemd = Systemd::connect().await;
     for unit in &target.services {

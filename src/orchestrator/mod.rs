@@ -190,9 +190,13 @@ pub async fn upgrade<S: ServiceManager, P: PackageManager>(
                     Step::Download => {
                         let c = &plan.candidate;
                         let dir = cache_dir.join("packages").join(&target.name);
+                        let ext = std::path::Path::new(&c.file_name)
+                            .extension()
+                            .and_then(|e| e.to_str())
+                            .unwrap_or("pkg");
                         let path = sys
                             .http
-                            .download(&c.url, c.size, &c.sha256, &dir, "deb")
+                            .download(&c.url, c.size, &c.sha256, &dir, ext)
                             .await?;
                         package = Some(path.clone());
                         Ok(json!({"url": c.url.as_str(), "sha256": c.sha256, "size": c.size, "path": path}))

@@ -36,3 +36,53 @@ pub trait PackageManager {
     /// Installs a package file, keeping locally modified config files.
     async fn install(&self, file: &Path) -> anyhow::Result<InstallReport>;
 }
+
+/// The package manager of a target: dpkg for APT repositories, rpm for YUM.
+#[derive(Debug)]
+pub enum Manager {
+    /// dpkg.
+    Dpkg(dpkg::Dpkg),
+    /// rpm.
+    Rpm(rpm::Rpm),
+}
+
+impl Manager {
+    /// The package manager that installs what `kind` of repository serves.
+    pub fn for_repository(kind: &crate::config::RepoKind) -> Manager {
+        match kind {
+            crate::config::RepoKind::Apt { .. } => Manager::Dpkg(dpkg::Dpkg),
+            crate::config::RepoKind::Yum => Manager::Rpm(rpm::Rpm),
+        }
+    }
+
+    /// The file extension of its packages.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Manager::Dpkg(_) => "deb",
+            Manager::Rpm(_) => "rpm",
+        }
+    }
+}
+
+impl PackageManager for Manager {
+    async fn architecture(&self) -> anyhow::Result<String> {
+        match self {
+            Manager::Dpkg(m) => m.architecture().await,
+            Manager::Rpm(m) => m.architecture().await,
+        }
+    }
+
+    async fn installed(&self, package: &str) -> anyhow::Result<Option<Installed>> {
+        match self {
+            Manager::Dpkg(m) => m.installed(package).await,
+            Manager::Rpm(m) => m.installed(package).await,
+        }
+    }
+
+    async fn install(&self, file: &Path) -> anyhow::Result<InstallReport> {
+        match self {
+            Manager::Dpkg(m) => m.install(file).await,
+            Manager::Rpm(m) => m.install(file).await,
+        }
+    }
+}
