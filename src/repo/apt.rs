@@ -5,7 +5,7 @@
 //! Fetching ([`AptRepository`]) is kept apart from parsing ([`ReleaseFile`],
 //! [`parse_packages`]), which is tested on fixtures.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::time::SystemTime;
 
 use anyhow::{Context, anyhow, bail};
@@ -114,8 +114,14 @@ impl<'a> AptRepository<'a> {
     }
 
     /// Fetches the Packages index named by the Release file, checks its size
-    /// and SHA-256, and returns it decompressed.
-    async fn packages_index(&self, release: &ReleaseFile) -> anyhow::Result<String> {
+    /// and SHA-256, and streams it through the decompressor and the parser,
+    /// keeping only the entries of `package`: memory does not grow with the
+    /// size of the index.
+    async fn package_entries(
+        &self,
+        release: &ReleaseFile,
+        package: &str,
+    ) -> anyhow::Result<Vec<PackageEntry>> {
         let stem = match (&self.component, self.flat()) {
             (_, true) => "Packages".to_string(),
             (Some(c), false) => format!("{c}/binary-{}/Packages", self.arch),
@@ -148,8 +154,8 @@ impl<'a> AptRepository<'a> {
                 entry.size
             );
         }
-        let text = decompress(&entry.path, &data).with_context(|| format!("{url}"))?;
-        String::from_utf8(text).with_context(|| format!("{url}: not UTF-8"))
+        let reader = BufReader::with_capacity(64 * 1024, decompressor(&entry.path, &data));
+        parse_packages(reader, package, &self.arch).with_context(|| format!("{url}"))
     }
 
     /// The URL a `Filename:` field points to.
@@ -166,8 +172,7 @@ impl<'a> AptRepository<'a> {
 impl Repository for AptRepository<'_> {
     async fn candidates(&self, package: &str) -> anyhow::Result<Vec<Candidate>> {
         let release = self.release().await?;
-        let index = self.packages_index(&release).await?;
-        let entries = parse_packages(&index, package, &self.arch)?;
+        let entries = self.package_entries(&release, package).await?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             out.push(Candidate {
@@ -189,21 +194,16 @@ impl Repository for AptRepository<'_> {
     }
 }
 
-/// Decompresses by the index file's extension.
-fn decompress(path: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
+/// A reader that decompresses by the index file's extension, bounded by
+/// [`INDEX_LIMIT`] decompressed bytes (a decompression bomb ends there).
+fn decompressor<'a>(path: &str, data: &'a [u8]) -> Box<dyn Read + 'a> {
     if path.ends_with(".xz") {
-        liblzma::read::XzDecoder::new(data)
-            .read_to_end(&mut out)
-            .context("corrupt xz data")?;
+        Box::new(liblzma::read::XzDecoder::new(data).take(INDEX_LIMIT))
     } else if path.ends_with(".gz") {
-        flate2::read::GzDecoder::new(data)
-            .read_to_end(&mut out)
-            .context("corrupt gzip data")?;
+        Box::new(flate2::read::GzDecoder::new(data).take(INDEX_LIMIT))
     } else {
-        out = data.to_vec();
+        Box::new(data.take(INDEX_LIMIT))
     }
-    Ok(out)
 }
 
 /// One file listed in a Release file's `SHA256` field.
@@ -318,20 +318,28 @@ pub struct PackageEntry {
     pub sha256: String,
 }
 
-/// The entries of `package` for `arch` (or `all`) in a Packages index.
-pub fn parse_packages(text: &str, package: &str, arch: &str) -> anyhow::Result<Vec<PackageEntry>> {
+/// The entries of `package` for `arch` (or `all`) in a Packages index, read
+/// one paragraph at a time.
+pub fn parse_packages<R: BufRead>(
+    reader: R,
+    package: &str,
+    arch: &str,
+) -> anyhow::Result<Vec<PackageEntry>> {
     let mut out = Vec::new();
-    for (n, p) in deb822_fast::borrowed::iter_paragraphs_borrowed(text).enumerate() {
-        let p = p.map_err(|e| anyhow!("Packages index: paragraph {}: {e}", n + 1))?;
-        if p.get_single("Package") != Some(package) {
+    for (n, p) in deb822_fast::Deb822::iter_paragraphs_from_reader(reader).enumerate() {
+        let p = p.map_err(|e| match e {
+            deb822_fast::Error::Io(io) => anyhow!("Packages index: {}", io_problem(&io)),
+            other => anyhow!("Packages index: paragraph {}: {other}", n + 1),
+        })?;
+        if p.get("Package") != Some(package) {
             continue;
         }
-        let a = p.get_single("Architecture").unwrap_or_default();
+        let a = p.get("Architecture").unwrap_or_default();
         if a != arch && a != "all" {
             continue;
         }
         let field = |name: &str| {
-            p.get_single(name)
+            p.get(name)
                 .ok_or_else(|| anyhow!("Packages index: {package}: no {name} field"))
         };
         let version_text = field("Version")?;
@@ -355,6 +363,14 @@ pub fn parse_packages(text: &str, package: &str, arch: &str) -> anyhow::Result<V
         });
     }
     Ok(out)
+}
+
+/// A read error while decompressing or decoding, in words.
+fn io_problem(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "truncated index data".to_string(),
+        _ => format!("corrupt or non-UTF-8 index data ({e})"),
+    }
 }
 
 /// A `Filename` must be a relative path that stays inside the repository.
@@ -453,7 +469,7 @@ SHA256:
             para("other", "9.0-1", "amd64", "pool/o/other.deb"),
         ]
         .concat();
-        let e = parse_packages(&text, "portal", "amd64").unwrap();
+        let e = parse_packages(text.as_bytes(), "portal", "amd64").unwrap();
         let versions: Vec<&str> = e.iter().map(|e| e.version.as_str()).collect();
         assert_eq!(versions, ["1.0.0-1", "1.1.0-1"]);
         assert_eq!(e[0].sha256, "ab".repeat(32));
@@ -469,7 +485,7 @@ SHA256:
             "pool//x.deb",
         ] {
             let text = para("portal", "1.0.0-1", "amd64", bad);
-            let e = parse_packages(&text, "portal", "amd64").unwrap_err();
+            let e = parse_packages(text.as_bytes(), "portal", "amd64").unwrap_err();
             assert!(e.to_string().contains("refusing Filename"), "{bad}: {e}");
         }
     }
@@ -477,14 +493,40 @@ SHA256:
     #[test]
     fn missing_sha256_for_the_package_is_an_error() {
         let text = "Package: portal\nVersion: 1.0-1\nArchitecture: amd64\nFilename: pool/x.deb\nSize: 1\n\n";
-        let e = parse_packages(text, "portal", "amd64").unwrap_err();
+        let e = parse_packages(text.as_bytes(), "portal", "amd64").unwrap_err();
         assert!(e.to_string().contains("no SHA256"), "{e}");
     }
 
     #[test]
-    fn decompress_detects_garbage() {
-        assert!(decompress("Packages.xz", b"not xz at all").is_err());
-        assert!(decompress("Packages.gz", b"not gz at all").is_err());
-        assert_eq!(decompress("Packages", b"plain").unwrap(), b"plain");
+    fn garbage_or_truncated_compressed_index_is_an_error() {
+        let good = para("portal", "1.0.0-1", "amd64", "pool/p.deb");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, good.repeat(50).as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let parse = |path: &str, data: &[u8]| {
+            parse_packages(BufReader::new(decompressor(path, data)), "portal", "amd64")
+        };
+        assert_eq!(parse("Packages.gz", &gz).unwrap().len(), 50);
+        for (path, data) in [
+            ("Packages.xz", &b"not xz at all"[..]),
+            ("Packages.gz", &b"not gz at all"[..]),
+            ("Packages.gz", &gz[..gz.len() / 2]),
+        ] {
+            let e = parse(path, data).unwrap_err();
+            assert!(e.to_string().contains("index data"), "{path}: {e}");
+        }
+        assert_eq!(parse("Packages", good.as_bytes()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_debian_sized_index_is_streamed() {
+        // 60,000 paragraphs of other packages, then ours.
+        let mut text = String::new();
+        for i in 0..60_000 {
+            text.push_str(&para(&format!("pkg{i}"), "1.0-1", "amd64", "pool/x.deb"));
+        }
+        text.push_str(&para("portal", "2.1.0-1", "amd64", "pool/p.deb"));
+        let e = parse_packages(text.as_bytes(), "portal", "amd64").unwrap();
+        assert_eq!(e.len(), 1);
     }
 }
