@@ -61,6 +61,7 @@ pub async fn run(cli: Cli) -> CmdResult {
             )
             .await
         }
+        Command::Plan(p) => plan(g, &settings, p.target.as_deref(), p.to.as_deref()).await,
         Command::Status(t) => status(g, &settings, t.target.as_deref()).await,
         Command::History(h) => match &h.show {
             Some(HistoryCommand::Show { run }) => history_show(g, &settings, *run),
@@ -182,8 +183,6 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
     let target = settings.target(name)?;
     let http = http_for(target)?;
     let s = situation(target, &http).await?;
-    let cache = settings.cache_dir.join("packages").join(&target.name);
-    let ext = Manager::for_repository(&target.repository.kind).extension();
     let installed = s.installed.as_ref().map(|i| i.version.as_str());
     let rows: Vec<serde_json::Value> = s
         .candidates
@@ -192,7 +191,7 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
             json!({
                 "version": c.version.to_string(),
                 "installed": installed.is_some_and(|i| crate::version::PkgVersion::deb(i).is_ok_and(|v| v == c.version)),
-                "cached": cache.join(format!("{}.{ext}", c.sha256)).exists(),
+                "cached": orchestrator::cached_path(&settings.cache_dir, &target.name, c).exists(),
             })
         })
         .collect();
@@ -318,6 +317,74 @@ async fn upgrade(
             report.to,
             report.run,
             report.downtime_ms as f64 / 1000.0
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `plan`: everything short of stopping the service. So far: pick the
+/// version, download it into the cache and verify it against the signed
+/// metadata. Preflight checks, config changes and release notes come next.
+async fn plan(g: &Global, settings: &Settings, name: Option<&str>, to: Option<&str>) -> CmdResult {
+    let target = settings.target(name)?;
+    let http = http_for(target)?;
+    let s = situation(target, &http).await?;
+    let installed = s.installed.as_ref().map(|i| i.version.clone());
+    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
+        if g.json {
+            print_json(
+                &json!({"target": target.name, "installed": installed, "to": null, "steps": []}),
+            )?;
+        } else if !g.quiet {
+            println!(
+                "{}: {} is installed and is the version asked for; nothing to plan",
+                target.name,
+                installed.as_deref().unwrap_or("?")
+            );
+        }
+        return Ok(exit::OK);
+    };
+    let started = std::time::Instant::now();
+    let path = orchestrator::fetch_package(&http, &settings.cache_dir, &target.name, &candidate)
+        .await
+        .map_err(Error::Failed)?;
+    let took = started.elapsed();
+    if g.json {
+        print_json(&json!({
+            "target": target.name,
+            "installed": installed,
+            "to": candidate.version.to_string(),
+            "package": {
+                "url": candidate.url.as_str(),
+                "size": candidate.size,
+                "sha256": candidate.sha256,
+                "path": path,
+                "verified": true,
+            },
+            "steps": orchestrator::UPGRADE_STEPS.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        }))?;
+    } else if !g.quiet {
+        println!(
+            "{}: {} → {}",
+            target.name,
+            installed.as_deref().unwrap_or("not installed"),
+            candidate.version
+        );
+        println!(
+            "package:  {} ({} bytes), SHA-256 {} verified against the signed metadata ({:.2} s)",
+            candidate.url,
+            candidate.size,
+            candidate.sha256,
+            took.as_secs_f64()
+        );
+        println!("cached:   {}", path.display());
+        println!(
+            "upgrade would run: {}",
+            orchestrator::UPGRADE_STEPS
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(" → ")
         );
     }
     Ok(exit::OK)

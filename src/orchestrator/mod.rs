@@ -189,15 +189,7 @@ pub async fn upgrade<S: ServiceManager, P: PackageManager>(
                 match step {
                     Step::Download => {
                         let c = &plan.candidate;
-                        let dir = cache_dir.join("packages").join(&target.name);
-                        let ext = std::path::Path::new(&c.file_name)
-                            .extension()
-                            .and_then(|e| e.to_str())
-                            .unwrap_or("pkg");
-                        let path = sys
-                            .http
-                            .download(&c.url, c.size, &c.sha256, &dir, ext)
-                            .await?;
+                        let path = fetch_package(sys.http, cache_dir, &target.name, c).await?;
                         package = Some(path.clone());
                         Ok(json!({"url": c.url.as_str(), "sha256": c.sha256, "size": c.size, "path": path}))
                     }
@@ -263,6 +255,36 @@ pub async fn upgrade<S: ServiceManager, P: PackageManager>(
         outcome: "succeeded".into(),
         downtime_ms,
     })
+}
+
+/// Where a candidate is kept in the cache once verified.
+pub fn cached_path(cache_dir: &std::path::Path, target: &str, c: &Candidate) -> PathBuf {
+    cache_dir
+        .join("packages")
+        .join(target)
+        .join(format!("{}.{}", c.sha256, extension(c)))
+}
+
+/// The package file's extension (`deb`, `rpm`), from its name.
+fn extension(c: &Candidate) -> &str {
+    std::path::Path::new(&c.file_name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("pkg")
+}
+
+/// Downloads a candidate into the cache and verifies it against the signed
+/// metadata (reusing a verified copy already there). Changes nothing but
+/// the cache.
+pub async fn fetch_package(
+    http: &Http,
+    cache_dir: &std::path::Path,
+    target: &str,
+    c: &Candidate,
+) -> anyhow::Result<PathBuf> {
+    let dir = cache_dir.join("packages").join(target);
+    http.download(&c.url, c.size, &c.sha256, &dir, extension(c))
+        .await
 }
 
 /// Progress of a run, for output.

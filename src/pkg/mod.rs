@@ -54,14 +54,6 @@ impl Manager {
             crate::config::RepoKind::Yum => Manager::Rpm(rpm::Rpm),
         }
     }
-
-    /// The file extension of its packages.
-    pub fn extension(&self) -> &'static str {
-        match self {
-            Manager::Dpkg(_) => "deb",
-            Manager::Rpm(_) => "rpm",
-        }
-    }
 }
 
 impl PackageManager for Manager {

@@ -264,3 +264,34 @@ fn rpm_host_runs_the_portal_installed_from_the_yum_repository() {
     ])
     .unwrap();
 }
+
+#[test]
+fn plan_downloads_and_verifies_without_touching_the_service() {
+    let h = host();
+    h.install("1.0.0").unwrap();
+    let before = main_start(&h);
+    let out = h.upkeep(&["plan", "--json"]).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let j = json(&out);
+    assert_eq!(j["to"], h.f.newest().deb_version());
+    assert_eq!(j["package"]["verified"], true);
+    let path = j["package"]["path"].as_str().unwrap().to_string();
+    assert!(h.c.path(&path).exists());
+    assert_eq!(main_start(&h), before, "plan must not touch the service");
+    assert_eq!(h.dpkg_version().as_deref(), Some("1.0.0-1"));
+    // versions marks the installed and the cached one.
+    let v = json(&h.upkeep(&["versions", "--json"]).unwrap());
+    let rows = v["versions"].as_array().unwrap();
+    assert_eq!(rows[0]["version"], h.f.newest().deb_version());
+    assert_eq!(rows[0]["cached"], true);
+    let installed: Vec<_> = rows.iter().filter(|r| r["installed"] == true).collect();
+    assert_eq!(installed.len(), 1);
+    assert_eq!(installed[0]["version"], "1.0.0-1");
+    // The upgrade reuses the verified package from the cache.
+    let up = h.upkeep(&["upgrade", "--yes", "--json"]).unwrap();
+    assert_eq!(up.status.code(), Some(0), "{}", show(&up));
+    assert_eq!(
+        h.ready_version().as_deref(),
+        Some(h.f.newest().version.as_str())
+    );
+}
