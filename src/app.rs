@@ -136,7 +136,7 @@ async fn situation(target: &Target, http: &Http) -> Result<Situation, Error> {
 fn is_newer(candidate: &Candidate, installed: Option<&Installed>) -> bool {
     match installed {
         None => true,
-        Some(i) => crate::version::PkgVersion::deb(&i.version)
+        Some(i) => crate::version::PkgVersion::parse(candidate.version.family(), &i.version)
             .map(|v| candidate.version > v)
             .unwrap_or(true),
     }
@@ -190,7 +190,7 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
         .map(|c| {
             json!({
                 "version": c.version.to_string(),
-                "installed": installed.is_some_and(|i| crate::version::PkgVersion::deb(i).is_ok_and(|v| v == c.version)),
+                "installed": installed.is_some_and(|i| crate::version::PkgVersion::parse(c.version.family(), i).is_ok_and(|v| v == c.version)),
                 "cached": orchestrator::cached_path(&settings.cache_dir, &target.name, c).exists(),
             })
         })

@@ -123,7 +123,8 @@ pub fn choose(
     };
     if let Some(i) = installed
         && i.configured
-        && crate::version::PkgVersion::deb(&i.version).is_ok_and(|v| v == chosen.version)
+        && crate::version::PkgVersion::parse(chosen.version.family(), &i.version)
+            .is_ok_and(|v| v == chosen.version)
     {
         return Ok(None);
     }
