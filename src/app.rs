@@ -78,9 +78,12 @@ fn print_json(value: &impl Serialize) -> Result<(), Error> {
     Ok(())
 }
 
-/// The HTTP client for a target's repository.
-fn http_for(target: &Target) -> Result<Http, Error> {
-    Ok(Http::new(target.repository.ca_file.as_deref())?)
+/// The HTTP client for a target's repository: progress bars only for a
+/// person at a terminal, repository metadata cached with conditional requests.
+fn http_for(g: &Global, settings: &Settings, target: &Target) -> Result<Http, Error> {
+    Ok(Http::new(target.repository.ca_file.as_deref())?
+        .with_progress(!(g.no_progress || g.quiet || g.json))
+        .with_metadata_cache(settings.cache_dir.join("metadata")))
 }
 
 /// Everything the repository offers for the target, newest first.
@@ -144,7 +147,7 @@ fn is_newer(candidate: &Candidate, installed: Option<&Installed>) -> bool {
 
 async fn check(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
-    let http = http_for(target)?;
+    let http = http_for(g, settings, target)?;
     let s = situation(target, &http).await?;
     let installed = s.installed.as_ref().map(|i| i.version.clone());
     let latest = s.candidates.first();
@@ -181,7 +184,7 @@ async fn check(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult
 
 async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
-    let http = http_for(target)?;
+    let http = http_for(g, settings, target)?;
     let s = situation(target, &http).await?;
     let installed = s.installed.as_ref().map(|i| i.version.as_str());
     let rows: Vec<serde_json::Value> = s
@@ -233,7 +236,7 @@ async fn upgrade(
     } else {
         Some(Lock::acquire(&settings.lock_file)?)
     };
-    let http = http_for(target)?;
+    let http = http_for(g, settings, target)?;
     let s = situation(target, &http).await?;
     let installed_text = s.installed.as_ref().map(|i| i.version.clone());
     let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
@@ -327,7 +330,7 @@ async fn upgrade(
 /// metadata. Preflight checks, config changes and release notes come next.
 async fn plan(g: &Global, settings: &Settings, name: Option<&str>, to: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
-    let http = http_for(target)?;
+    let http = http_for(g, settings, target)?;
     let s = situation(target, &http).await?;
     let installed = s.installed.as_ref().map(|i| i.version.clone());
     let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
