@@ -18,6 +18,7 @@ use crate::orchestrator::{self, Plan, StepEvent, Systems};
 use crate::pkg::{Installed, Manager, PackageManager};
 use crate::repo::apt::AptRepository;
 use crate::repo::openpgp::Keyring;
+use crate::repo::yum::YumRepository;
 use crate::repo::{Candidate, Repository};
 use crate::systemd::{ServiceManager, Systemd, UnitState};
 
@@ -115,7 +116,13 @@ async fn fetch_candidates(
                 .with_context(|| format!("repository {}", repo.url))
                 .map_err(Error::Failed)
         }
-        RepoKind::Yum => Err(Error::NotImplemented("YUM repositories")),
+        RepoKind::Yum => {
+            let yum = YumRepository::new(http, &repo.url, keyring, arch);
+            yum.candidates(&target.package)
+                .await
+                .with_context(|| format!("repository {}", repo.url))
+                .map_err(Error::Failed)
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! and one orchestrator that runs a plan as a journaled sequence of steps.
 //!
 //! ```text
-//!   cli ──► app (commands) ──► orchestrator ──► repo      (APT metadata, signatures)
+//!   cli ──► app (commands) ──► orchestrator ──► repo      (APT/YUM metadata, signatures)
 //!                                 │          ├─► download  (HTTP, SHA-256, cache)
 //!                                 │          ├─► pkg       (dpkg / rpm)
 //!                                 │          ├─► systemd   (D-Bus: stop, reload, start)
@@ -34,7 +34,7 @@ pub mod lock;
 pub mod orchestrator;
 /// Package managers: dpkg (and rpm), behind one trait.
 pub mod pkg;
-/// Package repositories: APT metadata, signatures, candidate versions.
+/// Package repositories: APT and YUM metadata, signatures, candidate versions.
 pub mod repo;
 /// systemd over D-Bus: stop, reload, start units and wait for their state.
 pub mod systemd;

@@ -3,7 +3,9 @@
 
 pub mod apt;
 pub mod openpgp;
+pub mod yum;
 
+use anyhow::{anyhow, bail};
 use url::Url;
 
 use crate::version::PkgVersion;
@@ -40,4 +42,64 @@ pub fn newest_first(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
     candidates.sort_by(|a, b| b.version.cmp(&a.version));
     candidates.dedup_by(|a, b| a.version == b.version && a.sha256 == b.sha256);
     candidates
+}
+
+/// A location from repository metadata must be a relative path that stays
+/// inside the repository (first check, on the text).
+pub fn check_relative(href: &str, what: &str) -> anyhow::Result<()> {
+    let bad = href.is_empty()
+        || href.starts_with('/')
+        || href.contains("://")
+        || href.contains('\\')
+        || href.split('/').any(|part| part == ".." || part.is_empty());
+    if bad {
+        bail!("{what}: refusing location {href:?}: it must stay inside the repository");
+    }
+    Ok(())
+}
+
+/// Joins a location to the repository's base URL and checks, after URL
+/// parsing, that the result is still strictly below the base: same scheme,
+/// host and port, no query or fragment. Catches what the text check cannot
+/// see (`%2e%2e`, `a:b`, `?`, `#`).
+pub fn join_inside(base: &Url, href: &str, what: &str) -> anyhow::Result<Url> {
+    base.join(href)
+        .ok()
+        .filter(|url| {
+            url.scheme() == base.scheme()
+                && url.host() == base.host()
+                && url.port() == base.port()
+                && url.path().len() > base.path().len()
+                && url.path().starts_with(base.path())
+                && url.query().is_none()
+                && url.fragment().is_none()
+        })
+        .ok_or_else(|| {
+            anyhow!("{what}: refusing location {href:?}: it must stay inside the repository")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_that_leave_the_repository_after_url_parsing_are_refused() {
+        let base = Url::parse("http://repo.example/portal/debian/").unwrap();
+        for bad in [
+            "pool/%2e%2e/%2E%2e/%2e%2e/x.deb",
+            "a:b.deb",
+            "C:/x.deb",
+            "pool/x.deb?y=1",
+            "pool/x.deb#frag",
+            "//evil.example/x.deb",
+        ] {
+            assert!(join_inside(&base, bad, "t").is_err(), "{bad}");
+        }
+        let ok = join_inside(&base, "pool/main/p/portal/p_1.0_amd64.deb", "t").unwrap();
+        assert_eq!(
+            ok.as_str(),
+            "http://repo.example/portal/debian/pool/main/p/portal/p_1.0_amd64.deb"
+        );
+    }
 }

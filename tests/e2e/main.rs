@@ -244,7 +244,7 @@ fn upgrade_without_a_terminal_and_without_yes_changes_nothing() {
 }
 
 #[test]
-fn rpm_host_runs_the_portal_installed_from_the_yum_repository() {
+fn upgrade_on_an_rpm_host_from_a_signed_yum_repository() {
     let h = PortalHost::boot(HostSpec {
         family: rig::Family::Rpm,
         repo_root: None,
@@ -252,17 +252,40 @@ fn rpm_host_runs_the_portal_installed_from_the_yum_repository() {
     })
     .unwrap_or_else(|e| panic!("the rig could not start: {e}"));
     h.install("1.0.0").unwrap();
-    assert_eq!(h.ready_version().as_deref(), Some("1.0.0"));
     assert_eq!(h.installed_version().as_deref(), Some("1.0.0-1"));
-    // The repository is signed and served.
-    h.c.run(&[
-        "curl",
-        "-sf",
-        "-o",
-        "/dev/null",
-        &format!("{}/repodata/repomd.xml.asc", rig::YUM_URL),
-    ])
-    .unwrap();
+    let newest = h.f.newest().clone();
+
+    let check = json(&h.upkeep(&["check", "--json"]).unwrap());
+    assert_eq!(check["installed"], "1.0.0-1");
+    assert_eq!(check["latest"], newest.deb_version());
+    assert_eq!(check["update_available"], true);
+
+    let up = h.upkeep(&["upgrade", "--yes"]).unwrap();
+    assert_eq!(up.status.code(), Some(0), "{}", show(&up));
+    let ready = h.wait_ready(Duration::from_secs(10)).unwrap();
+    assert_eq!(ready["version"], newest.version.as_str());
+    assert_eq!(
+        h.installed_version().as_deref(),
+        Some(newest.deb_version().as_str())
+    );
+    // The edited %config(noreplace) file is kept (with its licence key);
+    // rpm leaves the packaged one beside it.
+    assert!(
+        h.c.read("/opt/portal/portal.conf")
+            .unwrap()
+            .contains(rig::LICENSE_KEY)
+    );
+    assert!(h.c.path("/opt/portal/portal.conf.rpmnew").exists());
+    let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
+    assert_eq!(hist["runs"][0]["outcome"], "succeeded");
+    let sha = hist["runs"][0]["steps"][0]["detail"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        h.c.path(&format!("/var/cache/upkeep/packages/portal/{sha}.rpm"))
+            .exists()
+    );
 }
 
 #[test]
