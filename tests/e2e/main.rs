@@ -318,3 +318,250 @@ fn plan_downloads_and_verifies_without_touching_the_service() {
         Some(h.f.newest().version.as_str())
     );
 }
+
+/// Builds variants of the fixture APT repository on the host, each broken in
+/// one way, under `root/<variant>/debian`.
+fn bad_repositories(
+    f: &rig::Fixtures,
+    root: &std::path::Path,
+) -> Vec<(&'static str, &'static str)> {
+    use rig::fixtures::{SUITE, compress_packages, sign_apt_release, write_apt_release};
+    let copy = |name: &str| {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        rig::cmd_ok(
+            std::process::Command::new("cp")
+                .arg("-a")
+                .arg(f.repo_root.join("debian"))
+                .arg(&dir),
+        )
+        .unwrap();
+        dir.join("debian")
+    };
+    let dists = |d: &std::path::Path| d.join(format!("dists/{SUITE}"));
+    let bin = |d: &std::path::Path| d.join(format!("dists/{SUITE}/main/binary-{}", f.arch));
+    let flip = |p: &std::path::Path| {
+        let mut b = std::fs::read(p).unwrap();
+        let n = b.len();
+        b[n / 2] ^= 0x20;
+        std::fs::write(p, b).unwrap();
+    };
+
+    // The Packages index no longer matches the signed Release.
+    let d = copy("tampered-index");
+    flip(&bin(&d).join("Packages.xz"));
+
+    // The signed text was changed after signing.
+    let d = copy("bad-signature");
+    let text = std::fs::read_to_string(dists(&d).join("InRelease")).unwrap();
+    std::fs::write(
+        dists(&d).join("InRelease"),
+        text.replacen("Label: Portal", "Label: Portax", 1),
+    )
+    .unwrap();
+
+    // No signature at all.
+    let d = copy("unsigned");
+    std::fs::remove_file(dists(&d).join("InRelease")).unwrap();
+    std::fs::remove_file(dists(&d).join("Release.gpg")).unwrap();
+
+    // Signed by a key the target does not trust.
+    let d = copy("unknown-key");
+    let other = root.join("other-gnupg");
+    rig::fixtures::make_key(&other, &root.join("other.asc")).unwrap();
+    sign_apt_release(&d, &other).unwrap();
+
+    // A validly signed Release that has expired (a replayed, frozen mirror).
+    let d = copy("expired");
+    let release = std::fs::read_to_string(dists(&d).join("Release")).unwrap();
+    let release = release.replacen(
+        "\nDate:",
+        "\nValid-Until: Sat, 01 Jan 2000 00:00:00 UTC\nDate:",
+        1,
+    );
+    std::fs::write(dists(&d).join("Release"), release).unwrap();
+    sign_apt_release(&d, &f.gnupg).unwrap();
+
+    // Garbage compressed data, correctly listed and signed.
+    let d = copy("garbage-index");
+    std::fs::write(
+        bin(&d).join("Packages.xz"),
+        b"\xfd7zXZ\0 this is not xz data",
+    )
+    .unwrap();
+    write_apt_release(&d, &f.arch).unwrap();
+    sign_apt_release(&d, &f.gnupg).unwrap();
+
+    // A Filename that tries to leave the repository, correctly signed.
+    let d = copy("escaping-filename");
+    let newest = f.newest().deb_version();
+    let packages = std::fs::read_to_string(bin(&d).join("Packages")).unwrap();
+    let mut out = String::new();
+    for para in packages.split("\n\n") {
+        if para.contains(&format!("Version: {newest}")) {
+            let mut lines: Vec<String> = para.lines().map(str::to_string).collect();
+            for l in &mut lines {
+                if l.starts_with("Filename:") {
+                    *l = "Filename: pool/%2e%2e/%2e%2e/%2e%2e/etc/passwd".into();
+                }
+            }
+            out.push_str(&lines.join("\n"));
+        } else {
+            out.push_str(para);
+        }
+        out.push_str("\n\n");
+    }
+    std::fs::write(bin(&d).join("Packages"), out.trim_end().to_string() + "\n").unwrap();
+    compress_packages(&bin(&d)).unwrap();
+    write_apt_release(&d, &f.arch).unwrap();
+    sign_apt_release(&d, &f.gnupg).unwrap();
+
+    vec![
+        ("tampered-index", "SHA-256 mismatch"),
+        ("bad-signature", "signature"),
+        ("unsigned", "Release.gpg"),
+        ("unknown-key", "signature"),
+        ("expired", "expired"),
+        ("garbage-index", "index data"),
+        ("escaping-filename", "must stay inside the repository"),
+        ("does-not-exist", "404"),
+    ]
+}
+
+#[test]
+fn bad_repositories_are_refused_with_one_line_errors_and_no_change_to_the_host() {
+    let f = rig::fixtures::get().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let variants = bad_repositories(f, tmp.path());
+    // Serve the variants next to the good repository.
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    rig::cmd_ok(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(f.repo_root.join("debian"))
+            .arg(&served),
+    )
+    .unwrap();
+    for (name, _) in &variants {
+        if tmp.path().join(name).exists() {
+            std::fs::rename(tmp.path().join(name), served.join(name)).unwrap();
+        }
+    }
+    let h = host_with_repo(Some(served));
+    h.install("1.0.0").unwrap();
+    let before = main_start(&h);
+    let good = rig::upkeep_toml(rig::Family::Deb);
+
+    let mut cases: Vec<(String, &str)> = variants
+        .iter()
+        .map(|(name, expect)| (format!("http://127.0.0.1:8080/{name}/debian"), *expect))
+        .collect();
+    // Nobody listens on port 9: connection refused, after the retries.
+    cases.push(("http://127.0.0.1:9/debian".into(), "cannot connect"));
+
+    for (url, expect) in &cases {
+        h.c.write(
+            "/etc/upkeep/upkeep.toml",
+            good.replace(rig::REPO_URL, url),
+            0o644,
+        )
+        .unwrap();
+        for cmd in [&["upgrade", "--yes"][..], &["check"][..]] {
+            let out = h.upkeep(cmd).unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            let errors: Vec<&str> = err
+                .lines()
+                .filter(|l| l.starts_with("upkeep: error:"))
+                .collect();
+            assert_eq!(out.status.code(), Some(1), "{url} {cmd:?}: {}", show(&out));
+            assert_eq!(
+                errors.len(),
+                1,
+                "{url} {cmd:?}: one error line expected:\n{err}"
+            );
+            assert!(
+                errors[0].contains(expect),
+                "{url} {cmd:?}: expected {expect:?} in:\n{err}"
+            );
+        }
+        assert_eq!(main_start(&h), before, "{url}: the unit was touched");
+        assert_eq!(h.dpkg_version().as_deref(), Some("1.0.0-1"), "{url}");
+        let cache = h.c.path("/var/cache/upkeep/packages/portal");
+        let left: Vec<_> = std::fs::read_dir(&cache)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{url}: cache holds {left:?}");
+    }
+    // The same host still upgrades from the good repository afterwards.
+    h.c.write("/etc/upkeep/upkeep.toml", good, 0o644).unwrap();
+    let out = h.upkeep(&["upgrade", "--yes"]).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[test]
+fn release_with_detached_signature_and_flat_repository_are_read() {
+    use rig::fixtures::{SUITE, sign_apt_release};
+    let f = rig::fixtures::get().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    // dists/ layout with Release + Release.gpg only.
+    rig::cmd_ok(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(f.repo_root.join("debian"))
+            .arg(&served),
+    )
+    .unwrap();
+    std::fs::remove_file(served.join(format!("debian/dists/{SUITE}/InRelease"))).unwrap();
+    // A flat repository: Packages and Release beside the packages.
+    let flat = served.join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    for deb in &f.debs {
+        std::fs::copy(deb, flat.join(deb.file_name().unwrap())).unwrap();
+    }
+    let packages = rig::cmd_stdout(
+        std::process::Command::new("apt-ftparchive")
+            .current_dir(&flat)
+            .args(["packages", "."]),
+    )
+    .unwrap();
+    std::fs::write(flat.join("Packages"), packages).unwrap();
+    rig::fixtures::compress_packages(&flat).unwrap();
+    let release = rig::cmd_stdout(
+        std::process::Command::new("apt-ftparchive")
+            .current_dir(&flat)
+            .args(["release", "."]),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("Release"), release).unwrap();
+    std::fs::rename(tmp.path().join("Release"), flat.join("Release")).unwrap();
+    // sign_apt_release signs dists/SUITE/Release; sign the flat one by hand.
+    rig::cmd_ok(
+        rig::fixtures::gpg(&f.gnupg)
+            .arg("--clearsign")
+            .arg("-o")
+            .arg(flat.join("InRelease"))
+            .arg(flat.join("Release")),
+    )
+    .unwrap();
+    let _ = sign_apt_release;
+
+    let h = host_with_repo(Some(served));
+    h.install_with_dpkg("1.0.0").unwrap();
+    let good = rig::upkeep_toml(rig::Family::Deb);
+    let flat_conf = good
+        .replace(rig::REPO_URL, "http://127.0.0.1:8080/flat")
+        .replace(&format!("suite = \"{SUITE}\""), "suite = \"./\"")
+        .replace("component = \"main\"\n", "");
+    for conf in [good.clone(), flat_conf] {
+        h.c.write("/etc/upkeep/upkeep.toml", &conf, 0o644).unwrap();
+        let out = h.upkeep(&["check", "--json"]).unwrap();
+        assert_eq!(out.status.code(), Some(100), "{conf}\n{}", show(&out));
+        assert_eq!(json(&out)["latest"], f.newest().deb_version());
+        let out = h.upkeep(&["plan", "--json"]).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{conf}\n{}", show(&out));
+        assert_eq!(json(&out)["package"]["verified"], true);
+    }
+}

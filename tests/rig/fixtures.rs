@@ -442,7 +442,7 @@ pub fn gpg(home: &Path) -> Command {
 }
 
 /// A throwaway ed25519 signing key; its public half goes to `public` (armored).
-fn make_key(home: &Path, public: &Path) -> Result<(), Fail> {
+pub fn make_key(home: &Path, public: &Path) -> Result<(), Fail> {
     fs::create_dir_all(home).map_err(Fail::io("gnupg home"))?;
     host::set_mode(home, 0o700)?;
     cmd_ok(gpg(home).args([
@@ -474,12 +474,23 @@ pub fn write_apt_indices(debian: &Path, arch: &str) -> Result<(), Fail> {
             .args(["packages", "pool"]),
     )?;
     fs::write(bin.join("Packages"), &packages).map_err(Fail::io("Packages"))?;
+    compress_packages(&bin)?;
+    write_apt_release(debian, arch)
+}
+
+/// Writes `Packages.gz` and `Packages.xz` beside `dir/Packages`.
+pub fn compress_packages(dir: &Path) -> Result<(), Fail> {
     cmd_ok(
         Command::new("gzip")
             .args(["-9nkf"])
-            .arg(bin.join("Packages")),
+            .arg(dir.join("Packages")),
     )?;
-    cmd_ok(Command::new("xz").args(["-kf"]).arg(bin.join("Packages")))?;
+    cmd_ok(Command::new("xz").args(["-kf"]).arg(dir.join("Packages")))
+}
+
+/// Writes `dists/SUITE/Release` listing the indices as they are now
+/// (unsigned: sign with [`sign_apt_release`]).
+pub fn write_apt_release(debian: &Path, arch: &str) -> Result<(), Fail> {
     let release = cmd_stdout(
         Command::new("apt-ftparchive")
             .current_dir(debian)
