@@ -484,6 +484,7 @@ fn bad_repositories_are_refused_with_one_line_errors_and_no_change_to_the_host()
                 errors[0].contains(expect),
                 "{url} {cmd:?}: expected {expect:?} in:\n{err}"
             );
+            println!("{cmd:?} {url}\n    {}", errors[0]);
         }
         assert_eq!(main_start(&h), before, "{url}: the unit was touched");
         assert_eq!(h.dpkg_version().as_deref(), Some("1.0.0-1"), "{url}");
