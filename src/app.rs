@@ -328,6 +328,12 @@ async fn upgrade(
             report.run,
             report.downtime_ms as f64 / 1000.0
         );
+        for p in &report.pending_config {
+            println!(
+                "config: {} holds the packaged version; your file was kept (compare and merge it)",
+                p.display()
+            );
+        }
     }
     Ok(exit::OK)
 }

@@ -158,6 +158,34 @@ pub struct Report {
     pub outcome: String,
     /// Milliseconds from the stop until the health gate passed.
     pub downtime_ms: u64,
+    /// Packaged config files the package manager left beside the live ones
+    /// (`.dpkg-dist`, `.rpmnew`...): the operator's files were kept.
+    pub pending_config: Vec<PathBuf>,
+}
+
+/// Suffixes dpkg and rpm give the config file they did not put in place.
+const PENDING_SUFFIXES: &[&str] = &[
+    ".dpkg-dist",
+    ".dpkg-new",
+    ".dpkg-old",
+    ".rpmnew",
+    ".rpmsave",
+];
+
+/// The `.dpkg-dist`/`.rpmnew`/... files beside the target's config files.
+pub fn pending_config_files(config_files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for f in config_files {
+        for suffix in PENDING_SUFFIXES {
+            let mut name = f.as_os_str().to_owned();
+            name.push(suffix);
+            let p = PathBuf::from(name);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// Runs an upgrade plan as journaled steps. `on_step` is told each step as
@@ -181,6 +209,7 @@ pub async fn upgrade<S: ServiceManager, P: PackageManager>(
     let mut package: Option<PathBuf> = None;
     let mut stopped_at: Option<std::time::Instant> = None;
     let mut downtime_ms = 0;
+    let mut config_left: Vec<PathBuf> = Vec::new();
 
     for &step in UPGRADE_STEPS {
         on_step(StepEvent::Started(step));
@@ -212,7 +241,8 @@ pub async fn upgrade<S: ServiceManager, P: PackageManager>(
                                 now.unwrap_or("nothing installed")
                             );
                         }
-                        Ok(json!({"output": tail(&report.output, 20)}))
+                        config_left = pending_config_files(&target.config_files);
+                        Ok(json!({"output": tail(&report.output, 20), "pending_config": config_left}))
                     }
                     Step::Reload => {
                         sys.systemd.daemon_reload().await?;
@@ -255,6 +285,7 @@ pub async fn upgrade<S: ServiceManager, P: PackageManager>(
         to,
         outcome: "succeeded".into(),
         downtime_ms,
+        pending_config: config_left,
     })
 }
 
@@ -405,6 +436,19 @@ mod tests {
         assert_eq!(chosen.version.as_str(), "1.1.0-1");
         let e = choose(&c, None, Some("9.9.9")).unwrap_err();
         assert!(e.to_string().contains("2.1.0-1, 1.1.0-1"), "{e}");
+    }
+
+    #[test]
+    fn pending_config_files_are_found_beside_the_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("portal.conf");
+        std::fs::write(&conf, "{}").unwrap();
+        assert!(pending_config_files(std::slice::from_ref(&conf)).is_empty());
+        std::fs::write(dir.path().join("portal.conf.rpmnew"), "{}").unwrap();
+        std::fs::write(dir.path().join("portal.conf.dpkg-dist"), "{}").unwrap();
+        let found = pending_config_files(&[conf]);
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().any(|p| p.ends_with("portal.conf.rpmnew")));
     }
 
     #[test]

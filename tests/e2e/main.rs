@@ -122,6 +122,11 @@ fn upgrade_takes_the_portal_from_1_0_0_to_the_newest_version() {
         "check --quiet must print nothing when up to date"
     );
 
+    // dpkg kept the edited conffile and left the packaged one beside it;
+    // upkeep says so.
+    assert!(h.c.path("/opt/portal/portal.conf.dpkg-dist").exists());
+    assert!(String::from_utf8_lossy(&up.stdout).contains("/opt/portal/portal.conf.dpkg-dist"));
+
     // Secrets stay out of everything upkeep printed or stored.
     for out in [&up, &check] {
         assert!(!String::from_utf8_lossy(&out.stdout).contains(rig::LICENSE_KEY));
@@ -276,6 +281,11 @@ fn upgrade_on_an_rpm_host_from_a_signed_yum_repository() {
             .contains(rig::LICENSE_KEY)
     );
     assert!(h.c.path("/opt/portal/portal.conf.rpmnew").exists());
+    let text = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        text.contains("/opt/portal/portal.conf.rpmnew"),
+        "not reported: {text}"
+    );
     let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
     assert_eq!(hist["runs"][0]["outcome"], "succeeded");
     let sha = hist["runs"][0]["steps"][0]["detail"]["sha256"]
