@@ -505,6 +505,33 @@ SHA256:
     }
 
     #[test]
+    fn garbage_deb822_is_an_error_or_yields_nothing_never_a_panic() {
+        // Not deb822 at all: either refused or no entry for the package.
+        for text in [
+            "\u{0}\u{1}binary garbage\n\n:::\n",
+            " continuation without a field\n",
+            "Package portal\nVersion 1.0\n",
+            "<html><body>Not Found</body></html>\n",
+        ] {
+            match parse_packages(text.as_bytes(), "portal", "amd64") {
+                Ok(e) => assert!(e.is_empty(), "{text:?} gave {e:?}"),
+                Err(e) => assert!(e.to_string().contains("Packages index"), "{e}"),
+            }
+        }
+        // Non-UTF-8 bytes are an error naming the index data.
+        let e = parse_packages(
+            &b"Package: portal\nVersion: \xff\xfe\n"[..],
+            "portal",
+            "amd64",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("index data"), "{e}");
+        // A paragraph of ours with a broken version is an error, not skipped.
+        let text = para("portal", "not a version", "amd64", "pool/p.deb");
+        assert!(parse_packages(text.as_bytes(), "portal", "amd64").is_err());
+    }
+
+    #[test]
     fn a_debian_sized_index_is_streamed() {
         // 60,000 paragraphs of other packages, then ours.
         let mut text = String::new();
