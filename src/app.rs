@@ -92,6 +92,7 @@ async fn fetch_candidates(
     target: &Target,
     http: &Http,
     arch: &str,
+    cache_dir: &std::path::Path,
 ) -> Result<Vec<Candidate>, Error> {
     let repo = &target.repository;
     let keyring = match (&repo.keyring, repo.allow_unsigned) {
@@ -110,7 +111,8 @@ async fn fetch_candidates(
     match &repo.kind {
         RepoKind::Apt { suite, component } => {
             let apt =
-                AptRepository::new(http, &repo.url, suite, component.as_deref(), keyring, arch);
+                AptRepository::new(http, &repo.url, suite, component.as_deref(), keyring, arch)
+                    .with_entries_cache(cache_dir.join("metadata"));
             apt.candidates(&target.package)
                 .await
                 .with_context(|| format!("repository {}", repo.url))
@@ -132,11 +134,15 @@ struct Situation {
     candidates: Vec<Candidate>,
 }
 
-async fn situation(target: &Target, http: &Http) -> Result<Situation, Error> {
+async fn situation(
+    target: &Target,
+    http: &Http,
+    cache_dir: &std::path::Path,
+) -> Result<Situation, Error> {
     let pkg = Manager::for_repository(&target.repository.kind);
     let arch = pkg.architecture().await?;
     let installed = pkg.installed(&target.package).await?;
-    let candidates = fetch_candidates(target, http, &arch).await?;
+    let candidates = fetch_candidates(target, http, &arch, cache_dir).await?;
     Ok(Situation {
         installed,
         candidates,
@@ -155,7 +161,7 @@ fn is_newer(candidate: &Candidate, installed: Option<&Installed>) -> bool {
 async fn check(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
     let http = http_for(g, settings, target)?;
-    let s = situation(target, &http).await?;
+    let s = situation(target, &http, &settings.cache_dir).await?;
     let installed = s.installed.as_ref().map(|i| i.version.clone());
     let latest = s.candidates.first();
     let update = latest.is_some_and(|l| is_newer(l, s.installed.as_ref()));
@@ -192,7 +198,7 @@ async fn check(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult
 async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
     let http = http_for(g, settings, target)?;
-    let s = situation(target, &http).await?;
+    let s = situation(target, &http, &settings.cache_dir).await?;
     let installed = s.installed.as_ref().map(|i| i.version.as_str());
     let rows: Vec<serde_json::Value> = s
         .candidates
@@ -244,7 +250,7 @@ async fn upgrade(
         Some(Lock::acquire(&settings.lock_file)?)
     };
     let http = http_for(g, settings, target)?;
-    let s = situation(target, &http).await?;
+    let s = situation(target, &http, &settings.cache_dir).await?;
     let installed_text = s.installed.as_ref().map(|i| i.version.clone());
     let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
         if g.json {
@@ -344,7 +350,7 @@ async fn upgrade(
 async fn plan(g: &Global, settings: &Settings, name: Option<&str>, to: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
     let http = http_for(g, settings, target)?;
-    let s = situation(target, &http).await?;
+    let s = situation(target, &http, &settings.cache_dir).await?;
     let installed = s.installed.as_ref().map(|i| i.version.clone());
     let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
         if g.json {

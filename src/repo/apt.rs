@@ -23,6 +23,7 @@ const INDEX_LIMIT: u64 = 512 * 1024 * 1024;
 /// An APT repository for one target.
 pub struct AptRepository<'a> {
     http: &'a Http,
+    entries_cache: Option<std::path::PathBuf>,
     base: Url,
     suite: String,
     component: Option<String>,
@@ -49,12 +50,21 @@ impl<'a> AptRepository<'a> {
         }
         AptRepository {
             http,
+            entries_cache: None,
             base,
             suite: suite.to_string(),
             component: component.map(str::to_string),
             keyring,
             arch: arch.to_string(),
         }
+    }
+
+    /// Keeps the target's entries of each index in `dir`, keyed by the
+    /// index's SHA-256 from the signed Release: while the Release names the
+    /// same index, a check neither downloads nor parses it again.
+    pub fn with_entries_cache(mut self, dir: std::path::PathBuf) -> Self {
+        self.entries_cache = Some(dir);
+        self
     }
 
     fn flat(&self) -> bool {
@@ -145,6 +155,19 @@ impl<'a> AptRepository<'a> {
                 )
             })?;
         let url = self.release_dir()?.join(&entry.path)?;
+        let cache_file = self.entries_cache.as_ref().map(|dir| {
+            dir.join(format!(
+                "apt-entries-{}-{}-{package}.json",
+                entry.sha256, self.arch
+            ))
+        });
+        if let Some(found) = cache_file.as_deref().and_then(load_entries) {
+            tracing::debug!(
+                "{url}: unchanged (SHA-256 {}), entries from the cache",
+                entry.sha256
+            );
+            return Ok(found);
+        }
         let data = self.http.get(&url, entry.size).await?;
         crate::download::check_sha256(&url, &data, &entry.sha256)?;
         if data.len() as u64 != entry.size {
@@ -155,7 +178,15 @@ impl<'a> AptRepository<'a> {
             );
         }
         let reader = BufReader::with_capacity(64 * 1024, decompressor(&entry.path, &data));
-        parse_packages(reader, package, &self.arch).with_context(|| format!("{url}"))
+        let entries =
+            parse_packages(reader, package, &self.arch).with_context(|| format!("{url}"))?;
+        if let Some(file) = &cache_file
+            && let Err(e) = store_entries(file, &entries)
+        {
+            // A non-root `check` cannot write the cache; it only loses speed.
+            tracing::debug!("cannot cache index entries in {}: {e:#}", file.display());
+        }
+        Ok(entries)
     }
 
     /// The URL a `Filename:` field points to, checked to stay inside the
@@ -300,6 +331,61 @@ impl ReleaseFile {
         }
         Ok(())
     }
+}
+
+/// The cached entries of an index, if a readable, well-formed file is there.
+fn load_entries(file: &std::path::Path) -> Option<Vec<PackageEntry>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let stored: Vec<StoredEntry> = serde_json::from_str(&text).ok()?;
+    stored
+        .into_iter()
+        .map(|e| {
+            super::check_relative(&e.filename, "cached index").ok()?;
+            Some(PackageEntry {
+                version: PkgVersion::deb(&e.version).ok()?,
+                package: e.package,
+                arch: e.arch,
+                filename: e.filename,
+                size: e.size,
+                sha256: e.sha256,
+            })
+        })
+        .collect()
+}
+
+/// Writes the entries atomically (temporary file, fsync, rename).
+fn store_entries(file: &std::path::Path, entries: &[PackageEntry]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = file.parent().context("cache file without a directory")?;
+    std::fs::create_dir_all(dir)?;
+    let stored: Vec<StoredEntry> = entries
+        .iter()
+        .map(|e| StoredEntry {
+            package: e.package.clone(),
+            version: e.version.to_string(),
+            arch: e.arch.clone(),
+            filename: e.filename.clone(),
+            size: e.size,
+            sha256: e.sha256.clone(),
+        })
+        .collect();
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(&stored)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)?;
+    Ok(())
+}
+
+/// An index entry as kept in the cache.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredEntry {
+    package: String,
+    version: String,
+    arch: String,
+    filename: String,
+    size: u64,
+    sha256: String,
 }
 
 /// One paragraph of a Packages index, for the wanted package.
@@ -529,6 +615,30 @@ SHA256:
         // A paragraph of ours with a broken version is an error, not skipped.
         let text = para("portal", "not a version", "amd64", "pool/p.deb");
         assert!(parse_packages(text.as_bytes(), "portal", "amd64").is_err());
+    }
+
+    #[test]
+    fn cached_entries_round_trip_and_bad_files_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("apt-entries-x-amd64-portal.json");
+        let text = para("portal", "1:2.1.0-1", "amd64", "pool/p.deb");
+        let entries = parse_packages(text.as_bytes(), "portal", "amd64").unwrap();
+        store_entries(&file, &entries).unwrap();
+        let back = load_entries(&file).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].version, entries[0].version);
+        assert_eq!(back[0].sha256, entries[0].sha256);
+        std::fs::write(&file, "not json").unwrap();
+        assert!(load_entries(&file).is_none());
+        std::fs::write(
+            &file,
+            r#"[{"package":"portal","version":"1.0-1","arch":"amd64","filename":"../x.deb","size":1,"sha256":"ab"}]"#,
+        )
+        .unwrap();
+        assert!(
+            load_entries(&file).is_none(),
+            "an escaping Filename is not trusted from the cache either"
+        );
     }
 
     #[test]
