@@ -357,9 +357,12 @@ fn bad_repositories(
         std::fs::write(p, b).unwrap();
     };
 
-    // The Packages index no longer matches the signed Release.
+    // The Packages index no longer matches the signed Release (whichever
+    // compressed form upkeep reads).
     let d = copy("tampered-index");
-    flip(&bin(&d).join("Packages.xz"));
+    for name in ["Packages", "Packages.gz", "Packages.xz"] {
+        flip(&bin(&d).join(name));
+    }
 
     // The signed text was changed after signing.
     let d = copy("bad-signature");
@@ -397,6 +400,11 @@ fn bad_repositories(
     std::fs::write(
         bin(&d).join("Packages.xz"),
         b"\xfd7zXZ\0 this is not xz data",
+    )
+    .unwrap();
+    std::fs::write(
+        bin(&d).join("Packages.gz"),
+        b"\x1f\x8b\x08\0 this is not gzip data",
     )
     .unwrap();
     write_apt_release(&d, &f.arch).unwrap();
