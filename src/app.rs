@@ -141,8 +141,12 @@ async fn situation(
 ) -> Result<Situation, Error> {
     let pkg = Manager::for_repository(&target.repository.kind);
     let arch = pkg.architecture().await?;
-    let installed = pkg.installed(&target.package).await?;
-    let candidates = fetch_candidates(target, http, &arch, cache_dir).await?;
+    // The package manager's query runs while the metadata is fetched.
+    let (installed, candidates) = tokio::join!(
+        pkg.installed(&target.package),
+        fetch_candidates(target, http, &arch, cache_dir)
+    );
+    let (installed, candidates) = (installed?, candidates?);
     Ok(Situation {
         installed,
         candidates,
