@@ -574,6 +574,31 @@ fn release_with_detached_signature_and_flat_repository_are_read() {
         .replace(rig::REPO_URL, "http://127.0.0.1:8080/flat")
         .replace(&format!("suite = \"{SUITE}\""), "suite = \"./\"")
         .replace("component = \"main\"\n", "");
+    // Unsigned metadata is read only when allowed, and then with a warning.
+    let unsigned = good.replace(
+        "keyring = \"/etc/upkeep/keys/portal.asc\"",
+        "allow_unsigned = true",
+    );
+    h.c.write("/etc/upkeep/upkeep.toml", &unsigned, 0o644)
+        .unwrap();
+    let out = h.upkeep(&["check"]).unwrap();
+    assert_eq!(out.status.code(), Some(100), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("UNSIGNED"),
+        "{}",
+        show(&out)
+    );
+    let no_keyring = good.replace("keyring = \"/etc/upkeep/keys/portal.asc\"\n", "");
+    h.c.write("/etc/upkeep/upkeep.toml", &no_keyring, 0o644)
+        .unwrap();
+    let out = h.upkeep(&["check"]).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing keyring is a configuration error: {}",
+        show(&out)
+    );
+
     for conf in [good.clone(), flat_conf] {
         h.c.write("/etc/upkeep/upkeep.toml", &conf, 0o644).unwrap();
         let out = h.upkeep(&["check", "--json"]).unwrap();
