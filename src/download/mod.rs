@@ -4,7 +4,9 @@
 //!   checked against the size and SHA-256 from the signed metadata and only
 //!   then renamed into the cache, keyed by their SHA-256: a file in the cache
 //!   is always complete and verified. An interrupted download is resumed
-//!   with `Range` (see [`Http::download`]).
+//!   with `Range` (see [`Http::download`]). The socket is read on the
+//!   runtime while another thread hashes and writes, and the writeback
+//!   starts during the download, so that the final fsync is short.
 //! * Network errors, `5xx`, `408` and `429` are retried with exponential
 //!   backoff and jitter ([`Policy`]); other `4xx` are not.
 //! * Timeouts are deliberate: connect 10 s, 30 s between two reads, and no
