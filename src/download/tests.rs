@@ -8,7 +8,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::package::{
     ContentRange, Have, PIPELINE_DEPTH, Pumped, WRITEBACK_STEP, Writeback, parse_content_range,
-    pump,
+    pump, reserve,
 };
 use super::test_server::{Reply, Request, Server, read_request, serve_range};
 use super::*;
@@ -825,6 +825,27 @@ fn writeback_is_started_every_step_and_left_alone_where_unsupported() {
     writeback.advance(&pipe, WRITEBACK_STEP).unwrap();
     assert!(!writeback.supported);
     writeback.advance(&pipe, 2 * WRITEBACK_STEP).unwrap();
+}
+
+#[test]
+fn the_rest_of_the_file_is_reserved_without_changing_its_length() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.partial");
+    std::fs::write(&path, payload(5000)).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    reserve(&file, 5000, 4 << 20).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    // The length is what the file holds: a resume hashes that much.
+    assert_eq!(meta.len(), 5000);
+    assert!(meta.blocks() * 512 >= 4 << 20, "{} blocks", meta.blocks());
+    // Nothing left to reserve; a character device cannot (ignored).
+    reserve(&file, 4 << 20, 4 << 20).unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    reserve(&full, 0, 4 << 20).unwrap();
 }
 
 /// A full disk, for real: the download runs in a child process (this test
