@@ -57,20 +57,7 @@ impl PackageManager for Dpkg {
             .output()
             .await
             .context("cannot run dpkg")?;
-        let output = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if !out.status.success() {
-            let last = output
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            bail!("dpkg -i {} failed ({}): {last}", file.display(), out.status);
-        }
-        Ok(InstallReport { output })
+        super::install_report(&out, "dpkg -i", file)
     }
 }
 

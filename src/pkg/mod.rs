@@ -26,6 +26,33 @@ pub struct InstallReport {
     pub output: String,
 }
 
+/// The report of an install command, or its failure in one line (the
+/// command, its status and its last words).
+fn install_report(
+    out: &std::process::Output,
+    command: &str,
+    file: &Path,
+) -> anyhow::Result<InstallReport> {
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        let last = output
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        anyhow::bail!(
+            "{command} {} failed ({}): {last}",
+            file.display(),
+            out.status
+        );
+    }
+    Ok(InstallReport { output })
+}
+
 /// A package manager.
 #[allow(async_fn_in_trait)]
 pub trait PackageManager {

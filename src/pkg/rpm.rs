@@ -56,24 +56,7 @@ impl PackageManager for Rpm {
             .output()
             .await
             .context("cannot run rpm")?;
-        let output = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if !out.status.success() {
-            let last = output
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            bail!(
-                "rpm -Uvh {} failed ({}): {last}",
-                file.display(),
-                out.status
-            );
-        }
-        Ok(InstallReport { output })
+        super::install_report(&out, "rpm -Uvh", file)
     }
 }
 
