@@ -665,36 +665,6 @@ fn ensure_dnf() -> Result<(), Fail> {
     Ok(())
 }
 
-/// Writes `Release` for `debian/dists/SUITE` with apt-ftparchive (as the
-/// fixtures do), after removing any Release and signatures there.
-fn write_release(debian: &Path, arch: &str) -> Result<(), Fail> {
-    let dists = debian.join(format!("dists/{SUITE}"));
-    for name in ["Release", "InRelease", "Release.gpg"] {
-        let _ = fs::remove_file(dists.join(name));
-    }
-    let release = rig::cmd_stdout(
-        Command::new("apt-ftparchive")
-            .current_dir(debian)
-            .args([
-                "-o",
-                "APT::FTPArchive::Release::Origin=Portal",
-                "-o",
-                "APT::FTPArchive::Release::Label=Portal",
-            ])
-            .arg("-o")
-            .arg(format!("APT::FTPArchive::Release::Suite={SUITE}"))
-            .arg("-o")
-            .arg(format!("APT::FTPArchive::Release::Codename={SUITE}"))
-            .arg("-o")
-            .arg(format!("APT::FTPArchive::Release::Architectures={arch}"))
-            .arg("-o")
-            .arg(format!("APT::FTPArchive::Release::Components={COMPONENT}"))
-            .arg("release")
-            .arg(format!("dists/{SUITE}")),
-    )?;
-    fs::write(dists.join("Release"), release).map_err(Fail::io("write Release"))
-}
-
 /// The host's own Debian main Packages list, decompressed.
 fn host_debian_packages(arch: &str) -> Result<Vec<u8>, Fail> {
     let lists = Path::new("/var/lib/apt/lists");
@@ -1004,7 +974,7 @@ fn build_big_apt_repo(f: &rig::Fixtures, root: &Path) -> Result<usize, Fail> {
     if !status.success() {
         return Err(Fail(format!("gzip -9nkf Packages: {status}")));
     }
-    write_release(&debian, &f.arch)?;
+    rig::fixtures::write_apt_release(&debian, &f.arch)?;
     rig::fixtures::sign_apt_release(&debian, &f.gnupg)?;
     Ok(paragraphs)
 }
@@ -1351,7 +1321,7 @@ fn row_download(upkeep: &Path, f: &rig::Fixtures, work: &Path, r: &mut Report) -
     )
     .map_err(Fail::io("write Packages"))?;
     rig::cmd_ok(Command::new("xz").arg("-kf").arg(bin.join("Packages")))?;
-    write_release(&debian, &f.arch)?;
+    rig::fixtures::write_apt_release(&debian, &f.arch)?;
     rig::fixtures::sign_apt_release(&debian, &f.gnupg)?;
     let server = Server::start(&dir.join("repo"))?;
     let url = server.url(&format!("debian/pool/main/b/bigpkg/{file_name}"));

@@ -95,19 +95,13 @@ async fn fetch_candidates(
     cache_dir: &std::path::Path,
 ) -> Result<Vec<Candidate>, Error> {
     let repo = &target.repository;
-    let keyring = match (&repo.keyring, repo.allow_unsigned) {
-        (Some(path), _) => Some(
-            Keyring::load(path)
-                .map_err(|e| Error::Failed(anyhow!("target {}: {e}", target.name)))?,
-        ),
-        (None, true) => None,
-        (None, false) => {
-            return Err(Error::Usage(format!(
-                "target {}: repository.keyring is required unless allow_unsigned = true",
-                target.name
-            )));
-        }
-    };
+    // Settings guarantee a keyring unless allow_unsigned is set.
+    let keyring = repo
+        .keyring
+        .as_deref()
+        .map(Keyring::load)
+        .transpose()
+        .map_err(|e| Error::Failed(anyhow!("target {}: {e}", target.name)))?;
     match &repo.kind {
         RepoKind::Apt { suite, component } => {
             let apt =
@@ -156,9 +150,7 @@ async fn situation(
 fn is_newer(candidate: &Candidate, installed: Option<&Installed>) -> bool {
     match installed {
         None => true,
-        Some(i) => crate::version::PkgVersion::parse(candidate.version.family(), &i.version)
-            .map(|v| candidate.version > v)
-            .unwrap_or(true),
+        Some(i) => candidate.is_newer_than(&i.version),
     }
 }
 
@@ -210,7 +202,7 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
         .map(|c| {
             json!({
                 "version": c.version.to_string(),
-                "installed": installed.is_some_and(|i| crate::version::PkgVersion::parse(c.version.family(), i).is_ok_and(|v| v == c.version)),
+                "installed": installed.is_some_and(|i| c.is_version(i)),
                 "cached": orchestrator::cached_path(&settings.cache_dir, &target.name, c).exists(),
             })
         })

@@ -123,8 +123,7 @@ pub fn choose(
     };
     if let Some(i) = installed
         && i.configured
-        && crate::version::PkgVersion::parse(chosen.version.family(), &i.version)
-            .is_ok_and(|v| v == chosen.version)
+        && chosen.is_version(&i.version)
     {
         return Ok(None);
     }

@@ -29,6 +29,20 @@ pub struct Candidate {
     pub sha256: String,
 }
 
+impl Candidate {
+    /// Whether the installed version text `installed` is this version
+    /// (compared by the package manager's ordering, so `0:1.0-1` is `1.0-1`).
+    pub fn is_version(&self, installed: &str) -> bool {
+        PkgVersion::parse(self.version.family(), installed).is_ok_and(|v| v == self.version)
+    }
+
+    /// Whether this version is newer than `installed`; an installed version
+    /// the package manager's rules cannot read counts as older.
+    pub fn is_newer_than(&self, installed: &str) -> bool {
+        PkgVersion::parse(self.version.family(), installed).map_or(true, |v| self.version > v)
+    }
+}
+
 /// A source of candidate versions.
 #[allow(async_fn_in_trait)]
 pub trait Repository {

@@ -423,12 +423,17 @@ pub fn write_yum_metadata(dir: &Path, gnupg: &Path) -> Result<(), Fail> {
             .arg(dir.join("repodata/repomd.xml.asc"))
             .arg(&repomd),
     )?;
+    stop_agent(gnupg);
+    Ok(())
+}
+
+/// Stops the gpg-agent of `home`: nothing is signed between fixture builds.
+fn stop_agent(home: &Path) {
     let _ = Command::new("gpgconf")
         .arg("--homedir")
-        .arg(gnupg)
+        .arg(home)
         .args(["--kill", "gpg-agent"])
         .status();
-    Ok(())
 }
 
 /// gpg with the fixture's home, batch mode, no passphrase.
@@ -456,11 +461,7 @@ pub fn make_key(home: &Path, public: &Path) -> Result<(), Fail> {
     fs::create_dir_all(public.parent().expect("keys dir")).map_err(Fail::io("keys dir"))?;
     fs::write(public, key).map_err(Fail::io("public key"))?;
     // The agent is not needed between signings; do not leave it running.
-    let _ = Command::new("gpgconf")
-        .arg("--homedir")
-        .arg(home)
-        .args(["--kill", "gpg-agent"])
-        .status();
+    stop_agent(home);
     Ok(())
 }
 
@@ -491,6 +492,12 @@ pub fn compress_packages(dir: &Path) -> Result<(), Fail> {
 /// Writes `dists/SUITE/Release` listing the indices as they are now
 /// (unsigned: sign with [`sign_apt_release`]).
 pub fn write_apt_release(debian: &Path, arch: &str) -> Result<(), Fail> {
+    // A previous Release (and its signatures) would otherwise be listed in
+    // the new one.
+    let dists = debian.join(format!("dists/{SUITE}"));
+    for name in ["Release", "InRelease", "Release.gpg"] {
+        let _ = fs::remove_file(dists.join(name));
+    }
     let release = cmd_stdout(
         Command::new("apt-ftparchive")
             .current_dir(debian)
@@ -532,11 +539,7 @@ pub fn sign_apt_release(debian: &Path, gnupg: &Path) -> Result<(), Fail> {
             .arg(dists.join("Release.gpg"))
             .arg(dists.join("Release")),
     )?;
-    let _ = Command::new("gpgconf")
-        .arg("--homedir")
-        .arg(gnupg)
-        .args(["--kill", "gpg-agent"])
-        .status();
+    stop_agent(gnupg);
     Ok(())
 }
 
