@@ -14,12 +14,14 @@ use crate::download::Http;
 use crate::error::{CmdResult, Error, exit};
 use crate::history::{History, Run};
 use crate::lock::Lock;
-use crate::orchestrator::{self, Plan, StepEvent, Systems};
+use crate::orchestrator::recover;
+use crate::orchestrator::{self, Dirs, StepEvent, Systems, Transition, plan};
 use crate::pkg::{Installed, Manager, PackageManager};
 use crate::repo::apt::AptRepository;
 use crate::repo::openpgp::Keyring;
 use crate::repo::yum::YumRepository;
 use crate::repo::{Candidate, Repository};
+use crate::signals::Interrupt;
 use crate::systemd::{ServiceManager, Systemd, UnitState};
 
 /// Sets up logging on stderr: warnings by default, more with `-v`.
@@ -68,6 +70,9 @@ pub async fn run(cli: Cli) -> CmdResult {
             Some(HistoryCommand::Show { run }) => history_show(g, &settings, *run),
             None => history(g, &settings, h.target.as_deref(), h.limit),
         },
+        Command::Rollback(t) => rollback(g, &settings, t.target.as_deref()).await,
+        Command::Downgrade(d) => downgrade(g, &settings, d.target.as_deref(), &d.to).await,
+        Command::Recover(t) => recover_cmd(g, &settings, t.target.as_deref()).await,
         other => Err(Error::NotImplemented(other.name())),
     }
 }
@@ -232,6 +237,126 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
     Ok(exit::OK)
 }
 
+/// What every mutating run holds: upkeep's lock, the history, and no
+/// interrupted run in the way.
+fn open_for_change(settings: &Settings, target: &Target) -> Result<(Lock, History), Error> {
+    let lock = Lock::acquire(&settings.lock_file)?;
+    let history = History::open(&settings.state_dir)?;
+    if let Some(r) = recover::needs_recovery(&history, &target.name)? {
+        return Err(Error::Failed(anyhow!(
+            "run #{} ({} {} → {}) {} at {}; nothing was done: run `upkeep recover {}` first",
+            r.id,
+            r.kind,
+            r.from.as_deref().unwrap_or("none"),
+            r.to.as_deref().unwrap_or("?"),
+            if r.outcome.is_none() {
+                "was interrupted"
+            } else {
+                "failed while rolling back"
+            },
+            recover::stopped_at(&r),
+            target.name
+        )));
+    }
+    Ok((lock, history))
+}
+
+/// Prints each step as it runs (for a person; nothing with --json/--quiet).
+fn progress(show: bool) -> impl FnMut(StepEvent<'_>) {
+    move |ev: StepEvent<'_>| {
+        if !show {
+            return;
+        }
+        match ev {
+            StepEvent::Started(step) => {
+                print!("  {step:<24}");
+                let _ = std::io::stdout().flush();
+            }
+            StepEvent::Succeeded(_, d) => println!(" ok     {:>8.3} s", d.as_secs_f64()),
+            StepEvent::Failed(_, d, e) => println!(
+                " FAILED {:>8.3} s  {}",
+                d.as_secs_f64(),
+                crate::error::one_line(e)
+            ),
+        }
+    }
+}
+
+/// Runs a transition with the real systems and prints its report.
+async fn run_transition(
+    g: &Global,
+    settings: &Settings,
+    target: &Target,
+    history: &History,
+    http: &Http,
+    t: &Transition,
+    summary: &str,
+) -> CmdResult {
+    let systemd = Systemd::connect().await?;
+    let pkg = Manager::for_repository(&target.repository.kind);
+    let interrupt = Interrupt::catch().map_err(Error::Failed)?;
+    let sys = Systems {
+        systemd: &systemd,
+        pkg: &pkg,
+        http,
+        history,
+        interrupt: &interrupt,
+    };
+    let show = !g.json && !g.quiet;
+    if show {
+        println!("{summary}");
+    }
+    let dirs = Dirs {
+        cache: &settings.cache_dir,
+        state: &settings.state_dir,
+    };
+    let result = orchestrator::apply(target, dirs, t, &sys, &mut progress(show)).await;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return Err(json_failure(g, target, t.kind.name(), e)),
+    };
+    if g.json {
+        print_json(&report)?;
+    } else if !g.quiet {
+        println!(
+            "{}: {} {} → {} (run {}, service down {:.2} s)",
+            report.target,
+            report.kind,
+            report.from.as_deref().unwrap_or("none"),
+            report.to,
+            report.run,
+            report.downtime_ms as f64 / 1000.0
+        );
+        for b in &report.backups {
+            println!("backup: {} ({} bytes)", b.path.display(), b.size);
+        }
+        for p in &report.pending_config {
+            println!(
+                "config: {} holds the packaged version; your file was kept (compare and merge it)",
+                p.display()
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// With --json, a failed run still prints one JSON document saying what
+/// happened; the error itself goes to stderr as always.
+fn json_failure(g: &Global, target: &Target, kind: &str, e: Error) -> Error {
+    if g.json {
+        let outcome = match &e {
+            Error::RolledBack(_) => "rolled_back",
+            Error::NeedsAttention(_) => "failed",
+            Error::Preflight(_) => "blocked",
+            _ => "failed_unchanged",
+        };
+        let _ = print_json(&json!({
+            "target": target.name, "kind": kind, "outcome": outcome, "error": e.to_string(),
+        }));
+    }
+    e
+}
+
 async fn upgrade(
     g: &Global,
     settings: &Settings,
@@ -240,10 +365,10 @@ async fn upgrade(
     dry_run: bool,
 ) -> CmdResult {
     let target = settings.target(name)?;
-    let _lock = if dry_run {
+    let opened = if dry_run {
         None
     } else {
-        Some(Lock::acquire(&settings.lock_file)?)
+        Some(open_for_change(settings, target)?)
     };
     let http = http_for(g, settings, target)?;
     let s = situation(target, &http, &settings.cache_dir).await?;
@@ -262,80 +387,187 @@ async fn upgrade(
         }
         return Ok(exit::OK);
     };
-    let plan = Plan {
-        installed: s.installed.clone(),
-        candidate,
-    };
     let summary = format!(
         "upgrade {} ({}): {} → {} ({}, {} bytes)",
         target.name,
         target.package,
         installed_text.as_deref().unwrap_or("not installed"),
-        plan.candidate.version,
-        plan.candidate.file_name,
-        plan.candidate.size
+        candidate.version,
+        candidate.file_name,
+        candidate.size
     );
-    if dry_run {
+    let Some((_lock, history)) = opened else {
         if g.json {
             print_json(&json!({
                 "target": target.name, "outcome": "dry_run",
-                "from": installed_text, "to": plan.candidate.version.to_string(),
+                "from": installed_text, "to": candidate.version.to_string(),
             }))?;
         } else {
             println!("would {summary}");
         }
         return Ok(exit::OK);
-    }
+    };
+    let t = plan::upgrade(
+        &history,
+        target,
+        s.installed.as_ref(),
+        &candidate,
+        &s.candidates,
+    )
+    .map_err(|e| json_failure(g, target, "upgrade", e))?;
     confirm(g, &summary)?;
-    let systemd = Systemd::connect().await?;
-    let history = History::open(&settings.state_dir)?;
+    run_transition(g, settings, target, &history, &http, &t, &summary).await
+}
+
+/// What a restore will cost, for the confirmation: when the backup was taken.
+fn restore_note(t: &Transition) -> String {
+    let Some(r) = &t.restore else {
+        return String::new();
+    };
+    let age = jiff::Timestamp::now()
+        .since(
+            r.taken_at
+                .parse::<jiff::Timestamp>()
+                .unwrap_or_else(|_| jiff::Timestamp::now()),
+        )
+        .ok()
+        .and_then(|span| span.total(jiff::Unit::Second).ok())
+        .map(|s| {
+            humantime::format_duration(std::time::Duration::from_secs(s.max(0.0) as u64))
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into());
+    match &r.database {
+        Some(_) => format!(
+            "\nthe database will be restored from the backup taken at {} ({age} ago, run #{}): anything written to it since is LOST",
+            r.taken_at, r.run
+        ),
+        None => format!(
+            "\nthe config files will be restored from the backup taken at {} ({age} ago, run #{})",
+            r.taken_at, r.run
+        ),
+    }
+}
+
+async fn rollback(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
+    let target = settings.target(name)?;
+    let (_lock, history) = open_for_change(settings, target)?;
     let pkg = Manager::for_repository(&target.repository.kind);
+    let installed = pkg.installed(&target.package).await?.ok_or_else(|| {
+        Error::Failed(anyhow!(
+            "{} is not installed: nothing to roll back",
+            target.package
+        ))
+    })?;
+    let t = plan::rollback(&history, target, &installed)
+        .map_err(|e| json_failure(g, target, "rollback", e))?;
+    let summary = format!(
+        "rollback {} ({}): {} → {} (package from the local cache){}",
+        target.name,
+        target.package,
+        installed.version,
+        t.to.version,
+        restore_note(&t)
+    );
+    confirm(g, &summary)?;
+    let http = http_for(g, settings, target)?;
+    run_transition(g, settings, target, &history, &http, &t, &summary).await
+}
+
+async fn downgrade(g: &Global, settings: &Settings, name: Option<&str>, to: &str) -> CmdResult {
+    let target = settings.target(name)?;
+    let (_lock, history) = open_for_change(settings, target)?;
+    let pkg = Manager::for_repository(&target.repository.kind);
+    let installed = pkg.installed(&target.package).await?.ok_or_else(|| {
+        Error::Failed(anyhow!(
+            "{} is not installed: nothing to downgrade",
+            target.package
+        ))
+    })?;
+    let http = http_for(g, settings, target)?;
+    // The repository is asked only when the cache lacks the package.
+    let t = match plan::downgrade(&history, target, &installed, to, &[]) {
+        Err(Error::Failed(e)) if e.to_string().contains("neither in upkeep's cache") => {
+            let arch = pkg.architecture().await?;
+            let candidates = fetch_candidates(target, &http, &arch, &settings.cache_dir).await?;
+            plan::downgrade(&history, target, &installed, to, &candidates)
+        }
+        other => other,
+    }
+    .map_err(|e| json_failure(g, target, "downgrade", e))?;
+    let summary = format!(
+        "downgrade {} ({}): {} → {} ({}){}",
+        target.name,
+        target.package,
+        installed.version,
+        t.to.version,
+        match &t.to.source {
+            orchestrator::Source::Cached(_) => "package from the local cache",
+            orchestrator::Source::Remote(_) => "package from the repository",
+        },
+        restore_note(&t)
+    );
+    confirm(g, &summary)?;
+    run_transition(g, settings, target, &history, &http, &t, &summary).await
+}
+
+async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
+    let target = settings.target(name)?;
+    let _lock = Lock::acquire(&settings.lock_file)?;
+    let history = History::open(&settings.state_dir)?;
+    let Some(subject) = recover::needs_recovery(&history, &target.name)? else {
+        if g.json {
+            print_json(
+                &json!({"target": target.name, "kind": "recover", "outcome": "nothing_to_do"}),
+            )?;
+        } else if !g.quiet {
+            println!("{}: no interrupted run; nothing to recover", target.name);
+        }
+        return Ok(exit::OK);
+    };
+    let http = http_for(g, settings, target)?;
+    let systemd = Systemd::connect().await?;
+    let pkg = Manager::for_repository(&target.repository.kind);
+    let interrupt = Interrupt::catch().map_err(Error::Failed)?;
     let sys = Systems {
         systemd: &systemd,
         pkg: &pkg,
         http: &http,
         history: &history,
+        interrupt: &interrupt,
     };
     let show = !g.json && !g.quiet;
-    let mut progress = |ev: StepEvent<'_>| {
-        if !show {
-            return;
-        }
-        match ev {
-            StepEvent::Started(step) => {
-                print!("  {:<10}", step.name());
-                let _ = std::io::stdout().flush();
-            }
-            StepEvent::Succeeded(_, d) => println!(" ok     {:>8.3} s", d.as_secs_f64()),
-            StepEvent::Failed(_, d, e) => println!(
-                " FAILED {:>8.3} s  {}",
-                d.as_secs_f64(),
-                crate::error::one_line(e)
-            ),
-        }
-    };
     if show {
-        println!("{summary}");
+        println!(
+            "recover {}: run #{} ({} {} → {}) stopped at {}",
+            target.name,
+            subject.id,
+            subject.kind,
+            subject.from.as_deref().unwrap_or("none"),
+            subject.to.as_deref().unwrap_or("?"),
+            recover::stopped_at(&subject)
+        );
     }
-    let report =
-        orchestrator::upgrade(target, &settings.cache_dir, &plan, &sys, &mut progress).await?;
+    let dirs = Dirs {
+        cache: &settings.cache_dir,
+        state: &settings.state_dir,
+    };
+    let report = orchestrator::recover(target, dirs, &subject, &sys, &mut progress(show))
+        .await
+        .map_err(|e| json_failure(g, target, "recover", e))?;
     if g.json {
         print_json(&report)?;
     } else if !g.quiet {
         println!(
-            "{}: upgraded {} → {} (run {}, service down {:.2} s)",
-            report.target,
-            report.from.as_deref().unwrap_or("none"),
-            report.to,
-            report.run,
-            report.downtime_ms as f64 / 1000.0
+            "{}: run #{} {} (recover run {})",
+            target.name,
+            subject.id,
+            match report.outcome.as_str() {
+                "completed" => "was completed: the new version is installed and healthy",
+                _ => "had changed nothing; it is closed",
+            },
+            report.run
         );
-        for p in &report.pending_config {
-            println!(
-                "config: {} holds the packaged version; your file was kept (compare and merge it)",
-                p.display()
-            );
-        }
     }
     Ok(exit::OK)
 }
@@ -457,7 +689,10 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
     let lock_held = Lock::is_held(&settings.lock_file);
     let history = History::open_existing(&settings.state_dir)?;
     let (last, unfinished) = match &history {
-        Some(h) => (h.last_run(&target.name)?, h.unfinished_run(&target.name)?),
+        Some(h) => (
+            h.last_run(&target.name)?,
+            recover::needs_recovery(h, &target.name)?,
+        ),
         None => (None, None),
     };
     let last = last.map(|r| public_run(r, lock_held));
@@ -557,8 +792,15 @@ fn next_step(
     }
     if let Some(r) = interrupted {
         return Some(format!(
-            "upkeep recover {}  (run #{} was interrupted)",
-            target.name, r.id
+            "upkeep recover {}  (run #{} {} at {}; recover finishes it if the new version is installed and healthy, else rolls it back with its backups)",
+            target.name,
+            r.id,
+            if r.outcome.as_deref() == Some("failed") {
+                "failed while rolling back"
+            } else {
+                "was interrupted"
+            },
+            recover::stopped_at(r)
         ));
     }
     if let Some(i) = installed

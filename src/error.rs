@@ -49,6 +49,13 @@ pub enum Error {
     /// Failed before anything on the host changed.
     #[error("{}", one_line(.0))]
     Failed(anyhow::Error),
+    /// A preflight check blocked the run; nothing changed.
+    #[error("{}", one_line(.0))]
+    Preflight(anyhow::Error),
+    /// The run failed and was rolled back: the host runs the previous
+    /// version with its data.
+    #[error("{}", one_line(.0))]
+    RolledBack(anyhow::Error),
     /// The host was changed and is not in a known-good state.
     #[error("{}", one_line(.0))]
     NeedsAttention(anyhow::Error),
@@ -67,6 +74,8 @@ impl Error {
             | Error::Failed(_)
             | Error::NotImplemented(_) => exit::FAILED,
             Error::Locked(_) => exit::LOCKED,
+            Error::Preflight(_) => exit::PREFLIGHT,
+            Error::RolledBack(_) => exit::ROLLED_BACK,
             Error::NeedsAttention(_) => exit::NEEDS_ATTENTION,
         }
     }
@@ -126,5 +135,7 @@ mod tests {
         assert_eq!(Error::Locked("x".into()).exit_code(), 6);
         assert_eq!(Error::NotImplemented("rollback").exit_code(), 1);
         assert_eq!(Error::NeedsAttention(anyhow::anyhow!("x")).exit_code(), 5);
+        assert_eq!(Error::Preflight(anyhow::anyhow!("x")).exit_code(), 3);
+        assert_eq!(Error::RolledBack(anyhow::anyhow!("x")).exit_code(), 4);
     }
 }

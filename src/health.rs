@@ -20,6 +20,21 @@ pub struct Gate<'a> {
     pub url: Option<&'a Url>,
     /// How long to wait for both.
     pub timeout: Duration,
+    /// STUB
+    pub log_errors: &'a [String],
+    /// STUB
+    pub since: Option<&'a Baseline>,
+}
+
+/// STUB
+pub struct Baseline;
+
+/// STUB
+pub async fn baseline(
+    _units: &[String],
+    _systemd: &impl ServiceManager,
+) -> anyhow::Result<Baseline> {
+    Ok(Baseline)
 }
 
 /// What the gate saw when it passed.

@@ -12,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Schema migrations, applied in order; the schema version is their count.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
     target       TEXT NOT NULL,
@@ -39,7 +40,25 @@ CREATE TABLE steps (
     error       TEXT,
     UNIQUE (run_id, seq)
 );
-"];
+",
+    "
+CREATE TABLE artifacts (
+    id         INTEGER PRIMARY KEY,
+    run_id     INTEGER NOT NULL REFERENCES runs(id),
+    step_seq   INTEGER NOT NULL,
+    target     TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    version    TEXT,
+    kind       TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX artifacts_by_target ON artifacts(target, role, version);
+CREATE INDEX artifacts_by_run ON artifacts(run_id);
+",
+];
 
 /// The history database.
 pub struct History {
@@ -92,6 +111,43 @@ pub struct StepRecord {
     pub detail: Option<serde_json::Value>,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+/// What a step produced that a later run may need: a verified package file
+/// or a backup. Recorded in the same transaction as the step's end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NewArtifact {
+    /// What it is for: `package` (the version a run installs),
+    /// `previous-package` (the version it replaces), `files-backup`,
+    /// `database-backup`.
+    pub role: String,
+    /// The package version it belongs to: a package's own version; for a
+    /// backup, the version installed when it was taken.
+    pub version: Option<String>,
+    /// `deb`, `rpm`, `files`, `sqlite`, `postgres`, `mysql`.
+    pub kind: String,
+    /// Where it is.
+    pub path: std::path::PathBuf,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// An artifact as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ArtifactRecord {
+    /// Row id.
+    pub id: i64,
+    /// The run that produced it.
+    pub run_id: i64,
+    /// The step (sequence number) that produced it.
+    pub step_seq: i64,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// What was recorded.
+    #[serde(flatten)]
+    pub artifact: NewArtifact,
 }
 
 /// Now, RFC 3339 UTC with milliseconds.
@@ -203,25 +259,144 @@ impl History {
         detail: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
+        self.end_step_with(run, seq, duration_ms, detail, error, &[])
+    }
+
+    /// Records the end of a step together with the artifacts it produced,
+    /// in one transaction: a backup is either recorded with its step or not
+    /// at all.
+    pub fn end_step_with(
+        &self,
+        run: i64,
+        seq: i64,
+        duration_ms: u64,
+        detail: Option<&serde_json::Value>,
+        error: Option<&str>,
+        artifacts: &[NewArtifact],
+    ) -> anyhow::Result<()> {
         let status = if error.is_some() {
             "failed"
         } else {
             "succeeded"
         };
-        self.db.execute(
+        let tx = self.db.unchecked_transaction()?;
+        let now = now();
+        tx.execute(
             "UPDATE steps SET status = ?3, finished_at = ?4, duration_ms = ?5, detail = ?6, error = ?7
              WHERE run_id = ?1 AND seq = ?2",
             params![
                 run,
                 seq,
                 status,
-                now(),
+                now,
                 duration_ms as i64,
                 detail.map(|d| d.to_string()),
                 error
             ],
         )?;
+        for a in artifacts {
+            tx.execute(
+                "INSERT INTO artifacts (run_id, step_seq, target, role, version, kind, path, sha256, size, created_at)
+                 SELECT ?1, ?2, target, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM runs WHERE id = ?1",
+                params![
+                    run,
+                    seq,
+                    a.role,
+                    a.version,
+                    a.kind,
+                    a.path.to_string_lossy(),
+                    a.sha256,
+                    a.size as i64,
+                    now
+                ],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// The artifacts a run produced, in the order they were recorded.
+    pub fn artifacts(&self, run: i64) -> anyhow::Result<Vec<ArtifactRecord>> {
+        self.query_artifacts("WHERE a.run_id = ?1 ORDER BY a.id", params![run])
+    }
+
+    /// Artifacts of a target with `role`, newest first, optionally only
+    /// those of runs that ended with `outcome`.
+    pub fn artifacts_by_role(
+        &self,
+        target: &str,
+        role: &str,
+        outcome: Option<&str>,
+    ) -> anyhow::Result<Vec<ArtifactRecord>> {
+        self.query_artifacts(
+            "WHERE a.target = ?1 AND a.role = ?2 AND (?3 IS NULL OR r.outcome = ?3) ORDER BY a.id DESC",
+            params![target, role, outcome],
+        )
+    }
+
+    fn query_artifacts(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> anyhow::Result<Vec<ArtifactRecord>> {
+        let sql = format!(
+            "SELECT a.id, a.run_id, a.step_seq, a.created_at, a.role, a.version, a.kind, a.path, a.sha256, a.size
+             FROM artifacts a JOIN runs r ON r.id = a.run_id {}",
+            filter
+        );
+        let mut stmt = self.db.prepare(&sql)?;
+        let rows = stmt
+            .query_map(params, |r| {
+                let path: String = r.get(7)?;
+                let size: i64 = r.get(9)?;
+                Ok(ArtifactRecord {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    step_seq: r.get(2)?,
+                    created_at: r.get(3)?,
+                    artifact: NewArtifact {
+                        role: r.get(4)?,
+                        version: r.get(5)?,
+                        kind: r.get(6)?,
+                        path: path.into(),
+                        sha256: r.get(8)?,
+                        size: size.max(0) as u64,
+                    },
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Every run of a target without an outcome, oldest first.
+    pub fn unfinished_runs(&self, target: &str) -> anyhow::Result<Vec<Run>> {
+        let ids: Vec<i64> = self
+            .db
+            .prepare("SELECT id FROM runs WHERE target = ?1 AND outcome IS NULL ORDER BY id")?
+            .query_map([target], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut runs = Vec::new();
+        for id in ids {
+            if let Some(r) = self.run(id)? {
+                runs.push(r);
+            }
+        }
+        Ok(runs)
+    }
+
+    /// The newest run of a target of one of `kinds` that ended with `outcome`.
+    pub fn last_run_where(
+        &self,
+        target: &str,
+        kinds: &[&str],
+        outcome: &str,
+    ) -> anyhow::Result<Option<Run>> {
+        for r in self.runs(Some(target), 1000)? {
+            if kinds.contains(&r.kind.as_str()) && r.outcome.as_deref() == Some(outcome) {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
     }
 
     /// Runs, newest first, optionally of one target, with their steps.
@@ -380,6 +555,101 @@ mod tests {
             .unwrap();
         let e = History::open(dir.path()).err().unwrap();
         assert!(format!("{e:#}").contains("newer than this upkeep"), "{e:#}");
+    }
+
+    fn art(role: &str, version: &str, path: &str) -> NewArtifact {
+        NewArtifact {
+            role: role.into(),
+            version: Some(version.into()),
+            kind: "deb".into(),
+            path: path.into(),
+            sha256: "ab".repeat(32),
+            size: 3,
+        }
+    }
+
+    #[test]
+    fn artifacts_are_recorded_with_their_step_and_found_by_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let run = h
+            .begin_run("portal", "upgrade", Some("1.0.0-1"), Some("2.1.0-1"))
+            .unwrap();
+        let seq = h.begin_step(run, "download").unwrap();
+        h.end_step_with(
+            run,
+            seq,
+            5,
+            Some(&serde_json::json!({})),
+            None,
+            &[
+                art("package", "2.1.0-1", "/c/new.deb"),
+                art("previous-package", "1.0.0-1", "/c/old.deb"),
+            ],
+        )
+        .unwrap();
+        let all = h.artifacts(run).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].step_seq, seq);
+        assert_eq!(all[1].artifact.role, "previous-package");
+        // Only runs with the outcome asked for.
+        assert!(
+            h.artifacts_by_role("portal", "package", Some("succeeded"))
+                .unwrap()
+                .is_empty()
+        );
+        h.finish_run(run, "succeeded", None).unwrap();
+        let found = h
+            .artifacts_by_role("portal", "package", Some("succeeded"))
+            .unwrap();
+        assert_eq!(
+            found[0].artifact.path,
+            std::path::PathBuf::from("/c/new.deb")
+        );
+        assert!(
+            h.artifacts_by_role("other", "package", None)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_failed_step_records_no_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let run = h.begin_run("portal", "upgrade", None, None).unwrap();
+        let seq = h.begin_step(run, "backup-files").unwrap();
+        h.end_step(run, seq, 1, None, Some("disk full")).unwrap();
+        assert!(h.artifacts(run).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unfinished_runs_and_the_last_run_of_a_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let a = h
+            .begin_run("portal", "upgrade", Some("1"), Some("2"))
+            .unwrap();
+        h.finish_run(a, "succeeded", None).unwrap();
+        let b = h
+            .begin_run("portal", "rollback", Some("2"), Some("1"))
+            .unwrap();
+        h.finish_run(b, "failed", None).unwrap();
+        let c = h
+            .begin_run("portal", "upgrade", Some("1"), Some("2"))
+            .unwrap();
+        let last = h
+            .last_run_where("portal", &["upgrade", "rollback"], "succeeded")
+            .unwrap()
+            .unwrap();
+        assert_eq!(last.id, a);
+        let open: Vec<i64> = h
+            .unfinished_runs("portal")
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(open, [c]);
     }
 
     #[test]

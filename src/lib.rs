@@ -10,12 +10,15 @@
 //!                                 │          ├─► download  (HTTP, SHA-256, cache)
 //!                                 │          ├─► pkg       (dpkg / rpm)
 //!                                 │          ├─► systemd   (D-Bus: stop, reload, start)
-//!                                 │          ├─► health    (units active, URL 2xx)
+//!                                 │          ├─► health    (units active, URL 2xx, journal, restarts)
+//!                                 │          ├─► backup    (files tar.gz, sqlite/pg_dump/mariadb-dump)
 //!                                 └──────────┴─► history   (SQLite journal of runs and steps)
 //! ```
 
 /// Command implementations: what each CLI command does and prints.
 pub mod app;
+/// Backups: config and theme files (tar.gz), the product's database.
+pub mod backup;
 /// The command-line interface (clap), the single source of the man page.
 pub mod cli;
 /// Configuration: TOML with drop-ins, validated into one settings value.
@@ -24,6 +27,8 @@ pub mod config;
 pub mod download;
 /// Errors and the contract's exit codes.
 pub mod error;
+/// Failpoints at every step boundary (the `failpoints` feature).
+pub mod failpoint;
 /// The health gate: units active and the health URL answering 2xx.
 pub mod health;
 /// The local history: every run and every step, in SQLite.
@@ -36,6 +41,8 @@ pub mod orchestrator;
 pub mod pkg;
 /// Package repositories: APT and YUM metadata, signatures, candidate versions.
 pub mod repo;
+/// SIGINT/SIGTERM deferred to the end of the current step.
+pub mod signals;
 /// systemd over D-Bus: stop, reload, start units and wait for their state.
 pub mod systemd;
 /// Package version ordering (dpkg) and product versions (semver).

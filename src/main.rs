@@ -8,6 +8,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = upkeep::cli::Cli::parse();
     upkeep::app::init_logging(&cli.global);
+    #[cfg(feature = "failpoints")]
+    let _failpoints = upkeep::failpoint::setup();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

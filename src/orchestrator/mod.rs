@@ -1,99 +1,332 @@
-//! The orchestrator: a plan (what to install, from what) and the journaled
-//! steps that apply it.
+//! The orchestrator: a plan (what to install, from what, what to restore)
+//! and the journaled steps that apply it — a visible state machine.
 //!
-//! An upgrade is a fixed sequence of steps — a visible state machine:
+//! Upgrade, rollback and downgrade are one *transition* from the installed
+//! version to another; they differ only in the restore steps:
 //!
 //! ```text
-//!   download ─► stop ─► install ─► reload ─► start ─► health ─► commit
-//!   (before the stop: a failure changes nothing on the host)
+//!  preflight ─► download ─► lock ─► backup-files ─► stop ─► backup-database
+//!  (nothing on the host changes before the stop; a failure there exits 1/3)
+//!     ─► [restore-database ─► restore-files]   (rollback, downgrade)
+//!     ─► install ─► reload ─► start ─► health ─► commit ─► cleanup
+//!
+//!  any failure after the stop (or SIGINT/SIGTERM, honoured between steps):
+//!  revert-stop ─► revert-restore-database ─► revert-restore-files
+//!     ─► revert-install (the previous package, from the local cache)
+//!     ─► revert-reload ─► revert-start ─► revert-health
 //! ```
 //!
-//! Each step is written to the history before it runs and again when it ends,
-//! with its duration and what it produced, so `status` and `history` show
-//! exactly where a run is or where it stopped. Slow work (metadata, download,
-//! verification) happens before the stop, so the service is down only for the
-//! package manager's own time plus the start.
+//! Each step is written to the history before it runs and again when it
+//! ends, in one transaction with what it produced (package and backup paths,
+//! hashes), so that `status` names an interrupted run and its next step and
+//! `recover` can finish or undo it from the history alone ([`recover`]).
+//! Slow work (download, verification, file backups) happens before the stop;
+//! the database is dumped after it, so that the dump is consistent.
 
+pub mod apply;
 pub mod journal;
+pub mod plan;
+pub mod recover;
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde::Serialize;
-use serde_json::json;
 
-use crate::config::Target;
+use crate::backup::Artifact;
 use crate::download::Http;
 use crate::error::Error;
-use crate::health::{self, Gate};
 use crate::history::History;
-use crate::pkg::{Installed, PackageManager};
+use crate::pkg::Installed;
 use crate::repo::Candidate;
-use crate::systemd::ServiceManager;
-use journal::Journal;
+use crate::signals::Interrupt;
 
-/// How long a unit may take to stop or start.
-const UNIT_JOB_TIMEOUT: Duration = Duration::from_secs(90);
+pub use apply::apply;
+pub use recover::recover;
 
-/// The steps of an upgrade, in the order they run.
+/// What kind of run a transition is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// To a newer version.
+    Upgrade,
+    /// Undo the last upgrade: its previous package, config and database.
+    Rollback,
+    /// To an older version recorded in the history.
+    Downgrade,
+}
+
+impl RunKind {
+    /// The name in the history and the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunKind::Upgrade => "upgrade",
+            RunKind::Rollback => "rollback",
+            RunKind::Downgrade => "downgrade",
+        }
+    }
+}
+
+/// The steps of a transition. The same steps, prefixed `revert-`, undo a
+/// failed one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Download the package and verify its SHA-256 (service still running).
+    /// Check what the run needs before touching anything: the database and
+    /// its backup tools, the packages.
+    Preflight,
+    /// Download the package (and the previous one, for a rollback) and
+    /// verify their SHA-256 — the service still runs.
     Download,
+    /// Wait for the dpkg/rpm lock, then hold it until the run ends.
+    Lock,
+    /// Archive the config files and `backup_paths` (0600 tar.gz).
+    BackupFiles,
     /// Stop the target's units and wait until they are inactive.
     Stop,
-    /// Install the package with the package manager.
+    /// Dump the database (consistent: the service is stopped).
+    BackupDatabase,
+    /// Put a database backup back (rollback, downgrade, revert).
+    RestoreDatabase,
+    /// Put the config and theme files back (rollback, downgrade, revert).
+    RestoreFiles,
+    /// Install the package with dpkg or rpm.
     Install,
     /// Reload unit files (the package may ship a new unit).
     Reload,
     /// Start the units and wait for their start jobs.
     Start,
-    /// Wait until every unit is active and the health URL answers 2xx.
+    /// The health gate: units active and stable, URL 2xx, no error in the
+    /// journal since the install.
     Health,
     /// Record the new version as the good one.
     Commit,
+    /// Release the package manager's lock.
+    Cleanup,
 }
 
-/// The upgrade's steps, in order.
+/// The steps of an upgrade, in order.
 pub const UPGRADE_STEPS: &[Step] = &[
+    Step::Preflight,
     Step::Download,
+    Step::Lock,
+    Step::BackupFiles,
     Step::Stop,
+    Step::BackupDatabase,
     Step::Install,
     Step::Reload,
     Step::Start,
     Step::Health,
     Step::Commit,
+    Step::Cleanup,
+];
+
+/// The steps of a rollback or downgrade, in order: an upgrade's, with the
+/// old database and config files put back before the older package goes in.
+pub const RESTORING_STEPS: &[Step] = &[
+    Step::Preflight,
+    Step::Download,
+    Step::Lock,
+    Step::BackupFiles,
+    Step::Stop,
+    Step::BackupDatabase,
+    Step::RestoreDatabase,
+    Step::RestoreFiles,
+    Step::Install,
+    Step::Reload,
+    Step::Start,
+    Step::Health,
+    Step::Commit,
+    Step::Cleanup,
+];
+
+/// The steps that undo a failed transition, in order.
+pub const REVERT_STEPS: &[Step] = &[
+    Step::Stop,
+    Step::RestoreDatabase,
+    Step::RestoreFiles,
+    Step::Install,
+    Step::Reload,
+    Step::Start,
+    Step::Health,
 ];
 
 impl Step {
     /// The step's name in the history.
     pub fn name(self) -> &'static str {
         match self {
+            Step::Preflight => "preflight",
             Step::Download => "download",
+            Step::Lock => "lock",
+            Step::BackupFiles => "backup-files",
             Step::Stop => "stop",
+            Step::BackupDatabase => "backup-database",
+            Step::RestoreDatabase => "restore-database",
+            Step::RestoreFiles => "restore-files",
             Step::Install => "install",
             Step::Reload => "reload",
             Step::Start => "start",
             Step::Health => "health",
             Step::Commit => "commit",
+            Step::Cleanup => "cleanup",
         }
+    }
+
+    /// The name of the step undoing a failed run.
+    pub fn revert_name(self) -> String {
+        format!("revert-{}", self.name())
     }
 
     /// True once the host has been touched: a failure from here on cannot
     /// simply be abandoned.
     pub fn changes_host(self) -> bool {
-        !matches!(self, Step::Download)
+        !matches!(
+            self,
+            Step::Preflight | Step::Download | Step::Lock | Step::BackupFiles
+        )
+    }
+
+    /// True for the steps that change the product's data or files: from the
+    /// first of them on, undoing a run means restoring the backups.
+    pub fn touches_data(self) -> bool {
+        matches!(
+            self,
+            Step::RestoreDatabase | Step::RestoreFiles | Step::Install
+        )
     }
 }
 
-/// What an upgrade will do.
+/// The steps of a transition of `kind`, in order.
+pub fn steps_for(kind: RunKind) -> &'static [Step] {
+    match kind {
+        RunKind::Upgrade => UPGRADE_STEPS,
+        RunKind::Rollback | RunKind::Downgrade => RESTORING_STEPS,
+    }
+}
+
+/// A package file that is already in the local cache, verified when it was
+/// downloaded and recorded in the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CachedPackage {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// Where a package comes from.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub enum Source {
+    /// The repository (downloaded and verified before the stop).
+    Remote(Box<Candidate>),
+    /// The local cache (never the repository).
+    Cached(CachedPackage),
+}
+
+/// A package version and where to get it.
+#[derive(Clone, Debug)]
+pub struct PackageRef {
+    /// The package version (`2.1.0-1`).
+    pub version: String,
+    /// Where the file comes from.
+    pub source: Source,
+}
+
+/// Backups a rollback or downgrade puts back.
+#[derive(Clone, Debug, Serialize)]
+pub struct Restore {
+    /// The run that took them.
+    pub run: i64,
+    /// When they were taken (RFC 3339).
+    pub taken_at: String,
+    /// The database dump, if the target has a database.
+    pub database: Option<Artifact>,
+    /// The config and theme files.
+    pub files: Option<Artifact>,
+}
+
+/// What a run will do.
+#[derive(Clone, Debug)]
+pub struct Transition {
+    /// Upgrade, rollback or downgrade.
+    pub kind: RunKind,
     /// What is installed now.
-    pub installed: Option<Installed>,
+    pub from: Option<Installed>,
     /// The version to install.
-    pub candidate: Candidate,
+    pub to: PackageRef,
+    /// The package of the installed version, for undoing a failure (None
+    /// when nothing is installed).
+    pub previous: Option<PackageRef>,
+    /// What to put back before installing (rollback, downgrade).
+    pub restore: Option<Restore>,
+}
+
+/// Where a run keeps its files.
+#[derive(Clone, Copy, Debug)]
+pub struct Dirs<'a> {
+    /// Packages and metadata.
+    pub cache: &'a Path,
+    /// History and backups.
+    pub state: &'a Path,
+}
+
+impl Dirs<'_> {
+    /// The directory of one run's backups.
+    pub fn backups(&self, target: &str, run: i64) -> PathBuf {
+        self.state
+            .join("backups")
+            .join(target)
+            .join(format!("run-{run}"))
+    }
+}
+
+/// The outside systems a run drives.
+pub struct Systems<'a, S, P> {
+    /// systemd.
+    pub systemd: &'a S,
+    /// dpkg or rpm.
+    pub pkg: &'a P,
+    /// HTTP.
+    pub http: &'a Http,
+    /// The history.
+    pub history: &'a History,
+    /// SIGINT/SIGTERM, honoured between steps.
+    pub interrupt: &'a Interrupt,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// History id of the run.
+    pub run: i64,
+    /// Target name.
+    pub target: String,
+    /// `upgrade`, `rollback`, `downgrade`, `recover`.
+    pub kind: String,
+    /// Version before.
+    pub from: Option<String>,
+    /// Version after.
+    pub to: String,
+    /// `succeeded` (or, for `recover`, `completed` / `rolled_back`).
+    pub outcome: String,
+    /// Milliseconds from the stop until the health gate passed.
+    pub downtime_ms: u64,
+    /// Packaged config files the package manager left beside the live ones
+    /// (`.dpkg-dist`, `.rpmnew`...): the operator's files were kept.
+    pub pending_config: Vec<PathBuf>,
+    /// Backups taken by this run.
+    pub backups: Vec<Artifact>,
+}
+
+/// Progress of a run, for output.
+pub enum StepEvent<'a> {
+    /// A step starts.
+    Started(&'a str),
+    /// A step ended well.
+    Succeeded(&'a str, std::time::Duration),
+    /// A step failed.
+    Failed(&'a str, std::time::Duration, &'a anyhow::Error),
 }
 
 /// Picks the version to install: `--to` when given, else the newest.
@@ -130,38 +363,6 @@ pub fn choose(
     Ok(Some(chosen.clone()))
 }
 
-/// The outside systems an upgrade drives.
-pub struct Systems<'a, S, P> {
-    /// systemd.
-    pub systemd: &'a S,
-    /// dpkg or rpm.
-    pub pkg: &'a P,
-    /// HTTP.
-    pub http: &'a Http,
-    /// The history.
-    pub history: &'a History,
-}
-
-/// What a finished upgrade reports.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// History id of the run.
-    pub run: i64,
-    /// Target name.
-    pub target: String,
-    /// Version before.
-    pub from: Option<String>,
-    /// Version after.
-    pub to: String,
-    /// `succeeded`.
-    pub outcome: String,
-    /// Milliseconds from the stop until the health gate passed.
-    pub downtime_ms: u64,
-    /// Packaged config files the package manager left beside the live ones
-    /// (`.dpkg-dist`, `.rpmnew`...): the operator's files were kept.
-    pub pending_config: Vec<PathBuf>,
-}
-
 /// Suffixes dpkg and rpm give the config file they did not put in place.
 const PENDING_SUFFIXES: &[&str] = &[
     ".dpkg-dist",
@@ -185,107 +386,6 @@ pub fn pending_config_files(config_files: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// Runs an upgrade plan as journaled steps. `on_step` is told each step as
-/// it starts and ends (for progress output).
-pub async fn upgrade<S: ServiceManager, P: PackageManager>(
-    target: &Target,
-    cache_dir: &std::path::Path,
-    plan: &Plan,
-    sys: &Systems<'_, S, P>,
-    on_step: &mut dyn FnMut(StepEvent<'_>),
-) -> Result<Report, Error> {
-    let from = plan.installed.as_ref().map(|i| i.version.clone());
-    let to = plan.candidate.version.to_string();
-    let journal = Journal::begin(
-        sys.history,
-        &target.name,
-        "upgrade",
-        from.as_deref(),
-        Some(&to),
-    )?;
-    let mut package: Option<PathBuf> = None;
-    let mut stopped_at: Option<std::time::Instant> = None;
-    let mut downtime_ms = 0;
-    let mut config_left: Vec<PathBuf> = Vec::new();
-
-    for &step in UPGRADE_STEPS {
-        on_step(StepEvent::Started(step));
-        let started = std::time::Instant::now();
-        let result: anyhow::Result<serde_json::Value> = journal
-            .record(step.name(), async {
-                match step {
-                    Step::Download => {
-                        let c = &plan.candidate;
-                        let path = fetch_package(sys.http, cache_dir, &target.name, c).await?;
-                        package = Some(path.clone());
-                        Ok(json!({"url": c.url.as_str(), "sha256": c.sha256, "size": c.size, "path": path}))
-                    }
-                    Step::Stop => {
-                        stopped_at = Some(std::time::Instant::now());
-                        for unit in &target.services {
-                            sys.systemd.stop(unit, UNIT_JOB_TIMEOUT).await?;
-                        }
-                        Ok(json!({"units": target.services}))
-                    }
-                    Step::Install => {
-                        let path = package.as_ref().context("no downloaded package")?;
-                        let report = sys.pkg.install(path).await?;
-                        let installed = sys.pkg.installed(&plan.candidate.package).await?;
-                        let now = installed.as_ref().map(|i| i.version.as_str());
-                        if now != Some(to.as_str()) {
-                            anyhow::bail!(
-                                "after the install the package manager reports {} instead of {to}",
-                                now.unwrap_or("nothing installed")
-                            );
-                        }
-                        config_left = pending_config_files(&target.config_files);
-                        Ok(json!({"output": tail(&report.output, 20), "pending_config": config_left}))
-                    }
-                    Step::Reload => {
-                        sys.systemd.daemon_reload().await?;
-                        Ok(json!({}))
-                    }
-                    Step::Start => {
-                        for unit in &target.services {
-                            sys.systemd.start(unit, UNIT_JOB_TIMEOUT).await?;
-                        }
-                        Ok(json!({"units": target.services}))
-                    }
-                    Step::Health => {
-                        let gate = Gate {
-                            units: &target.services,
-                            url: target.health.url.as_ref(),
-                            timeout: target.health.timeout,
-                        };
-                        let passed = health::wait_healthy(&gate, sys.systemd, sys.http).await?;
-                        downtime_ms = stopped_at.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0);
-                        Ok(json!({"waited_ms": passed.waited_ms, "body": passed.body, "downtime_ms": downtime_ms}))
-                    }
-                    Step::Commit => Ok(json!({"version": to})),
-                }
-            })
-            .await;
-        let elapsed = started.elapsed();
-        match result {
-            Ok(_) => on_step(StepEvent::Succeeded(step, elapsed)),
-            Err(e) => {
-                on_step(StepEvent::Failed(step, elapsed, &e));
-                return Err(fail_run(&journal, step, e, target, sys).await);
-            }
-        }
-    }
-    journal.finish("succeeded", None)?;
-    Ok(Report {
-        run: journal.run(),
-        target: target.name.clone(),
-        from,
-        to,
-        outcome: "succeeded".into(),
-        downtime_ms,
-        pending_config: config_left,
-    })
 }
 
 /// Where a candidate is kept in the cache once verified.
@@ -316,61 +416,6 @@ pub async fn fetch_package(
     let dir = cache_dir.join("packages").join(target);
     http.download(&c.url, c.size, &c.sha256, &dir, extension(c))
         .await
-}
-
-/// Progress of a run, for output.
-pub enum StepEvent<'a> {
-    /// A step starts.
-    Started(Step),
-    /// A step ended well.
-    Succeeded(Step, Duration),
-    /// A step failed.
-    Failed(Step, Duration, &'a anyhow::Error),
-}
-
-/// Ends a failed run in the history and says what state the host is in.
-async fn fail_run<S: ServiceManager, P: PackageManager>(
-    journal: &Journal<'_>,
-    step: Step,
-    e: anyhow::Error,
-    target: &Target,
-    sys: &Systems<'_, S, P>,
-) -> Error {
-    let cause = crate::error::one_line(&e);
-    if !step.changes_host() {
-        let message = format!("{} failed, nothing was changed: {cause}", step.name());
-        let _ = journal.finish("failed", Some(&message));
-        return Error::Failed(anyhow!(message));
-    }
-    // The host was touched. Automatic rollback comes with the journaled
-    // rollback; until then, try to leave the units running and say exactly
-    // what state the host is in.
-    for unit in &target.services {
-        let _ = sys.systemd.start(unit, UNIT_JOB_TIMEOUT).await;
-    }
-    let installed = sys
-        .pkg
-        .installed(&target.package)
-        .await
-        .ok()
-        .flatten()
-        .map(|i| format!("{} ({})", i.version, i.status))
-        .unwrap_or_else(|| "nothing".into());
-    let mut units = Vec::new();
-    for unit in &target.services {
-        if let Ok(s) = sys.systemd.state(unit).await {
-            units.push(format!("{} {}/{}", s.unit, s.active_state, s.sub_state));
-        }
-    }
-    let message = format!(
-        "{} failed after the service was stopped: {cause}; installed now: {}; units: {}; see `upkeep status {}`",
-        step.name(),
-        installed,
-        units.join(", "),
-        target.name
-    );
-    let _ = journal.finish("failed", Some(&message));
-    Error::NeedsAttention(anyhow!(message))
 }
 
 /// The last `n` lines of `text`.
@@ -452,8 +497,37 @@ mod tests {
 
     #[test]
     fn steps_before_the_stop_do_not_change_the_host() {
-        assert_eq!(UPGRADE_STEPS[0], Step::Download);
-        assert!(!Step::Download.changes_host());
-        assert!(UPGRADE_STEPS[1..].iter().all(|s| s.changes_host()));
+        for steps in [UPGRADE_STEPS, RESTORING_STEPS] {
+            let stop = steps.iter().position(|s| *s == Step::Stop).unwrap();
+            assert!(steps[..stop].iter().all(|s| !s.changes_host()));
+            assert!(steps[stop..].iter().all(|s| s.changes_host()));
+            // Nothing that changes data runs before the database is dumped.
+            let dump = steps
+                .iter()
+                .position(|s| *s == Step::BackupDatabase)
+                .unwrap();
+            assert!(steps[..dump].iter().all(|s| !s.touches_data()));
+        }
+    }
+
+    #[test]
+    fn restoring_runs_put_data_back_before_the_older_package_goes_in() {
+        let pos = |s: Step| RESTORING_STEPS.iter().position(|x| *x == s).unwrap();
+        assert!(pos(Step::RestoreDatabase) < pos(Step::Install));
+        assert!(pos(Step::RestoreFiles) < pos(Step::Install));
+        assert!(!UPGRADE_STEPS.contains(&Step::RestoreDatabase));
+        let rpos = |s: Step| REVERT_STEPS.iter().position(|x| *x == s).unwrap();
+        assert!(rpos(Step::Stop) < rpos(Step::RestoreDatabase));
+        assert!(rpos(Step::RestoreFiles) < rpos(Step::Install));
+        assert_eq!(REVERT_STEPS.last(), Some(&Step::Health));
+    }
+
+    #[test]
+    fn every_step_has_its_own_name() {
+        let mut names: Vec<&str> = RESTORING_STEPS.iter().map(|s| s.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), RESTORING_STEPS.len());
+        assert_eq!(Step::Install.revert_name(), "revert-install");
     }
 }

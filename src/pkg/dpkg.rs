@@ -48,7 +48,11 @@ impl PackageManager for Dpkg {
         parse_query(&String::from_utf8_lossy(&out.stdout))
     }
 
-    async fn install(&self, file: &Path) -> anyhow::Result<InstallReport> {
+    async fn lock(&self, _timeout: std::time::Duration) -> anyhow::Result<super::PkgLock> {
+        Ok(super::PkgLock)
+    }
+
+    async fn install(&self, file: &Path, _downgrade: bool) -> anyhow::Result<InstallReport> {
         let out = Command::new("dpkg")
             .args(["--force-confdef", "--force-confold", "-i"])
             .arg(file)

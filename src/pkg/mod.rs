@@ -61,7 +61,9 @@ pub trait PackageManager {
     /// The installed state of `package`, or None when it is not installed.
     async fn installed(&self, package: &str) -> anyhow::Result<Option<Installed>>;
     /// Installs a package file, keeping locally modified config files.
-    async fn install(&self, file: &Path) -> anyhow::Result<InstallReport>;
+    async fn install(&self, file: &Path, downgrade: bool) -> anyhow::Result<InstallReport>;
+    /// Waits for the package manager's lock (STUB).
+    async fn lock(&self, timeout: std::time::Duration) -> anyhow::Result<PkgLock>;
 }
 
 /// The package manager of a target: dpkg for APT repositories, rpm for YUM.
@@ -98,10 +100,17 @@ impl PackageManager for Manager {
         }
     }
 
-    async fn install(&self, file: &Path) -> anyhow::Result<InstallReport> {
+    async fn install(&self, file: &Path, downgrade: bool) -> anyhow::Result<InstallReport> {
         match self {
-            Manager::Dpkg(m) => m.install(file).await,
-            Manager::Rpm(m) => m.install(file).await,
+            Manager::Dpkg(m) => m.install(file, downgrade).await,
+            Manager::Rpm(m) => m.install(file, downgrade).await,
         }
     }
+    async fn lock(&self, _timeout: std::time::Duration) -> anyhow::Result<PkgLock> {
+        Ok(PkgLock)
+    }
 }
+
+/// STUB lock guard.
+#[derive(Debug)]
+pub struct PkgLock;

@@ -1,0 +1,685 @@
+//! Applying a transition: the forward steps, and the revert steps when one
+//! of them fails after the stop.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::journal::{Journal, Produced};
+use super::{
+    CachedPackage, Dirs, PackageRef, REVERT_STEPS, Report, RunKind, Source, Step, StepEvent,
+    Systems, Transition, fetch_package, pending_config_files, tail,
+};
+use crate::backup::db::Db;
+use crate::backup::{self, Artifact};
+use crate::config::Target;
+use crate::error::Error;
+use crate::failpoint;
+use crate::health::{self, Baseline, Gate};
+use crate::history::NewArtifact;
+use crate::pkg::{PackageManager, PkgLock};
+use crate::systemd::ServiceManager;
+
+/// How long a unit may take to stop or start.
+pub(super) const UNIT_JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long to wait for dpkg/rpm to be free.
+pub(super) const PKG_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a run has done so far: enough to go on, or to undo it.
+#[derive(Default)]
+pub(super) struct Ctx {
+    /// The package file to install.
+    pub package: Option<PathBuf>,
+    /// The package file of the version installed before (for undoing).
+    pub previous: Option<PathBuf>,
+    /// Its version.
+    pub previous_version: Option<String>,
+    /// This run's backup of the config and theme files.
+    pub files_backup: Option<Artifact>,
+    /// This run's dump of the database.
+    pub db_backup: Option<Artifact>,
+    /// The product's database.
+    pub db: Option<Db>,
+    /// The package manager's lock, held until the run ends.
+    pub lock: Option<PkgLock>,
+    /// The journal position and restart counts before the install.
+    pub baseline: Option<Baseline>,
+    /// When the service went down.
+    pub stopped_at: Option<Instant>,
+    /// From the stop until healthy again.
+    pub downtime_ms: u64,
+    /// `.dpkg-dist`/`.rpmnew` files left by the install.
+    pub pending_config: Vec<PathBuf>,
+    /// True once a step that changes data or files began: undoing the run
+    /// then means restoring the backups.
+    pub touched: bool,
+    /// True once the stop began.
+    pub stopped: bool,
+}
+
+/// Runs a transition as journaled steps. On a failure after the stop it
+/// reverts by itself: `Error::RolledBack` (exit 4) when the host runs the
+/// previous version again, healthy, with its data; `Error::NeedsAttention`
+/// (exit 5) when even that failed.
+pub async fn apply<S: ServiceManager, P: PackageManager>(
+    target: &Target,
+    dirs: Dirs<'_>,
+    t: &Transition,
+    sys: &Systems<'_, S, P>,
+    on_step: &mut dyn FnMut(StepEvent<'_>),
+) -> Result<Report, Error> {
+    let from = t.from.as_ref().map(|i| i.version.clone());
+    let to = t.to.version.clone();
+    let journal = Journal::begin(
+        sys.history,
+        &target.name,
+        t.kind.name(),
+        from.as_deref(),
+        Some(&to),
+    )?;
+    let mut ctx = Ctx {
+        previous_version: from.clone(),
+        ..Ctx::default()
+    };
+    for &step in super::steps_for(t.kind) {
+        let failed = match sys.interrupt.requested() {
+            Some(signal) => Err(anyhow!("interrupted by {signal}")),
+            None => run_step(step, target, dirs, t, sys, &journal, &mut ctx, on_step).await,
+        };
+        if let Err(e) = failed {
+            return Err(fail(step, e, target, dirs, sys, &journal, &mut ctx, on_step).await);
+        }
+    }
+    let _ = failpoint::hit("after-cleanup");
+    journal.finish("succeeded", None)?;
+    Ok(Report {
+        run: journal.run(),
+        target: target.name.clone(),
+        kind: t.kind.name().into(),
+        from,
+        to,
+        outcome: "succeeded".into(),
+        downtime_ms: ctx.downtime_ms,
+        pending_config: ctx.pending_config,
+        backups: ctx.files_backup.into_iter().chain(ctx.db_backup).collect(),
+    })
+}
+
+/// Runs one forward step between its journal records, with the failpoint
+/// before it, and tells `on_step`.
+#[allow(clippy::too_many_arguments)]
+async fn run_step<S: ServiceManager, P: PackageManager>(
+    step: Step,
+    target: &Target,
+    dirs: Dirs<'_>,
+    t: &Transition,
+    sys: &Systems<'_, S, P>,
+    journal: &Journal<'_>,
+    ctx: &mut Ctx,
+    on_step: &mut dyn FnMut(StepEvent<'_>),
+) -> anyhow::Result<()> {
+    failpoint::hit(&format!("before-{}", step.name()))?;
+    let name = step.name();
+    on_step(StepEvent::Started(name));
+    let started = Instant::now();
+    if step == Step::Stop {
+        ctx.stopped = true;
+    }
+    if step.touches_data() {
+        ctx.touched = true;
+    }
+    let result = journal
+        .record(
+            name,
+            forward(step, target, dirs, t, sys, journal.run(), ctx),
+        )
+        .await;
+    match &result {
+        Ok(_) => on_step(StepEvent::Succeeded(name, started.elapsed())),
+        Err(e) => on_step(StepEvent::Failed(name, started.elapsed(), e)),
+    }
+    result.map(|_| ())
+}
+
+/// What each forward step does.
+async fn forward<S: ServiceManager, P: PackageManager>(
+    step: Step,
+    target: &Target,
+    dirs: Dirs<'_>,
+    t: &Transition,
+    sys: &Systems<'_, S, P>,
+    run: i64,
+    ctx: &mut Ctx,
+) -> anyhow::Result<Produced> {
+    match step {
+        Step::Preflight => {
+            let mut checks = Vec::new();
+            ctx.db = backup::db::resolve(&target.database).context("database")?;
+            if let Some(db) = &ctx.db {
+                db.preflight()
+                    .await
+                    .with_context(|| format!("database {}", db.describe()))?;
+                checks.push(format!(
+                    "database {} reachable, backup tools present",
+                    db.describe()
+                ));
+            }
+            if t.from.is_some() && t.previous.is_none() {
+                bail!("no package of the installed version to roll back to");
+            }
+            if let Some(r) = &t.restore {
+                for a in r.database.iter().chain(&r.files) {
+                    a.verify()
+                        .with_context(|| format!("backup of run #{} to restore", r.run))?;
+                }
+                checks.push(format!("backups of run #{} verified", r.run));
+            }
+            Ok(json!({"checks": checks}).into())
+        }
+        Step::Download => {
+            let mut artifacts = Vec::new();
+            let mut detail = serde_json::Map::new();
+            let (path, a) = obtain(&t.to, "package", target, dirs, sys).await?;
+            detail.insert("package".into(), json!(path));
+            detail.insert("sha256".into(), json!(a.sha256));
+            detail.insert("size".into(), json!(a.size));
+            if let Source::Remote(c) = &t.to.source {
+                detail.insert("url".into(), json!(c.url.as_str()));
+            }
+            ctx.package = Some(path);
+            artifacts.push(a);
+            if let Some(prev) = &t.previous {
+                let (path, a) = obtain(prev, "previous-package", target, dirs, sys)
+                    .await
+                    .context("the package of the installed version (kept for a rollback)")?;
+                detail.insert("previous_package".into(), json!(path));
+                ctx.previous = Some(path);
+                artifacts.push(a);
+            }
+            Ok(Produced {
+                detail: detail.into(),
+                artifacts,
+            })
+        }
+        Step::Lock => {
+            ctx.lock = Some(sys.pkg.lock(PKG_LOCK_TIMEOUT).await?);
+            Ok(json!({"package_manager_lock": "held"}).into())
+        }
+        Step::BackupFiles => {
+            let paths: Vec<PathBuf> = target
+                .config_files
+                .iter()
+                .chain(&target.backup_paths)
+                .cloned()
+                .collect();
+            let dir = backup_dir(dirs, &target.name, run)?;
+            let a = backup::files::archive(&paths, &dir.join("files.tar.gz"))?;
+            let record = artifact_record("files-backup", ctx.previous_version.clone(), &a);
+            ctx.files_backup = Some(a.clone());
+            Ok(Produced {
+                detail: json!({"backup": a, "paths": paths}),
+                artifacts: vec![record],
+            })
+        }
+        Step::Stop => {
+            ctx.stopped_at = Some(Instant::now());
+            stop_units(target, sys).await?;
+            Ok(json!({"units": target.services}).into())
+        }
+        Step::BackupDatabase => {
+            let Some(db) = &ctx.db else {
+                return Ok(json!({"database": null}).into());
+            };
+            let dir = backup_dir(dirs, &target.name, run)?;
+            let dest = dir.join(format!("database.{}", dump_extension(db)));
+            let a = db
+                .dump(&dest)
+                .await
+                .with_context(|| format!("backup of {}", db.describe()))?;
+            let record = artifact_record("database-backup", ctx.previous_version.clone(), &a);
+            ctx.db_backup = Some(a.clone());
+            Ok(Produced {
+                detail: json!({"backup": a, "database": db.describe()}),
+                artifacts: vec![record],
+            })
+        }
+        Step::RestoreDatabase => {
+            let source = t.restore.as_ref().and_then(|r| r.database.as_ref());
+            match (&ctx.db, source) {
+                (Some(db), Some(a)) => {
+                    db.restore(a)
+                        .await
+                        .with_context(|| format!("restore of {}", db.describe()))?;
+                    Ok(json!({"restored": a}).into())
+                }
+                (Some(db), None) => bail!(
+                    "no backup of {} to restore for {}",
+                    db.describe(),
+                    t.to.version
+                ),
+                (None, _) => Ok(json!({"database": null}).into()),
+            }
+        }
+        Step::RestoreFiles => match t.restore.as_ref().and_then(|r| r.files.as_ref()) {
+            Some(a) => {
+                let restored = backup::files::restore(a)?;
+                Ok(json!({"restored": a, "paths": restored}).into())
+            }
+            None => Ok(json!({"files": null}).into()),
+        },
+        Step::Install => {
+            let path = ctx.package.clone().context("no downloaded package")?;
+            ctx.baseline = Some(health::baseline(&target.services, sys.systemd).await?);
+            let downgrade = t.kind != RunKind::Upgrade;
+            let detail = install(target, sys, &path, &t.to.version, downgrade).await?;
+            ctx.pending_config = pending_config_files(&target.config_files);
+            Ok(json!({"output": detail, "pending_config": ctx.pending_config}).into())
+        }
+        Step::Reload => {
+            sys.systemd.daemon_reload().await?;
+            Ok(json!({}).into())
+        }
+        Step::Start => {
+            start_units(target, sys).await?;
+            Ok(json!({"units": target.services}).into())
+        }
+        Step::Health => {
+            let passed = gate(target, sys, ctx.baseline.as_ref()).await?;
+            ctx.downtime_ms = ctx
+                .stopped_at
+                .map(|t| t.elapsed().as_millis() as u64)
+                .unwrap_or(0);
+            Ok(json!({"waited_ms": passed.waited_ms, "body": passed.body, "downtime_ms": ctx.downtime_ms}).into())
+        }
+        Step::Commit => Ok(json!({"version": t.to.version}).into()),
+        Step::Cleanup => {
+            ctx.lock = None;
+            Ok(json!({"package_manager_lock": "released"}).into())
+        }
+    }
+}
+
+/// Ends a failed run: abandoned when the host was not touched yet, else
+/// reverted. Returns the error the command ends with.
+#[allow(clippy::too_many_arguments)]
+async fn fail<S: ServiceManager, P: PackageManager>(
+    step: Step,
+    e: anyhow::Error,
+    target: &Target,
+    dirs: Dirs<'_>,
+    sys: &Systems<'_, S, P>,
+    journal: &Journal<'_>,
+    ctx: &mut Ctx,
+    on_step: &mut dyn FnMut(StepEvent<'_>),
+) -> Error {
+    let cause = crate::error::one_line(&e);
+    if !ctx.stopped {
+        ctx.lock = None;
+        let message = format!("{} failed, nothing was changed: {cause}", step.name());
+        let _ = journal.finish("failed", Some(&message));
+        return if step == Step::Preflight {
+            Error::Preflight(anyhow!("preflight: {cause}"))
+        } else {
+            Error::Failed(anyhow!(message))
+        };
+    }
+    let what = format!("{} failed: {cause}", step.name());
+    revert_and_finish(&what, target, dirs, sys, journal, journal, ctx, on_step).await
+}
+
+/// Reverts a run (recorded in `journal`), then records the outcome of
+/// `subject` (the run being undone: the same one, or the interrupted run
+/// `recover` works on). Returns the error the command ends with.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn revert_and_finish<S: ServiceManager, P: PackageManager>(
+    what: &str,
+    target: &Target,
+    dirs: Dirs<'_>,
+    sys: &Systems<'_, S, P>,
+    journal: &Journal<'_>,
+    subject: &Journal<'_>,
+    ctx: &mut Ctx,
+    on_step: &mut dyn FnMut(StepEvent<'_>),
+) -> Error {
+    let previous = ctx
+        .previous_version
+        .clone()
+        .unwrap_or_else(|| "nothing".into());
+    match revert(target, dirs, sys, journal, ctx, on_step).await {
+        Ok(()) => {
+            ctx.lock = None;
+            let message = format!(
+                "{what}; rolled back: {previous} runs again with its data and config (run #{})",
+                subject.run()
+            );
+            let _ = subject.finish("rolled_back", Some(&message));
+            Error::RolledBack(anyhow!(message))
+        }
+        Err((step, e)) => {
+            ctx.lock = None;
+            let state = describe_host(target, sys).await;
+            let backups: Vec<String> = ctx
+                .db_backup
+                .iter()
+                .chain(&ctx.files_backup)
+                .map(|a| a.path.display().to_string())
+                .collect();
+            let message = format!(
+                "{what}; the rollback to {previous} failed too at {}: {}; {state}; backups: {}; fix the cause, then run `upkeep recover {}`",
+                step.revert_name(),
+                crate::error::one_line(&e),
+                if backups.is_empty() {
+                    "none".into()
+                } else {
+                    backups.join(", ")
+                },
+                target.name
+            );
+            let _ = subject.finish("failed", Some(&message));
+            Error::NeedsAttention(anyhow!(message))
+        }
+    }
+}
+
+/// Undoes a run from what `ctx` holds: stop, put the database and files
+/// back (when the run got as far as changing them), reinstall the previous
+/// package from the local cache, reload, start, health gate.
+pub(super) async fn revert<S: ServiceManager, P: PackageManager>(
+    target: &Target,
+    dirs: Dirs<'_>,
+    sys: &Systems<'_, S, P>,
+    journal: &Journal<'_>,
+    ctx: &mut Ctx,
+    on_step: &mut dyn FnMut(StepEvent<'_>),
+) -> Result<(), (Step, anyhow::Error)> {
+    let _ = dirs;
+    if ctx.lock.is_none() {
+        ctx.lock = Some(
+            sys.pkg
+                .lock(PKG_LOCK_TIMEOUT)
+                .await
+                .map_err(|e| (Step::Install, e))?,
+        );
+    }
+    for &step in REVERT_STEPS {
+        let name = step.revert_name();
+        failpoint::hit(&format!("before-{name}")).map_err(|e| (step, e))?;
+        on_step(StepEvent::Started(&name));
+        let started = Instant::now();
+        let result = journal
+            .record(&name, backward(step, target, sys, ctx))
+            .await;
+        match &result {
+            Ok(_) => on_step(StepEvent::Succeeded(&name, started.elapsed())),
+            Err(e) => on_step(StepEvent::Failed(&name, started.elapsed(), e)),
+        }
+        result.map_err(|e| (step, e))?;
+    }
+    Ok(())
+}
+
+/// What each revert step does.
+async fn backward<S: ServiceManager, P: PackageManager>(
+    step: Step,
+    target: &Target,
+    sys: &Systems<'_, S, P>,
+    ctx: &mut Ctx,
+) -> anyhow::Result<Produced> {
+    match step {
+        Step::Stop => {
+            stop_units(target, sys).await?;
+            Ok(json!({"units": target.services}).into())
+        }
+        Step::RestoreDatabase => {
+            if !ctx.touched {
+                return Ok(json!({"skipped": "the database was not changed"}).into());
+            }
+            match (&ctx.db, &ctx.db_backup) {
+                (Some(db), Some(a)) => {
+                    db.restore(a)
+                        .await
+                        .with_context(|| format!("restore of {}", db.describe()))?;
+                    Ok(json!({"restored": a}).into())
+                }
+                (Some(db), None) => bail!("no backup of {} was taken", db.describe()),
+                (None, _) => Ok(json!({"database": null}).into()),
+            }
+        }
+        Step::RestoreFiles => {
+            if !ctx.touched {
+                return Ok(json!({"skipped": "the files were not changed"}).into());
+            }
+            match &ctx.files_backup {
+                Some(a) => {
+                    let restored = backup::files::restore(a)?;
+                    Ok(json!({"restored": a, "paths": restored}).into())
+                }
+                None => Ok(json!({"files": null}).into()),
+            }
+        }
+        Step::Install => {
+            let version = ctx.previous_version.clone().context(
+                "nothing was installed before this run: there is no version to go back to",
+            )?;
+            ctx.baseline = Some(health::baseline(&target.services, sys.systemd).await?);
+            let now = sys.pkg.installed(&target.package).await?;
+            if now
+                .as_ref()
+                .is_some_and(|i| i.configured && i.version == version)
+            {
+                return Ok(json!({"skipped": format!("{version} is installed")}).into());
+            }
+            let path = ctx
+                .previous
+                .clone()
+                .with_context(|| format!("the package of {version} is not in the local cache"))?;
+            let output = install(target, sys, &path, &version, true).await?;
+            Ok(json!({"output": output, "version": version}).into())
+        }
+        Step::Reload => {
+            sys.systemd.daemon_reload().await?;
+            Ok(json!({}).into())
+        }
+        Step::Start => {
+            start_units(target, sys).await?;
+            Ok(json!({"units": target.services}).into())
+        }
+        Step::Health => {
+            let passed = gate(target, sys, ctx.baseline.as_ref()).await?;
+            Ok(json!({"waited_ms": passed.waited_ms, "body": passed.body}).into())
+        }
+        other => bail!("{} is not a revert step", other.name()),
+    }
+}
+
+/// Gets a package file: from the cache (hash checked again) or downloaded
+/// and verified. Returns its path and the artifact to record.
+async fn obtain<S, P>(
+    p: &PackageRef,
+    role: &str,
+    target: &Target,
+    dirs: Dirs<'_>,
+    sys: &Systems<'_, S, P>,
+) -> anyhow::Result<(PathBuf, NewArtifact)> {
+    let (path, sha256, size) = match &p.source {
+        Source::Remote(c) => {
+            let path = fetch_package(sys.http, dirs.cache, &target.name, c).await?;
+            (path, c.sha256.clone(), c.size)
+        }
+        Source::Cached(c) => {
+            verify_cached(c).await?;
+            (c.path.clone(), c.sha256.clone(), c.size)
+        }
+    };
+    let kind = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("pkg")
+        .to_string();
+    let a = NewArtifact {
+        role: role.into(),
+        version: Some(p.version.clone()),
+        kind,
+        path: path.clone(),
+        sha256,
+        size,
+    };
+    Ok((path, a))
+}
+
+/// Checks a cached package's size and SHA-256 again (it may have been
+/// damaged since it was verified).
+pub(super) async fn verify_cached(c: &CachedPackage) -> anyhow::Result<()> {
+    let c = c.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut f = std::fs::File::open(&c.path)
+            .with_context(|| format!("cached package {}", c.path.display()))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            let got = std::io::Read::read(&mut f, &mut buf)
+                .with_context(|| format!("cannot read {}", c.path.display()))?;
+            if got == 0 {
+                break;
+            }
+            h.update(&buf[..got]);
+            n += got as u64;
+        }
+        let got = hex::encode(h.finalize());
+        if n != c.size || got != c.sha256 {
+            bail!(
+                "cached package {} is damaged: {n} bytes with SHA-256 {got}, expected {} bytes with {}",
+                c.path.display(),
+                c.size,
+                c.sha256
+            );
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| anyhow!("the hashing thread failed: {e}"))?
+}
+
+/// Installs a package file and checks the package manager now reports
+/// `version`, fully configured.
+async fn install<S, P: PackageManager>(
+    target: &Target,
+    sys: &Systems<'_, S, P>,
+    path: &std::path::Path,
+    version: &str,
+    downgrade: bool,
+) -> anyhow::Result<String> {
+    let report = sys.pkg.install(path, downgrade).await?;
+    let installed = sys.pkg.installed(&target.package).await?;
+    match installed {
+        Some(i) if i.version == version && i.configured => Ok(tail(&report.output, 20)),
+        Some(i) => bail!(
+            "after the install the package manager reports {} ({}) instead of {version}",
+            i.version,
+            i.status
+        ),
+        None => bail!("after the install {} is not installed", target.package),
+    }
+}
+
+/// Stops every unit of the target.
+pub(super) async fn stop_units<S: ServiceManager, P>(
+    target: &Target,
+    sys: &Systems<'_, S, P>,
+) -> anyhow::Result<()> {
+    for unit in &target.services {
+        sys.systemd.stop(unit, UNIT_JOB_TIMEOUT).await?;
+    }
+    Ok(())
+}
+
+/// Starts every unit of the target.
+pub(super) async fn start_units<S: ServiceManager, P>(
+    target: &Target,
+    sys: &Systems<'_, S, P>,
+) -> anyhow::Result<()> {
+    for unit in &target.services {
+        sys.systemd.start(unit, UNIT_JOB_TIMEOUT).await?;
+    }
+    Ok(())
+}
+
+/// The target's health gate.
+pub(super) async fn gate<S: ServiceManager, P>(
+    target: &Target,
+    sys: &Systems<'_, S, P>,
+    since: Option<&Baseline>,
+) -> anyhow::Result<health::Passed> {
+    let gate = Gate {
+        units: &target.services,
+        url: target.health.url.as_ref(),
+        timeout: target.health.timeout,
+        log_errors: &target.health.log_errors,
+        since,
+    };
+    health::wait_healthy(&gate, sys.systemd, sys.http).await
+}
+
+/// The directory of a run's backups, created 0700.
+fn backup_dir(dirs: Dirs<'_>, target: &str, run: i64) -> anyhow::Result<PathBuf> {
+    let dir = dirs.backups(target, run);
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The file extension of a database dump.
+fn dump_extension(db: &Db) -> &'static str {
+    match db.kind() {
+        backup::Kind::Sqlite => "sqlite",
+        backup::Kind::Postgres => "pgdump",
+        backup::Kind::Mysql => "sql",
+        backup::Kind::Files => "tar.gz",
+    }
+}
+
+/// A backup as the history records it.
+fn artifact_record(role: &str, version: Option<String>, a: &Artifact) -> NewArtifact {
+    NewArtifact {
+        role: role.into(),
+        version,
+        kind: serde_json::to_value(a.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        path: a.path.clone(),
+        sha256: a.sha256.clone(),
+        size: a.size,
+    }
+}
+
+/// The installed version and unit states, for a message.
+pub(super) async fn describe_host<S: ServiceManager, P: PackageManager>(
+    target: &Target,
+    sys: &Systems<'_, S, P>,
+) -> String {
+    let installed = sys
+        .pkg
+        .installed(&target.package)
+        .await
+        .ok()
+        .flatten()
+        .map(|i| format!("{} ({})", i.version, i.status))
+        .unwrap_or_else(|| "nothing".into());
+    let mut units = Vec::new();
+    for unit in &target.services {
+        if let Ok(s) = sys.systemd.state(unit).await {
+            units.push(format!("{} {}/{}", s.unit, s.active_state, s.sub_state));
+        }
+    }
+    format!("installed now: {installed}; units: {}", units.join(", "))
+}

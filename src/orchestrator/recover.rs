@@ -1,0 +1,276 @@
+//! `recover`: finish or undo a run that was interrupted (crash, power loss,
+//! kill -9) or whose rollback failed, from what the history recorded.
+//!
+//! - The run never reached the stop: nothing changed; the units are started
+//!   if they are not running and the run is closed as failed.
+//! - The new version is installed and passes the health gate (and the run
+//!   was not already reverting): the run is completed.
+//! - Otherwise the run is reverted with its own backups and the previous
+//!   package from the local cache, exactly as a failure would have been.
+
+use anyhow::{Context, anyhow};
+use serde_json::json;
+
+use super::apply::{Ctx, gate, revert_and_finish, start_units};
+use super::journal::{Journal, Produced};
+use super::{Dirs, Report, Step, StepEvent, Systems};
+use crate::backup::{self, Artifact};
+use crate::config::Target;
+use crate::error::Error;
+use crate::history::{ArtifactRecord, History, Run};
+use crate::pkg::PackageManager;
+use crate::systemd::ServiceManager;
+
+/// The run `recover` must deal with, if any: the newest run that is not a
+/// `recover` run itself and either has no outcome (interrupted) or failed
+/// while reverting.
+pub fn needs_recovery(history: &History, target: &str) -> anyhow::Result<Option<Run>> {
+    for run in history.runs(Some(target), 1000)? {
+        if run.kind == "recover" {
+            continue;
+        }
+        let reverting = run.steps.iter().any(|s| s.name.starts_with("revert-"));
+        let needs = match run.outcome.as_deref() {
+            None => true,
+            Some("failed") => reverting,
+            _ => false,
+        };
+        return Ok(needs.then_some(run));
+    }
+    Ok(None)
+}
+
+/// Where an interrupted run stopped: its last step and that step's status.
+pub fn stopped_at(run: &Run) -> String {
+    run.steps
+        .last()
+        .map(|s| format!("{} ({})", s.name, s.status))
+        .unwrap_or_else(|| "before its first step".into())
+}
+
+/// Brings the host to a consistent state after `subject` was interrupted.
+/// Ok when the run was completed or had changed nothing; `RolledBack` (exit
+/// 4) when it was undone; `NeedsAttention` (exit 5) when undoing failed.
+pub async fn recover<S: ServiceManager, P: PackageManager>(
+    target: &Target,
+    dirs: Dirs<'_>,
+    subject: &Run,
+    sys: &Systems<'_, S, P>,
+    on_step: &mut dyn FnMut(StepEvent<'_>),
+) -> Result<Report, Error> {
+    let installed = sys.pkg.installed(&target.package).await?;
+    let now = installed.as_ref().map(|i| i.version.clone());
+    let journal = Journal::begin(
+        sys.history,
+        &target.name,
+        "recover",
+        now.as_deref(),
+        subject.to.as_deref(),
+    )?;
+    // Earlier `recover` runs that were themselves interrupted.
+    for stale in sys.history.unfinished_runs(&target.name)? {
+        if stale.kind == "recover" && stale.id != journal.run() {
+            let _ = sys.history.finish_run(
+                stale.id,
+                "interrupted",
+                Some(&format!("superseded by recover run #{}", journal.run())),
+            );
+        }
+    }
+    let subj = Journal::resume(sys.history, subject.id);
+    let mut ctx = context_from(subject, &sys.history.artifacts(subject.id)?)?;
+    ctx.db = backup::db::resolve(&target.database)
+        .context("database")
+        .map_err(Error::NeedsAttention)?;
+    let reverting = subject.steps.iter().any(|s| s.name.starts_with("revert-"));
+    let what = format!(
+        "run #{} ({} {} → {}) was interrupted at {}",
+        subject.id,
+        subject.kind,
+        subject.from.as_deref().unwrap_or("none"),
+        subject.to.as_deref().unwrap_or("?"),
+        stopped_at(subject)
+    );
+    let report = |outcome: &str| Report {
+        run: journal.run(),
+        target: target.name.clone(),
+        kind: "recover".into(),
+        from: now.clone(),
+        to: subject.to.clone().unwrap_or_default(),
+        outcome: outcome.into(),
+        downtime_ms: 0,
+        pending_config: Vec::new(),
+        backups: Vec::new(),
+    };
+
+    if !ctx.stopped {
+        let r = journal
+            .record("start", async {
+                start_units(target, sys).await?;
+                Ok(Produced::from(json!({"units": target.services})))
+            })
+            .await;
+        on_event(on_step, "start", &r);
+        r.map_err(Error::NeedsAttention)?;
+        let message = format!(
+            "{what}, before the service was stopped: nothing was changed (closed by recover run #{})",
+            journal.run()
+        );
+        subj.finish("failed", Some(&message))?;
+        journal.finish("succeeded", Some(&message))?;
+        return Ok(report("abandoned"));
+    }
+
+    let new_version_in = !reverting
+        && installed
+            .as_ref()
+            .is_some_and(|i| i.configured && Some(&i.version) == subject.to.as_ref());
+    if new_version_in {
+        let r = journal
+            .record("finish", async {
+                start_units(target, sys).await?;
+                let passed = gate(target, sys, None).await?;
+                Ok(Produced::from(
+                    json!({"waited_ms": passed.waited_ms, "body": passed.body}),
+                ))
+            })
+            .await;
+        on_event(on_step, "finish", &r);
+        if r.is_ok() {
+            let message = format!(
+                "{what}; completed by recover run #{}: {} is installed and healthy",
+                journal.run(),
+                subject.to.as_deref().unwrap_or("?")
+            );
+            subj.finish("succeeded", Some(&message))?;
+            journal.finish("succeeded", Some(&message))?;
+            return Ok(report("completed"));
+        }
+    }
+    let e = revert_and_finish(&what, target, dirs, sys, &journal, &subj, &mut ctx, on_step).await;
+    let outcome = match &e {
+        Error::RolledBack(_) => "succeeded",
+        _ => "failed",
+    };
+    let _ = journal.finish(outcome, Some(&e.to_string()));
+    Err(e)
+}
+
+/// Tells `on_step` about a step run outside the step list.
+fn on_event(
+    on_step: &mut dyn FnMut(StepEvent<'_>),
+    name: &str,
+    r: &anyhow::Result<serde_json::Value>,
+) {
+    on_step(StepEvent::Started(name));
+    match r {
+        Ok(_) => on_step(StepEvent::Succeeded(name, std::time::Duration::ZERO)),
+        Err(e) => on_step(StepEvent::Failed(name, std::time::Duration::ZERO, e)),
+    }
+}
+
+/// Rebuilds what a run had done from its steps and artifacts.
+pub(super) fn context_from(run: &Run, artifacts: &[ArtifactRecord]) -> Result<Ctx, Error> {
+    let mut ctx = Ctx {
+        previous_version: run.from.clone(),
+        ..Ctx::default()
+    };
+    for s in &run.steps {
+        if s.name == Step::Stop.name() {
+            ctx.stopped = true;
+        }
+        if [Step::RestoreDatabase, Step::RestoreFiles, Step::Install]
+            .iter()
+            .any(|t| t.name() == s.name)
+        {
+            ctx.touched = true;
+        }
+    }
+    for a in artifacts {
+        let art = &a.artifact;
+        match art.role.as_str() {
+            "package" => ctx.package = Some(art.path.clone()),
+            "previous-package" => ctx.previous = Some(art.path.clone()),
+            "files-backup" | "database-backup" => {
+                let kind: backup::Kind = serde_json::from_value(json!(art.kind)).map_err(|_| {
+                    Error::NeedsAttention(anyhow!(
+                        "run #{}: unknown backup kind {:?} in the history",
+                        run.id,
+                        art.kind
+                    ))
+                })?;
+                let backup = Artifact {
+                    kind,
+                    path: art.path.clone(),
+                    size: art.size,
+                    sha256: art.sha256.clone(),
+                };
+                if art.role == "files-backup" {
+                    ctx.files_backup = Some(backup);
+                } else {
+                    ctx.db_backup = Some(backup);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_run_or_a_failed_rollback_needs_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        assert!(needs_recovery(&h, "portal").unwrap().is_none());
+        // Failed before the stop: nothing to recover.
+        let a = h
+            .begin_run("portal", "upgrade", Some("1"), Some("2"))
+            .unwrap();
+        let s = h.begin_step(a, "download").unwrap();
+        h.end_step(a, s, 1, None, Some("404")).unwrap();
+        h.finish_run(a, "failed", None).unwrap();
+        assert!(needs_recovery(&h, "portal").unwrap().is_none());
+        // Killed during the install.
+        let b = h
+            .begin_run("portal", "upgrade", Some("1"), Some("2"))
+            .unwrap();
+        h.begin_step(b, "stop").unwrap();
+        h.begin_step(b, "install").unwrap();
+        let r = needs_recovery(&h, "portal").unwrap().unwrap();
+        assert_eq!(r.id, b);
+        assert_eq!(stopped_at(&r), "install (running)");
+        let ctx = context_from(&r, &[]).unwrap();
+        assert!(ctx.stopped && ctx.touched);
+        // A recover run that was itself interrupted does not hide it.
+        h.begin_run("portal", "recover", Some("2"), Some("2"))
+            .unwrap();
+        assert_eq!(needs_recovery(&h, "portal").unwrap().unwrap().id, b);
+        // A run whose own rollback failed still needs recovery.
+        h.finish_run(b, "rolled_back", None).unwrap();
+        assert!(needs_recovery(&h, "portal").unwrap().is_none());
+        let c = h
+            .begin_run("portal", "upgrade", Some("1"), Some("2"))
+            .unwrap();
+        let s = h.begin_step(c, "revert-start").unwrap();
+        h.end_step(c, s, 1, None, Some("boom")).unwrap();
+        h.finish_run(c, "failed", None).unwrap();
+        assert_eq!(needs_recovery(&h, "portal").unwrap().unwrap().id, c);
+    }
+
+    #[test]
+    fn a_run_killed_before_the_stop_changed_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let a = h
+            .begin_run("portal", "upgrade", Some("1"), Some("2"))
+            .unwrap();
+        h.begin_step(a, "backup-files").unwrap();
+        let r = h.run(a).unwrap().unwrap();
+        let ctx = context_from(&r, &[]).unwrap();
+        assert!(!ctx.stopped && !ctx.touched);
+    }
+}
