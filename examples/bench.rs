@@ -1495,6 +1495,202 @@ fn phase(t0: Instant, text: &str) {
     println!("\n[{:>6.1} s] {text}", t0.elapsed().as_secs_f64());
 }
 
+/// A poller run inside the container while a package is replaced: polls
+/// `/ready` every 5 ms and prints how long it went without a 200, from the
+/// first failure until the next 200 (the service's downtime as a client
+/// sees it), then exits. argv: URL, seconds to wait at most.
+const DOWNTIME_POLLER: &str = r#"
+import sys, time, urllib.request
+url, limit = sys.argv[1], float(sys.argv[2])
+def up():
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as r:
+            return r.status == 200
+    except Exception:
+        return False
+start = time.monotonic()
+down = None
+print("polling", flush=True)
+while time.monotonic() - start < limit:
+    ok = up()
+    now = time.monotonic()
+    if not ok and down is None:
+        down = now
+    if ok and down is not None:
+        print(f"{now - down:.4f}", flush=True)
+        sys.exit(0)
+    time.sleep(0.005)
+sys.exit(1)
+"#;
+
+/// Measures one downtime: starts the poller, runs `action` inside the
+/// container, returns the poller's downtime in seconds.
+fn downtime_of(h: &PortalHost, action: &[&[&str]]) -> Result<f64, Fail> {
+    let mut poller =
+        h.c.command(&[PYTHON, "-c", DOWNTIME_POLLER, rig::READY_URL, "120"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(Fail::io("start the poller"))?;
+    let mut out = poller
+        .stdout
+        .take()
+        .ok_or_else(|| Fail("poller stdout".into()))?;
+    // Wait until it polls.
+    let mut first = [0u8; 8];
+    out.read_exact(&mut first)
+        .map_err(Fail::io("poller start"))?;
+    for argv in action {
+        let o = h.c.exec(argv)?;
+        if !o.status.success() {
+            let _ = poller.kill();
+            return Err(Fail(format!("{argv:?}: {}", rig::show(&o))));
+        }
+    }
+    let mut rest = String::new();
+    out.read_to_string(&mut rest)
+        .map_err(Fail::io("poller output"))?;
+    let status = poller.wait().map_err(Fail::io("poller"))?;
+    if !status.success() {
+        return Err(Fail(format!("the service did not come back: {rest}")));
+    }
+    rest.trim()
+        .parse()
+        .map_err(|e| Fail(format!("poller said {rest:?}: {e}")))
+}
+
+/// A host at 1.0.0 on PostgreSQL with `rows` pages, ready for 2.1.0.
+fn downtime_host(upkeep: &Path, rows: usize) -> Result<PortalHost, Fail> {
+    let h = PortalHost::boot(HostSpec {
+        family: rig::Family::Deb,
+        repo_root: None,
+        upkeep: upkeep.to_path_buf(),
+    })?;
+    h.install_with_dpkg("1.0.0")?;
+    h.use_database(rig::Db::Postgres)?;
+    h.add_pages("bench", rows)?;
+    Ok(h)
+}
+
+/// A series of wall times measured by hand (not through the wrapper).
+fn series_of(label: &str, command: &str, times: Vec<f64>) -> Series {
+    let min_s = times.iter().copied().fold(f64::INFINITY, f64::min);
+    Series {
+        label: label.into(),
+        at: "container",
+        command: command.into(),
+        median_s: median(&times),
+        min_s,
+        times_s: times,
+        cpu_user_s: 0.0,
+        cpu_sys_s: 0.0,
+        peak_rss_kib: 0,
+        children_maxrss_kib: 0,
+        floor_kib: 0,
+        last_stdout: String::new(),
+    }
+}
+
+/// Row 5: the service's downtime during an upgrade (1.0.0 → 2.1.0 on
+/// PostgreSQL): `upkeep upgrade` against the manual procedure, each on a
+/// fresh container, plus the database dump's own time.
+fn row_downtime(upkeep: &Path, f: &rig::Fixtures, r: &mut Report) -> Result<(), Fail> {
+    const REPS: usize = 5;
+    const ROWS: usize = 2000;
+    let deb = f
+        .deb("2.1.0")
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Fail("deb name".into()))?
+        .to_string();
+    let deb = format!("/srv/debs/{deb}");
+    let (mut manual, mut up, mut dump) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..REPS {
+        let h = downtime_host(upkeep, ROWS)?;
+        // The dump's own time, as upkeep takes it (custom format).
+        let t = Instant::now();
+        h.c.run(&[
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            "pg_dump",
+            "-Fc",
+            "-f",
+            "/tmp/bench.pgdump",
+            "portal",
+        ])?;
+        dump.push(t.elapsed().as_secs_f64());
+        let d = downtime_of(
+            &h,
+            &[
+                &["systemctl", "stop", "portal.service"],
+                &["dpkg", "--force-confdef", "--force-confold", "-i", &deb],
+                &["systemctl", "start", "portal.service"],
+            ],
+        )?;
+        manual.push(d);
+        drop(h);
+        let h = downtime_host(upkeep, ROWS)?;
+        // The download and verification happen before the stop either way;
+        // warm the cache so that the runs compare the same work.
+        h.c.run(&[rig::UPKEEP, "plan"])?;
+        let d = downtime_of(&h, &[&[rig::UPKEEP, "upgrade", "--yes"]])?;
+        up.push(d);
+        println!(
+            "    rep {}: manual {:.3} s, upkeep {:.3} s, pg_dump {:.3} s",
+            i + 1,
+            manual[i],
+            up[i],
+            dump[i]
+        );
+    }
+    let manual = series_of(
+        "systemctl stop; dpkg -i; systemctl start",
+        "systemctl stop portal.service && dpkg -i portal_2.1.0-1.deb && systemctl start portal.service",
+        manual,
+    );
+    let up = series_of("upkeep upgrade --yes", "upkeep upgrade --yes", up);
+    let dump = series_of(
+        "pg_dump -Fc portal",
+        "runuser -u postgres -- pg_dump -Fc -f F portal",
+        dump,
+    );
+    let limit = 1.10 * manual.median_s + dump.median_s;
+    let met = up.median_s <= limit;
+    r.row(
+        "5. service downtime during an upgrade (PostgreSQL, 2000 rows)",
+        cell(&up),
+        format!("{}: {}", manual.label, cell(&manual)),
+        format!("{:.2}×", manual.median_s / up.median_s),
+        "upkeep ≤ 1.1 × manual + the dump's own time",
+        yes_no(Some(met)),
+    );
+    r.notes.push(format!(
+        "Row 5 ({}): downtime is what a client sees, measured inside the container by polling `/ready` every 5 ms, from its first failure to the next 200. Fresh container per run, 1.0.0 on PostgreSQL 15 with {ROWS} pages, upgraded to 2.1.0 (three migrations). Manual: `systemctl stop`, `dpkg -i` (whose postinst restarts the unit), `systemctl start`, median {}. upkeep (package already verified in the cache, as `plan` leaves it): stop, `pg_dump -Fc` (alone: median {}), dpkg, reload, start, median {}; the limit is 1.1 × {} + {} = {}.",
+        met_text(met),
+        dur(manual.median_s),
+        dur(dump.median_s),
+        dur(up.median_s),
+        dur(manual.median_s),
+        dur(dump.median_s),
+        dur(limit)
+    ));
+    r.keep("downtime.manual", &manual);
+    r.keep("downtime.upkeep", &up);
+    r.keep("downtime.pg_dump", &dump);
+    Ok(())
+}
+
+/// Whether row `n` runs: all of them unless `UPKEEP_BENCH_ROWS` lists some
+/// (e.g. `UPKEEP_BENCH_ROWS=5`; then nothing is written, the table is only
+/// printed).
+fn selected(n: u32) -> bool {
+    match std::env::var("UPKEEP_BENCH_ROWS") {
+        Ok(v) => v.split(',').any(|x| x.trim() == n.to_string()),
+        Err(_) => true,
+    }
+}
+
 fn bench() -> Result<(), Fail> {
     let t0 = Instant::now();
     phase(t0, "building upkeep (release)");
@@ -1538,24 +1734,47 @@ fn bench() -> Result<(), Fail> {
         .map_err(Fail::io("work dir"))?;
     let mut r = Report::default();
 
-    phase(
-        t0,
-        "row 1: update check, APT, fixture repository (container)",
-    );
-    row_apt_small(&upkeep, &f.arch, &newest, &mut r)?;
-    phase(
-        t0,
-        "row 2: update check, APT, Debian-sized index (building it, then a container)",
-    );
-    row_apt_big(&upkeep, f, work.path(), &newest, &mut r)?;
-    phase(t0, "row 3: update check, YUM (host loopback)");
-    row_yum(&upkeep, f, work.path(), &mut r)?;
-    phase(
-        t0,
-        "row 4: download + verify a 1 GiB package (host loopback)",
-    );
-    row_download(&upkeep, f, work.path(), &mut r)?;
+    if selected(1) {
+        phase(
+            t0,
+            "row 1: update check, APT, fixture repository (container)",
+        );
+        row_apt_small(&upkeep, &f.arch, &newest, &mut r)?;
+    }
+    if selected(2) {
+        phase(
+            t0,
+            "row 2: update check, APT, Debian-sized index (building it, then a container)",
+        );
+        row_apt_big(&upkeep, f, work.path(), &newest, &mut r)?;
+    }
+    if selected(3) {
+        phase(t0, "row 3: update check, YUM (host loopback)");
+        row_yum(&upkeep, f, work.path(), &mut r)?;
+    }
+    if selected(4) {
+        phase(
+            t0,
+            "row 4: download + verify a 1 GiB package (host loopback)",
+        );
+        row_download(&upkeep, f, work.path(), &mut r)?;
+    }
+    if selected(5) {
+        phase(
+            t0,
+            "row 5: service downtime during an upgrade, upkeep vs by hand (containers, PostgreSQL)",
+        );
+        row_downtime(&upkeep, f, &mut r)?;
+    }
     drop(work);
+    if std::env::var_os("UPKEEP_BENCH_ROWS").is_some() {
+        println!();
+        print!("{}", table(&r.rows));
+        for n in &r.notes {
+            println!("\n{n}");
+        }
+        return Ok(());
+    }
     let floors = r.series.values().map(|s| s.floor_kib);
     let (lo, hi) = (floors.clone().min().unwrap_or(0), floors.max().unwrap_or(0));
     r.notes.push(format!(

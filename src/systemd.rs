@@ -5,13 +5,18 @@
 //! waiting for its `JobRemoved` signal: systemd only emits signals to
 //! subscribed clients, and listening before queueing means the signal cannot
 //! be missed. The unit's `ActiveState` is then read without caching.
+//!
+//! [`ServiceManager::service_info`] reads what the health gate judges a
+//! service by: its state, its `Result`, its `InvocationID` (new for every
+//! start) and `NRestarts` (automatic restarts; systemd resets it when the
+//! unit is stopped or started by hand).
 
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use futures_util::StreamExt;
 use zbus::proxy::CacheProperties;
-use zbus_systemd::systemd1::{ManagerProxy, UnitProxy};
+use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 
 /// The observable state of a unit.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -24,6 +29,29 @@ pub struct UnitState {
     pub sub_state: String,
 }
 
+/// What the health gate reads of a unit, in one look.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceInfo {
+    /// Unit name.
+    pub unit: String,
+    /// `ActiveState` (`active`, `failed`, `activating`...).
+    pub active_state: String,
+    /// `SubState` (`running`, `auto-restart`...).
+    pub sub_state: String,
+    /// The service's `Result` (`success`, `exit-code`, `signal`,
+    /// `start-limit-hit`...); empty for units that are not services.
+    pub result: String,
+    /// `InvocationID` in hex: changes with every start, empty while inactive.
+    pub invocation_id: String,
+    /// `NRestarts`: automatic restarts since the unit was last started or
+    /// stopped by hand (0 for units that are not services).
+    pub n_restarts: u32,
+    /// `MainPID` (0 when none).
+    pub main_pid: u32,
+    /// `ExecMainStatus`: the main process's exit status or signal number.
+    pub exec_main_status: i32,
+}
+
 /// A service manager.
 #[allow(async_fn_in_trait)]
 pub trait ServiceManager {
@@ -31,10 +59,14 @@ pub trait ServiceManager {
     async fn stop(&self, unit: &str, timeout: Duration) -> anyhow::Result<()>;
     /// Starts a unit and waits until its start job is done.
     async fn start(&self, unit: &str, timeout: Duration) -> anyhow::Result<()>;
+    /// Restarts a unit (job mode "replace") and waits until the job is done.
+    async fn restart(&self, unit: &str, timeout: Duration) -> anyhow::Result<()>;
     /// Reloads unit files (`systemctl daemon-reload`).
     async fn daemon_reload(&self) -> anyhow::Result<()>;
     /// The unit's current state.
     async fn state(&self, unit: &str) -> anyhow::Result<UnitState>;
+    /// The unit's state, result, invocation and restart count, read now.
+    async fn service_info(&self, unit: &str) -> anyhow::Result<ServiceInfo>;
 }
 
 /// The host's systemd, on the system bus.
@@ -49,6 +81,21 @@ impl Systemd {
         let conn = zbus::Connection::system()
             .await
             .context("cannot connect to the D-Bus system bus (is systemd running?)")?;
+        Systemd::on(conn).await
+    }
+
+    /// Connects to the system bus at a D-Bus `address`
+    /// (`unix:path=/proc/PID/root/run/dbus/system_bus_socket` reaches a
+    /// container's systemd from the host).
+    pub async fn connect_to(address: &str) -> anyhow::Result<Systemd> {
+        let conn = zbus::connection::Builder::address(address)
+            .build()
+            .await
+            .with_context(|| format!("cannot connect to the D-Bus system bus at {address}"))?;
+        Systemd::on(conn).await
+    }
+
+    async fn on(conn: zbus::Connection) -> anyhow::Result<Systemd> {
         let manager = ManagerProxy::new(&conn)
             .await
             .context("cannot reach systemd on the system bus")?;
@@ -104,12 +151,23 @@ impl Systemd {
         Ok(())
     }
 
-    async fn unit(&self, unit: &str) -> anyhow::Result<UnitProxy<'static>> {
-        let path = self
-            .manager
+    async fn unit_path(&self, unit: &str) -> anyhow::Result<zbus::OwnedObjectPath> {
+        self.manager
             .load_unit(unit.to_string())
             .await
-            .with_context(|| format!("systemd cannot load {unit}"))?;
+            .with_context(|| format!("systemd cannot load {unit}"))
+    }
+
+    async fn unit(&self, unit: &str) -> anyhow::Result<UnitProxy<'static>> {
+        let path = self.unit_path(unit).await?;
+        self.unit_at(unit, path).await
+    }
+
+    async fn unit_at(
+        &self,
+        unit: &str,
+        path: zbus::OwnedObjectPath,
+    ) -> anyhow::Result<UnitProxy<'static>> {
         UnitProxy::builder(&self.conn)
             .path(path)
             .cache_properties(CacheProperties::No)
@@ -139,6 +197,14 @@ impl ServiceManager for Systemd {
         .await
     }
 
+    async fn restart(&self, unit: &str, timeout: Duration) -> anyhow::Result<()> {
+        self.run_job("restart", unit, timeout, || {
+            self.manager
+                .restart_unit(unit.to_string(), "replace".into())
+        })
+        .await
+    }
+
     async fn daemon_reload(&self) -> anyhow::Result<()> {
         // Reload() returns once the reload is complete.
         self.manager
@@ -154,5 +220,31 @@ impl ServiceManager for Systemd {
             active_state: p.active_state().await?,
             sub_state: p.sub_state().await?,
         })
+    }
+
+    async fn service_info(&self, unit: &str) -> anyhow::Result<ServiceInfo> {
+        let path = self.unit_path(unit).await?;
+        let u = self.unit_at(unit, path.clone()).await?;
+        let read = |e: zbus::Error| anyhow!("cannot read the state of {unit}: {e}");
+        let mut info = ServiceInfo {
+            unit: unit.to_string(),
+            active_state: u.active_state().await.map_err(read)?,
+            sub_state: u.sub_state().await.map_err(read)?,
+            invocation_id: hex::encode(u.invocation_id().await.map_err(read)?),
+            ..ServiceInfo::default()
+        };
+        if unit.ends_with(".service") {
+            let s = ServiceProxy::builder(&self.conn)
+                .path(path)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .with_context(|| format!("cannot reach {unit} on D-Bus"))?;
+            info.result = s.result().await.map_err(read)?;
+            info.n_restarts = s.n_restarts().await.map_err(read)?;
+            info.main_pid = s.main_pid().await.map_err(read)?;
+            info.exec_main_status = s.exec_main_status().await.map_err(read)?;
+        }
+        Ok(info)
     }
 }

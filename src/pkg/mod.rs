@@ -1,11 +1,19 @@
 //! Package managers: what is installed, and installing a package file.
 //! Running the command is kept apart from parsing its output; the parsers are
 //! tested on fixtures.
+//!
+//! Before an install, [`PackageManager::lock`] waits politely until no other
+//! package manager (apt, dpkg, rpm, dnf...) is at work, and for dpkg keeps
+//! its frontend lock for as long as the returned [`PkgLock`] lives.
 
 pub mod dpkg;
+pub mod lock;
 pub mod rpm;
 
 use std::path::Path;
+use std::time::Duration;
+
+pub use lock::{Holder, PkgLock};
 
 /// The state of an installed package.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,9 +69,13 @@ pub trait PackageManager {
     /// The installed state of `package`, or None when it is not installed.
     async fn installed(&self, package: &str) -> anyhow::Result<Option<Installed>>;
     /// Installs a package file, keeping locally modified config files.
+    /// `downgrade` allows a version older than the installed one (rpm needs
+    /// to be told; dpkg only warns).
     async fn install(&self, file: &Path, downgrade: bool) -> anyhow::Result<InstallReport>;
-    /// Waits for the package manager's lock (STUB).
-    async fn lock(&self, timeout: std::time::Duration) -> anyhow::Result<PkgLock>;
+    /// Waits (polling every 250 ms, up to `timeout`) until the package
+    /// manager is free, and for dpkg takes its frontend lock as apt does;
+    /// fails in one line naming the holder's pid and command.
+    async fn lock(&self, timeout: Duration) -> anyhow::Result<PkgLock>;
 }
 
 /// The package manager of a target: dpkg for APT repositories, rpm for YUM.
@@ -79,8 +91,8 @@ impl Manager {
     /// The package manager that installs what `kind` of repository serves.
     pub fn for_repository(kind: &crate::config::RepoKind) -> Manager {
         match kind {
-            crate::config::RepoKind::Apt { .. } => Manager::Dpkg(dpkg::Dpkg),
-            crate::config::RepoKind::Yum => Manager::Rpm(rpm::Rpm),
+            crate::config::RepoKind::Apt { .. } => Manager::Dpkg(dpkg::Dpkg::default()),
+            crate::config::RepoKind::Yum => Manager::Rpm(rpm::Rpm::default()),
         }
     }
 }
@@ -106,11 +118,11 @@ impl PackageManager for Manager {
             Manager::Rpm(m) => m.install(file, downgrade).await,
         }
     }
-    async fn lock(&self, _timeout: std::time::Duration) -> anyhow::Result<PkgLock> {
-        Ok(PkgLock)
+
+    async fn lock(&self, timeout: Duration) -> anyhow::Result<PkgLock> {
+        match self {
+            Manager::Dpkg(m) => m.lock(timeout).await,
+            Manager::Rpm(m) => m.lock(timeout).await,
+        }
     }
 }
-
-/// STUB lock guard.
-#[derive(Debug)]
-pub struct PkgLock;

@@ -3,17 +3,78 @@
 //! Config files marked `%config(noreplace)` that were edited locally are
 //! kept; rpm writes the packaged one beside them as `.rpmnew`. A downgrade
 //! needs `--oldpackage`, which upkeep passes only when it means to go back.
+//!
+//! rpm serialises transactions with a write lock (`fcntl`) on
+//! `DBPATH/.rpm.lock`; [`Rpm::lock`] waits until nobody holds it (dnf,
+//! yum, another rpm). There is nothing to keep: rpm takes it itself.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::process::Command;
 
+use super::lock::{self, PkgLock};
 use super::{InstallReport, Installed, PackageManager};
 
-/// rpm on the running host (its default database).
-#[derive(Debug, Default)]
-pub struct Rpm;
+/// rpm on the running host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rpm {
+    /// The rpm database directory (`--dbpath`); None: rpm's own
+    /// configuration decides (`rpm --eval %{_dbpath}`).
+    pub db_path: Option<PathBuf>,
+}
+
+impl Rpm {
+    /// `--dbpath=DIR` when a database directory was given.
+    fn db_args(&self) -> Vec<OsString> {
+        self.db_path
+            .iter()
+            .map(|d| {
+                let mut a = OsString::from("--dbpath=");
+                a.push(d);
+                a
+            })
+            .collect()
+    }
+
+    /// The `rpm -Uvh` command for `file`; `--oldpackage` when downgrading.
+    pub fn install_command(&self, file: &Path, downgrade: bool) -> Command {
+        let mut cmd = Command::new("rpm");
+        cmd.args(self.db_args()).arg("-Uvh");
+        if downgrade {
+            cmd.arg("--oldpackage");
+        }
+        cmd.arg("--").arg(file).stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// The database directory: the configured one, or rpm's.
+    pub async fn db_path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(d) = &self.db_path {
+            return Ok(d.clone());
+        }
+        let out = Command::new("rpm")
+            .args(["--eval", "%{_dbpath}"])
+            .output()
+            .await
+            .context("cannot run rpm --eval")?;
+        if !out.status.success() {
+            bail!("rpm --eval %{{_dbpath}} failed ({})", out.status);
+        }
+        parse_db_path(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+/// Parses `rpm --eval %{_dbpath}`: one absolute path.
+pub fn parse_db_path(text: &str) -> anyhow::Result<PathBuf> {
+    let path = text.trim();
+    if path.is_empty() || path.starts_with('%') || !path.starts_with('/') || path.contains('\n') {
+        bail!("rpm does not know its database directory ({path:?})");
+    }
+    Ok(PathBuf::from(path))
+}
 
 /// `rpm -q` output format: epoch, version, release.
 const QUERY_FORMAT: &str = "%{EPOCH}\t%{VERSION}\t%{RELEASE}\n";
@@ -37,6 +98,7 @@ impl PackageManager for Rpm {
 
     async fn installed(&self, package: &str) -> anyhow::Result<Option<Installed>> {
         let out = Command::new("rpm")
+            .args(self.db_args())
             .args(["-q", "--qf", QUERY_FORMAT, "--", package])
             .output()
             .await
@@ -48,19 +110,20 @@ impl PackageManager for Rpm {
         parse_query(&String::from_utf8_lossy(&out.stdout))
     }
 
-    async fn lock(&self, _timeout: std::time::Duration) -> anyhow::Result<super::PkgLock> {
-        Ok(super::PkgLock)
-    }
-
-    async fn install(&self, file: &Path, _downgrade: bool) -> anyhow::Result<InstallReport> {
-        let out = Command::new("rpm")
-            .args(["-Uvh", "--"])
-            .arg(file)
-            .stdin(std::process::Stdio::null())
+    async fn install(&self, file: &Path, downgrade: bool) -> anyhow::Result<InstallReport> {
+        let out = self
+            .install_command(file, downgrade)
             .output()
             .await
             .context("cannot run rpm")?;
         super::install_report(&out, "rpm -Uvh", file)
+    }
+
+    async fn lock(&self, timeout: Duration) -> anyhow::Result<PkgLock> {
+        let deadline = Instant::now() + timeout;
+        let path = self.db_path().await?.join(".rpm.lock");
+        lock::wait_unlocked("rpm", &path, timeout, deadline).await?;
+        Ok(PkgLock::free())
     }
 }
 
@@ -100,6 +163,89 @@ pub fn parse_query(text: &str) -> anyhow::Result<Option<Installed>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pkg::lock::tests::OtherHolder;
+
+    fn args(cmd: &Command) -> Vec<String> {
+        cmd.as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn downgrade_adds_oldpackage() {
+        let rpm = Rpm::default();
+        let f = Path::new("/tmp/p.rpm");
+        assert_eq!(
+            args(&rpm.install_command(f, false)),
+            ["-Uvh", "--", "/tmp/p.rpm"]
+        );
+        assert_eq!(
+            args(&rpm.install_command(f, true)),
+            ["-Uvh", "--oldpackage", "--", "/tmp/p.rpm"]
+        );
+        let rpm = Rpm {
+            db_path: Some("/var/lib/rpm".into()),
+        };
+        assert_eq!(
+            args(&rpm.install_command(f, true)),
+            [
+                "--dbpath=/var/lib/rpm",
+                "-Uvh",
+                "--oldpackage",
+                "--",
+                "/tmp/p.rpm"
+            ]
+        );
+    }
+
+    #[test]
+    fn db_path_from_rpm_eval() {
+        assert_eq!(
+            parse_db_path("/var/lib/rpm\n").unwrap(),
+            Path::new("/var/lib/rpm")
+        );
+        assert!(parse_db_path("%{_dbpath}\n").is_err());
+        assert!(parse_db_path("\n").is_err());
+        assert!(parse_db_path("relative\n").is_err());
+    }
+
+    #[test]
+    fn lock_waits_for_the_rpm_database_lock_and_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let rpm = Rpm {
+            db_path: Some(dir.path().to_path_buf()),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // No lock file yet: free.
+        rt.block_on(rpm.lock(Duration::ZERO)).unwrap();
+        let path = dir.path().join(".rpm.lock");
+        let other = OtherHolder::lock(&path);
+        let started = std::time::Instant::now();
+        let e = rt
+            .block_on(rpm.lock(Duration::from_millis(500)))
+            .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("pid {} (python", other.pid())),
+            "{msg}"
+        );
+        assert!(msg.contains(".rpm.lock"), "{msg}");
+        let pid = other.pid();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(other);
+        });
+        let held = rt.block_on(rpm.lock(Duration::from_secs(10))).unwrap();
+        // rpm takes its lock itself: nothing is held, and a new holder is not refused.
+        assert_eq!(held.path(), None);
+        release.join().unwrap();
+        assert!(OtherHolder::could_lock(&path), "pid {pid} still holds it");
+    }
 
     #[test]
     fn installed_without_epoch() {

@@ -7,6 +7,7 @@ mod rig;
 
 #[cfg(feature = "failpoints")]
 mod crash;
+mod gate;
 mod safe_apply;
 
 /// The crash matrix needs a binary with failpoints: `tests/run-all` builds
