@@ -329,6 +329,9 @@ pub struct Gate<'a> {
 pub struct Passed {
     /// Milliseconds from the gate's start until it passed.
     pub waited_ms: u64,
+    /// Milliseconds from the gate's start until it first saw everything
+    /// healthy (the settle window follows): when the service was back.
+    pub healthy_after_ms: u64,
     /// The health URL's body (first 200 characters), if a URL was checked.
     pub body: Option<String>,
     /// Each unit's `InvocationID` when the gate passed.
@@ -426,8 +429,10 @@ pub async fn wait_healthy(
             }
             Verdict::Healthy { body, invocations } => {
                 let now = Instant::now();
+                let first_healthy = healthy_since.unwrap_or(now);
                 let passed = |invocations| Passed {
                     waited_ms: start.elapsed().as_millis() as u64,
+                    healthy_after_ms: first_healthy.duration_since(start).as_millis() as u64,
                     body,
                     invocations,
                 };

@@ -288,12 +288,15 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             Ok(json!({"units": target.services}).into())
         }
         Step::Health => {
+            let gate_start = Instant::now();
             let passed = gate(target, sys, ctx.baseline.as_ref()).await?;
+            // Down from the stop until the gate first saw it healthy (the
+            // settle window that follows is not downtime).
             ctx.downtime_ms = ctx
                 .stopped_at
-                .map(|t| t.elapsed().as_millis() as u64)
+                .map(|t| gate_start.duration_since(t).as_millis() as u64 + passed.healthy_after_ms)
                 .unwrap_or(0);
-            Ok(json!({"waited_ms": passed.waited_ms, "body": passed.body, "downtime_ms": ctx.downtime_ms}).into())
+            Ok(json!({"waited_ms": passed.waited_ms, "healthy_after_ms": passed.healthy_after_ms, "body": passed.body, "downtime_ms": ctx.downtime_ms}).into())
         }
         Step::Commit => Ok(json!({"version": t.to.version}).into()),
         Step::Cleanup => {
