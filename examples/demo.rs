@@ -76,26 +76,48 @@ fn demo() -> Result<(), rig::Fail> {
     println!();
     shown(&h, &["cat", "/etc/upkeep/upkeep.toml"])?;
 
+    h.add_pages("page", 3)?;
+    shown(&h, &["curl", "-s", "http://127.0.0.1:3001/api/pages"])?;
+    println!();
+
     banner("1. check: is there a newer version? (exit 100 = yes)");
     shown(&h, &[rig::UPKEEP, "check"])?;
-    banner("2. upgrade: download + verify, stop, install, reload, start, health");
+    banner("2. a bad release: 2.0.1 never becomes ready — upkeep rolls back by itself (exit 4)");
+    let code = shown(&h, &[rig::UPKEEP, "upgrade", "--to", "2.0.1", "--yes"])?;
+    if code != 4 {
+        return Err(rig::Fail(format!("upgrade to 2.0.1 exited {code}, not 4")));
+    }
+    shown(&h, &["curl", "-s", rig::READY_URL])?;
+    println!();
+    shown(&h, &["curl", "-s", "http://127.0.0.1:3001/api/pages"])?;
+    println!();
+    banner("3. upgrade to the newest: backups, stop, install, start, health gate");
     let code = shown(&h, &[rig::UPKEEP, "upgrade", "portal", "--yes"])?;
     if code != 0 {
         return Err(rig::Fail(format!("upgrade exited {code}")));
     }
-    banner("3. verify: the portal answers with its new version");
+    banner("4. verify: the portal answers with its new version and its data");
     shown(&h, &["curl", "-s", rig::READY_URL])?;
     println!();
+    shown(&h, &["curl", "-s", "http://127.0.0.1:3001/api/pages"])?;
+    println!();
     shown(&h, &["dpkg-query", "-W", "portal"])?;
-    banner("4. status");
+    banner("5. status");
     shown(&h, &[rig::UPKEEP, "status"])?;
-    banner("5. history, with every step and its duration");
+    banner("6. roll the upgrade back: previous package from the cache, its config and database");
+    let code = shown(&h, &[rig::UPKEEP, "rollback", "--yes"])?;
+    if code != 0 {
+        return Err(rig::Fail(format!("rollback exited {code}")));
+    }
+    shown(&h, &["curl", "-s", rig::READY_URL])?;
+    println!();
+    banner("7. history: every run and every step, with durations");
     shown(&h, &[rig::UPKEEP, "history"])?;
-    banner("6. check again: up to date (exit 0)");
+    banner("8. check again: 2.1.0 is still available (exit 100)");
     shown(&h, &[rig::UPKEEP, "check"])?;
     let v = h.ready_version().unwrap_or_default();
     banner(&format!(
-        "done in {:.1} s: portal upgraded 1.0.0 → {v}; the container is powered off now",
+        "done in {:.1} s: a bad release rolled back, 1.0.0 → 2.1.0, then rolled back to {v}; the container is powered off now",
         t0.elapsed().as_secs_f64()
     ));
     Ok(())

@@ -239,9 +239,12 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
 
 /// What every mutating run holds: upkeep's lock, the history, and no
 /// interrupted run in the way.
-fn open_for_change(settings: &Settings, target: &Target) -> Result<(Lock, History), Error> {
+fn open_for_change(settings: &Settings, target: &Target) -> Result<Lock, Error> {
     let lock = Lock::acquire(&settings.lock_file)?;
-    let history = History::open(&settings.state_dir)?;
+    // Only read here: a run that changes nothing creates no state.
+    let Some(history) = History::open_existing(&settings.state_dir)? else {
+        return Ok(lock);
+    };
     if let Some(r) = recover::needs_recovery(&history, &target.name)? {
         return Err(Error::Failed(anyhow!(
             "run #{} ({} {} → {}) {} at {}; nothing was done: run `upkeep recover {}` first",
@@ -258,7 +261,17 @@ fn open_for_change(settings: &Settings, target: &Target) -> Result<(Lock, Histor
             target.name
         )));
     }
-    Ok((lock, history))
+    Ok(lock)
+}
+
+/// The history of a host where a rollback or downgrade needs one.
+fn existing_history(settings: &Settings, what: &str) -> Result<History, Error> {
+    History::open_existing(&settings.state_dir)?.ok_or_else(|| {
+        Error::Failed(anyhow!(
+            "no history in {}: upkeep has not upgraded anything here, so there is nothing to {what}",
+            settings.state_dir.display()
+        ))
+    })
 }
 
 /// Prints each step as it runs (for a person; nothing with --json/--quiet).
@@ -396,7 +409,7 @@ async fn upgrade(
         candidate.file_name,
         candidate.size
     );
-    let Some((_lock, history)) = opened else {
+    let Some(_lock) = opened else {
         if g.json {
             print_json(&json!({
                 "target": target.name, "outcome": "dry_run",
@@ -407,6 +420,7 @@ async fn upgrade(
         }
         return Ok(exit::OK);
     };
+    let history = History::open(&settings.state_dir)?;
     let t = plan::upgrade(
         &history,
         target,
@@ -451,7 +465,8 @@ fn restore_note(t: &Transition) -> String {
 
 async fn rollback(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
-    let (_lock, history) = open_for_change(settings, target)?;
+    let _lock = open_for_change(settings, target)?;
+    let history = existing_history(settings, "roll back")?;
     let pkg = Manager::for_repository(&target.repository.kind);
     let installed = pkg.installed(&target.package).await?.ok_or_else(|| {
         Error::Failed(anyhow!(
@@ -476,7 +491,8 @@ async fn rollback(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
 
 async fn downgrade(g: &Global, settings: &Settings, name: Option<&str>, to: &str) -> CmdResult {
     let target = settings.target(name)?;
-    let (_lock, history) = open_for_change(settings, target)?;
+    let _lock = open_for_change(settings, target)?;
+    let history = existing_history(settings, "downgrade")?;
     let pkg = Manager::for_repository(&target.repository.kind);
     let installed = pkg.installed(&target.package).await?.ok_or_else(|| {
         Error::Failed(anyhow!(

@@ -191,18 +191,7 @@ fn two_concurrent_upgrades_one_proceeds_the_other_exits_6_at_once() {
     let h = host();
     h.install("1.0.0").unwrap();
     // A slow start keeps the first run busy for a while.
-    let conf = h.c.read("/opt/portal/portal.conf").unwrap();
-    let mut j: serde_json::Value = serde_json::from_str(&conf).unwrap();
-    j["MigrationDelayMs"] = 4000.into();
-    h.c.write(
-        "/opt/portal/portal.conf",
-        serde_json::to_string_pretty(&j).unwrap(),
-        0o640,
-    )
-    .unwrap();
-    h.c.run(&["systemctl", "restart", "portal.service"])
-        .unwrap();
-    h.wait_ready(Duration::from_secs(20)).unwrap();
+    slow_start(&h, 4000);
 
     let first =
         h.c.command(&[rig::UPKEEP, "upgrade", "--yes"])
@@ -245,4 +234,112 @@ fn two_concurrent_upgrades_one_proceeds_the_other_exits_6_at_once() {
     );
     let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
     assert_eq!(hist["runs"].as_array().unwrap().len(), 1, "{hist:#}");
+}
+
+/// Sets `MigrationDelayMs` in the live portal.conf and restarts the portal:
+/// its start (and so the health step) then takes that long.
+fn slow_start(h: &rig::PortalHost, ms: u64) {
+    let conf = h.c.read("/opt/portal/portal.conf").unwrap();
+    let mut j: serde_json::Value = serde_json::from_str(&conf).unwrap();
+    j["MigrationDelayMs"] = ms.into();
+    h.c.write(
+        "/opt/portal/portal.conf",
+        serde_json::to_string_pretty(&j).unwrap(),
+        0o640,
+    )
+    .unwrap();
+    h.c.run(&["systemctl", "restart", "portal.service"])
+        .unwrap();
+    h.wait_ready(Duration::from_secs(20)).unwrap();
+}
+
+#[test]
+fn sigterm_during_a_step_is_deferred_to_its_end_then_the_run_rolls_back() {
+    let h = host();
+    h.install("1.0.0").unwrap();
+    h.add_pages("before", 4).unwrap();
+    slow_start(&h, 2500);
+    let run =
+        h.c.command(&[rig::UPKEEP, "upgrade", "--yes"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    // Wait for the health step, then ask upkeep to stop.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
+        let running = hist["runs"][0]["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "health" && s["status"] == "running");
+        if running {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never reached the health step: {hist:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    h.c.run(&["pkill", "-TERM", "-x", "upkeep"]).unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SIGTERM"), "{}", show(&out));
+
+    // The health step ran to its end; the run stopped at the next boundary.
+    let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
+    let run = &hist["runs"][0];
+    assert_eq!(run["outcome"], "rolled_back", "{hist:#}");
+    let health = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "health")
+        .unwrap();
+    assert_eq!(health["status"], "succeeded", "the step was cut: {health}");
+    assert!(!step_names(run).iter().any(|n| n == "commit"), "{hist:#}");
+    let ready = h.wait_ready(Duration::from_secs(20)).unwrap();
+    assert_eq!(ready["version"], "1.0.0");
+    assert_eq!(h.page_titles().unwrap(), titles("before", 4));
+}
+
+#[test]
+fn upgrade_waits_for_the_dpkg_lock_then_proceeds() {
+    let h = host();
+    h.install("1.0.0").unwrap();
+    // apt's protocol: a write lock on lock-frontend, held for 3 s.
+    let holder = h
+        .c
+        .command(&[
+            "python3",
+            "-c",
+            "import fcntl, time, sys\nf = open('/var/lib/dpkg/lock-frontend', 'w')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(3)\n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut holder = holder;
+    let mut line = [0u8; 5];
+    std::io::Read::read_exact(holder.stdout.as_mut().unwrap(), &mut line).unwrap();
+    let started = Instant::now();
+    let out = h.upkeep(&["upgrade", "--yes", "-v"]).unwrap();
+    let took = started.elapsed();
+    holder.wait().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        took >= Duration::from_secs(2),
+        "did not wait for the lock: {took:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("waiting for the dpkg lock"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        h.ready_version().as_deref(),
+        Some(h.f.newest().version.as_str())
+    );
 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use super::{Fail, cmd_ok, cmd_stdout, host};
 
 /// Bump when the way fixtures are built changes.
-const FORMAT: &str = "fixtures v2";
+const FORMAT: &str = "fixtures v3";
 /// Package name of the sample product.
 pub const PACKAGE: &str = "portal";
 /// Suite of the fixture APT repository.
@@ -22,9 +22,11 @@ pub const SUITE: &str = "stable";
 pub const COMPONENT: &str = "main";
 
 /// The unit file the portal packages ship.
+/// Ordered after the database servers the rig may run beside it (harmless
+/// when they are not running).
 const UNIT: &str = "[Unit]
 Description=API developer portal (upkeep test fixture)
-After=network.target
+After=network.target postgresql.service mariadb.service
 
 [Service]
 ExecStart=/opt/portal/dev-portal --conf /opt/portal/portal.conf

@@ -19,6 +19,7 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("zstd", "zstd"),
     ("xz", "xz-utils"),
     ("nsenter", "util-linux"),
+    ("systemctl", "systemd"),
 ];
 
 /// Packages included in the container's root filesystem. Changing this list
@@ -32,7 +33,16 @@ const ROOTFS_PACKAGES: &[&str] = &[
     "rpm",
     "curl",
     "gpg",
+    // Real database servers (and their clients: psql, pg_dump, pg_restore,
+    // mariadb, mariadb-dump) for the portal's postgres and mysql dialects.
+    "postgresql",
+    "mariadb-server",
 ];
+
+/// Units of [`ROOTFS_PACKAGES`] disabled in the root filesystem, so that
+/// containers boot without them; tests start them on demand
+/// (`PortalHost::use_database`). Part of the cache key too.
+const ROOTFS_DISABLED_UNITS: &[&str] = &["postgresql.service", "mariadb.service"];
 
 /// Where the rig keeps what it builds once per machine (the root filesystem).
 pub fn cache_dir() -> PathBuf {
@@ -80,7 +90,7 @@ fn prepare_uncached() -> Result<(), Fail> {
     Ok(())
 }
 
-/// The cached root filesystem, built with mmdebstrap on first use (~45 s),
+/// The cached root filesystem, built with mmdebstrap on first use (~90 s),
 /// keyed by the package list. Containers boot it with `--volatile=overlay`,
 /// so it stays pristine and is shared by parallel tests.
 pub fn rootfs() -> Result<PathBuf, Fail> {
@@ -98,13 +108,23 @@ fn rootfs_uncached() -> Result<PathBuf, Fail> {
             h.update(p.as_bytes());
             h.update(b"\n");
         }
+        for u in ROOTFS_DISABLED_UNITS {
+            h.update(b"disabled ");
+            h.update(u.as_bytes());
+            h.update(b"\n");
+        }
         hex::encode(&h.finalize()[..8])
     };
     let dir = cache_dir();
     fs::create_dir_all(&dir).map_err(Fail::io("rig cache dir"))?;
     let out = dir.join(format!("rootfs-{key}"));
+    let complete = |out: &Path| out.join("usr/lib/systemd/systemd").exists();
+    // Built ones appear by rename: no need to wait for another build's lock.
+    if complete(&out) {
+        return Ok(out);
+    }
     let _lock = lock_file(&dir.join("rootfs.lock"))?;
-    if out.join("usr/lib/systemd/systemd").exists() {
+    if complete(&out) {
         return Ok(out);
     }
     let sources = host_apt_sources()?;
@@ -112,7 +132,8 @@ fn rootfs_uncached() -> Result<PathBuf, Fail> {
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(Fail::io("stale partial rootfs"))?;
     }
-    eprintln!("rig: building the container root filesystem (once per machine, ~45 s)");
+    eprintln!("rig: building the container root filesystem (once per machine, ~90 s)");
+    let started = std::time::Instant::now();
     cmd_ok(
         Command::new("mmdebstrap")
             .arg("--variant=minbase")
@@ -122,8 +143,40 @@ fn rootfs_uncached() -> Result<PathBuf, Fail> {
             .arg(&tmp)
             .arg(&sources),
     )?;
+    disable_units(&tmp)?;
     fs::rename(&tmp, &out).map_err(Fail::io("rootfs rename"))?;
+    eprintln!(
+        "rig: root filesystem built in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(out)
+}
+
+/// Disables [`ROOTFS_DISABLED_UNITS`] in the unbooted root filesystem
+/// (`systemctl --root` works offline) and checks that they are.
+fn disable_units(root: &Path) -> Result<(), Fail> {
+    cmd_ok(
+        Command::new("systemctl")
+            .arg(format!("--root={}", root.display()))
+            .args(["--quiet", "disable"])
+            .args(ROOTFS_DISABLED_UNITS),
+    )?;
+    for unit in ROOTFS_DISABLED_UNITS {
+        // Exits non-zero for a disabled unit: read what it says instead.
+        let out = Command::new("systemctl")
+            .arg(format!("--root={}", root.display()))
+            .args(["is-enabled", unit])
+            .output()
+            .map_err(Fail::io("systemctl is-enabled"))?;
+        let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if state != "disabled" {
+            return Err(Fail(format!(
+                "{unit} is {state:?} in the new root filesystem, expected \"disabled\"{}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The host's own apt sources file, read at run time: the rig never writes a

@@ -1,6 +1,9 @@
 //! The test rig: real systemd hosts in throwaway containers, with the sample
 //! portal installed from a real signed repository served over HTTP.
 //!
+//! Database servers (PostgreSQL, MariaDB) are installed in the containers but
+//! started only on demand: [`PortalHost::use_database`] (see [`db`]).
+//!
 //! Shared by the end-to-end tests (`tests/e2e`) and the demo
 //! (`examples/demo.rs`). Nothing here is mocked: systemd, dpkg, rpm, gpg and
 //! the HTTP server are the real programs. When the rig cannot start, tests
@@ -9,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod container;
+pub mod db;
 pub mod fixtures;
 pub mod host;
 
@@ -17,6 +21,8 @@ use std::process::Command;
 use std::time::Duration;
 
 pub use container::{Bind, Container};
+#[allow(unused_imports)]
+pub use db::{DB_PASSWORD, Db, page_titles_for, selftest_databases};
 pub use fixtures::Fixtures;
 
 /// A rig failure: a message with everything needed to see what went wrong.

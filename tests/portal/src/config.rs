@@ -43,13 +43,21 @@ impl Release {
 pub enum Dialect {
     Sqlite3,
     Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
 }
 
 impl Dialect {
+    /// Every dialect, in the order they are documented.
+    pub const ALL: [Dialect; 3] = [Dialect::Sqlite3, Dialect::Postgres, Dialect::Mysql];
+
+    /// The `Database.Dialect` value, also used in dialect-specific migration
+    /// file names (`0001_init.mysql.sql`).
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Sqlite3 => "sqlite3",
             Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
         }
     }
 }
@@ -130,19 +138,21 @@ impl Config {
         let dialect = match dialect.as_deref().map(str::trim) {
             None | Some("") | Some("sqlite3") => Dialect::Sqlite3,
             Some("postgres") => Dialect::Postgres,
+            Some("mysql") => Dialect::Mysql,
             Some(other) => {
                 return Err(ConfigError::Invalid(format!(
-                    "invalid configuration: unsupported Database.Dialect {other:?} (expected \"sqlite3\" or \"postgres\")"
+                    "invalid configuration: unsupported Database.Dialect {other:?} (expected \"sqlite3\", \"postgres\" or \"mysql\")"
                 )));
             }
         };
         let connection_string = match (dialect, connection_string) {
             (_, Some(s)) if !s.trim().is_empty() => s,
             (Dialect::Sqlite3, _) => DEFAULT_SQLITE_PATH.to_string(),
-            (Dialect::Postgres, _) => {
-                return Err(ConfigError::Invalid(
-                    "invalid configuration: Database.ConnectionString is required for the postgres dialect".into(),
-                ));
+            (dialect @ (Dialect::Postgres | Dialect::Mysql), _) => {
+                return Err(ConfigError::Invalid(format!(
+                    "invalid configuration: Database.ConnectionString is required for the {} dialect",
+                    dialect.name()
+                )));
             }
         };
         let port = raw.host_port.unwrap_or(DEFAULT_PORT);
@@ -265,6 +275,21 @@ mod tests {
     }
 
     #[test]
+    fn parse_mysql() {
+        let cfg = Config::parse(
+            r#"{"Database": {"Dialect": "mysql", "ConnectionString": "portal:pw@tcp(127.0.0.1:3306)/portal?parseTime=true"}}"#,
+            &keys(&["Database.Dialect", "Database.ConnectionString"]),
+        )
+        .unwrap();
+        assert_eq!(cfg.database.dialect, Dialect::Mysql);
+        assert_eq!(cfg.database.dialect.name(), "mysql");
+        assert_eq!(
+            cfg.database.connection_string,
+            "portal:pw@tcp(127.0.0.1:3306)/portal?parseTime=true"
+        );
+    }
+
+    #[test]
     fn parse_errors() {
         assert!(matches!(
             Config::parse("{not json", &[]),
@@ -276,6 +301,10 @@ mod tests {
         ));
         assert!(matches!(
             Config::parse(r#"{"HostPort": "x"}"#, &[]),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            Config::parse(r#"{"Database": {"Dialect": "oracle"}}"#, &[]),
             Err(ConfigError::Invalid(_))
         ));
         assert!(matches!(

@@ -1,13 +1,17 @@
-//! The two supported databases behind one small interface.
+//! The three supported databases behind one small interface.
 
 use std::error::Error;
 use std::time::Duration;
 
+use mysql::prelude::Queryable;
+
 use crate::config::{DbConfig, Dialect};
+use crate::dsn;
 
 pub enum Db {
     Sqlite(rusqlite::Connection),
     Postgres(Box<postgres::Client>),
+    Mysql(Box<mysql::Conn>),
 }
 
 /// An error with its whole source chain on one line.
@@ -26,10 +30,14 @@ pub fn describe(error: &dyn Error) -> String {
 }
 
 /// `connection_string` with any password replaced by `***`, for logging.
-/// Handles URLs (`postgres://user:pass@host/db`) and key/value strings
-/// (`host=... password=secret` or `password='se cret'`).
-pub fn mask_connection_string(connection_string: &str) -> String {
+/// Handles URLs (`postgres://user:pass@host/db`, `mysql://...`), key/value
+/// strings (`host=... password=secret` or `password='se cret'`) and, for the
+/// mysql dialect, Go DSNs (`user:pass@tcp(host:port)/db`).
+pub fn mask_connection_string(dialect: Dialect, connection_string: &str) -> String {
     let s = connection_string;
+    if dialect == Dialect::Mysql && !s.contains("://") {
+        return dsn::mask_go_dsn(s);
+    }
     if let Some(scheme_end) = s.find("://") {
         let rest_start = scheme_end + 3;
         let rest = &s[rest_start..];
@@ -125,13 +133,26 @@ impl Db {
                     .map(|p| String::from_utf8_lossy(p).into_owned());
                 pg.connect(postgres::NoTls)
                     .map(|c| Db::Postgres(Box::new(c)))
-                    .map_err(|e| {
-                        let text = describe(&e);
-                        match password.as_deref() {
-                            Some(p) if !p.is_empty() => text.replace(p, "***"),
-                            _ => text,
-                        }
-                    })
+                    .map_err(|e| hide(describe(&e), password.as_deref()))
+            }
+            Dialect::Mysql => {
+                let target = dsn::parse_mysql(&cfg.connection_string)?;
+                let opts = mysql::OptsBuilder::new()
+                    .user(target.user.clone())
+                    .pass(target.password.clone())
+                    .db_name(target.database.clone())
+                    // Connect exactly where the connection string says.
+                    .prefer_socket(false)
+                    .tcp_connect_timeout(Some(Duration::from_secs(10)));
+                let opts = match &target.address {
+                    dsn::Address::Tcp { host, port } => {
+                        opts.ip_or_hostname(Some(host.as_str())).tcp_port(*port)
+                    }
+                    dsn::Address::Unix(path) => opts.socket(Some(path.as_str())),
+                };
+                mysql::Conn::new(opts)
+                    .map(|c| Db::Mysql(Box::new(c)))
+                    .map_err(|e| hide(describe(&e), target.password.as_deref()))
             }
         }
     }
@@ -167,10 +188,31 @@ impl Db {
                 tx.commit().map_err(|e| describe(&e))?;
                 Ok(version.map_or(0, i64::from))
             }
+            Db::Mysql(conn) => {
+                // CREATE TABLE commits implicitly; the row is inserted in a
+                // transaction of its own.
+                conn.query_drop(CREATE).map_err(|e| describe(&e))?;
+                let mut tx = conn
+                    .start_transaction(mysql::TxOpts::default())
+                    .map_err(|e| describe(&e))?;
+                let version: Option<i64> = tx
+                    .query_first::<Option<i64>, _>("SELECT max(version) FROM portal_schema")
+                    .map_err(|e| describe(&e))?
+                    .flatten();
+                if version.is_none() {
+                    tx.query_drop("INSERT INTO portal_schema (version) VALUES (0)")
+                        .map_err(|e| describe(&e))?;
+                }
+                tx.commit().map_err(|e| describe(&e))?;
+                Ok(version.unwrap_or(0))
+            }
         }
     }
 
     /// Run one migration and set the schema version, in one transaction.
+    /// MySQL commits implicitly after each DDL statement, so there only the
+    /// version bump is guaranteed to happen after the whole file succeeded
+    /// (and a termination signal is deferred until both are done).
     pub fn apply(&mut self, sql: &str, new_version: i64) -> Result<(), String> {
         match self {
             Db::Sqlite(conn) => {
@@ -188,6 +230,17 @@ impl Db {
                     .map_err(|e| describe(&e))?;
                 tx.commit().map_err(|e| describe(&e))
             }
+            // DDL cannot be rolled back here: a termination signal waits
+            // until the file and its version bump are done.
+            Db::Mysql(conn) => crate::signals::uninterruptible(|| {
+                let mut tx = conn
+                    .start_transaction(mysql::TxOpts::default())
+                    .map_err(|e| describe(&e))?;
+                run_mysql_script(&mut tx, sql)?;
+                tx.exec_drop("UPDATE portal_schema SET version = ?", (new_version,))
+                    .map_err(|e| describe(&e))?;
+                tx.commit().map_err(|e| describe(&e))
+            }),
         }
     }
 
@@ -210,6 +263,20 @@ impl Db {
                 .and_then(|r| r.try_get::<_, i32>(0))
                 .map(i64::from)
                 .map_err(|e| describe(&e)),
+            Db::Mysql(conn) => {
+                // No INSERT ... RETURNING in MySQL.
+                let mut tx = conn
+                    .start_transaction(mysql::TxOpts::default())
+                    .map_err(|e| describe(&e))?;
+                let id: i64 = tx
+                    .query_first("SELECT coalesce(max(id), 0) + 1 FROM pages")
+                    .map_err(|e| describe(&e))?
+                    .unwrap_or(1);
+                tx.exec_drop("INSERT INTO pages (id, title) VALUES (?, ?)", (id, title))
+                    .map_err(|e| describe(&e))?;
+                tx.commit().map_err(|e| describe(&e))?;
+                Ok(id)
+            }
         }
     }
 
@@ -226,13 +293,66 @@ impl Db {
                 .query(SELECT, &[])
                 .and_then(|rows| rows.iter().map(|r| r.try_get(0)).collect())
                 .map_err(|e| describe(&e)),
+            Db::Mysql(conn) => conn.query(SELECT).map_err(|e| describe(&e)),
         }
+    }
+}
+
+/// Runs every statement of `sql` (one multi-statement query) and reports the
+/// first failing one: dropping the result unread would swallow that error.
+fn run_mysql_script(conn: &mut impl Queryable, sql: &str) -> Result<(), String> {
+    let mut result = conn.query_iter(sql).map_err(|e| describe(&e))?;
+    while let Some(set) = result.iter() {
+        for row in set {
+            row.map_err(|e| describe(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `text` with `password` (when there is one) replaced by `***`.
+fn hide(text: String, password: Option<&str>) -> String {
+    match password {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::mask_connection_string as mask;
+    use crate::config::Dialect;
+
+    fn mask(s: &str) -> String {
+        super::mask_connection_string(Dialect::Postgres, s)
+    }
+
+    fn mask_mysql(s: &str) -> String {
+        super::mask_connection_string(Dialect::Mysql, s)
+    }
+
+    #[test]
+    fn masks_mysql_passwords() {
+        assert_eq!(
+            mask_mysql("portal:Pg-planted@tcp(127.0.0.1:3306)/portal?parseTime=true"),
+            "portal:***@tcp(127.0.0.1:3306)/portal?parseTime=true"
+        );
+        assert_eq!(
+            mask_mysql("portal:s3cr@t@unix(/run/mysqld/mysqld.sock)/portal"),
+            "portal:***@unix(/run/mysqld/mysqld.sock)/portal"
+        );
+        assert_eq!(
+            mask_mysql("mysql://portal:s3cr@t@127.0.0.1:3306/portal"),
+            "mysql://portal:***@127.0.0.1:3306/portal"
+        );
+        assert_eq!(
+            mask_mysql("portal@tcp(127.0.0.1:3306)/portal"),
+            "portal@tcp(127.0.0.1:3306)/portal"
+        );
+        assert_eq!(
+            super::mask_connection_string(Dialect::Sqlite3, "/var/lib/portal/portal.db"),
+            "/var/lib/portal/portal.db"
+        );
+    }
 
     #[test]
     fn masks_passwords() {

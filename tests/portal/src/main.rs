@@ -3,8 +3,12 @@
 
 mod config;
 mod db;
+#[cfg(test)]
+mod dbtest;
+mod dsn;
 mod http;
 mod migrations;
+mod signals;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -74,7 +78,7 @@ struct Ready {
 }
 
 fn main() {
-    install_signal_handlers();
+    signals::install();
     let args = parse_args(std::env::args().skip(1)).unwrap_or_else(|e| {
         log!("{e}");
         eprintln!("{USAGE}");
@@ -112,14 +116,15 @@ fn main() {
     log!(
         "database dialect: {} ({})",
         config.database.dialect.name(),
-        db::mask_connection_string(&config.database.connection_string)
+        db::mask_connection_string(config.database.dialect, &config.database.connection_string)
     );
 
     let migrations_dir = migrations::dir_for_release(&args.release);
-    let migrations = migrations::load(&migrations_dir).unwrap_or_else(|e| {
-        log!("{e}");
-        exit(EXIT_FAILURE);
-    });
+    let migrations =
+        migrations::load(&migrations_dir, config.database.dialect).unwrap_or_else(|e| {
+            log!("{e}");
+            exit(EXIT_FAILURE);
+        });
     log!(
         "release knows {} migrations in {}",
         migrations.len(),
@@ -159,21 +164,31 @@ fn main() {
 /// Connect, check the schema version, apply pending migrations, then mark ready.
 /// Exits the whole process on any failure.
 fn migrate(state: &State, config: &Config, migrations: &[migrations::Migration]) {
+    use migrations::MigrateError;
+    let fail = |e: MigrateError| -> ! {
+        match e {
+            MigrateError::Version(e) => {
+                log!("failed to read database schema version: {e}");
+                exit(EXIT_FAILURE);
+            }
+            MigrateError::TooNew { current, known } => {
+                log!(
+                    "database schema version {current} is newer than this portal supports ({known}); refusing to start"
+                );
+                exit(EXIT_SCHEMA_TOO_NEW);
+            }
+            MigrateError::Failed { name, error } => {
+                log!("failed to migrate database: {name}: {error}");
+                exit(EXIT_FAILURE);
+            }
+        }
+    };
     let mut db = Db::connect(&config.database).unwrap_or_else(|e| {
         log!("failed to connect to database: {e}");
         exit(EXIT_FAILURE);
     });
-    let current = db.schema_version().unwrap_or_else(|e| {
-        log!("failed to read database schema version: {e}");
-        exit(EXIT_FAILURE);
-    });
-    let known = migrations.len() as i64;
-    if current > known {
-        log!(
-            "database schema version {current} is newer than this portal supports ({known}); refusing to start"
-        );
-        exit(EXIT_SCHEMA_TOO_NEW);
-    }
+    let known = migrations.len();
+    let current = migrations::check(&mut db, known).unwrap_or_else(|e| fail(e));
     log!("database schema version {current}, this release knows {known}");
     if config.migration_delay_ms > 0 {
         log!(
@@ -182,19 +197,16 @@ fn migrate(state: &State, config: &Config, migrations: &[migrations::Migration])
         );
         std::thread::sleep(Duration::from_millis(config.migration_delay_ms));
     }
-    let mut applied = 0;
-    for (index, migration) in migrations.iter().enumerate().skip(current as usize) {
-        let version = index as i64 + 1;
-        log!("applying migration {} (schema {version})", migration.name);
-        if let Err(e) = db.apply(&migration.sql, version) {
-            log!("failed to migrate database: {}: {e}", migration.name);
-            exit(EXIT_FAILURE);
-        }
-        applied += 1;
-    }
+    let applied = migrations::apply_pending(&mut db, migrations, current, |m, version| {
+        log!("applying migration {} (schema {version})", m.name);
+    })
+    .unwrap_or_else(|e| fail(e));
     log!("migrations applied: {applied}; schema version {known}");
     log!("portal {} is ready", state.version);
-    *lock(state) = Some(Ready { schema: known, db });
+    *lock(state) = Some(Ready {
+        schema: known as i64,
+        db,
+    });
 }
 
 fn lock(state: &State) -> std::sync::MutexGuard<'_, Option<Ready>> {
@@ -255,33 +267,6 @@ fn route(state: &State, request: &Request) -> Response {
 fn internal_error(e: &str) -> Response {
     log!("request failed: {e}");
     Response::json(500, json!({ "error": e }))
-}
-
-/// SIGTERM and SIGINT end the process at once with status 0 so that
-/// `systemctl stop` never hangs and reports a clean stop. An interrupted
-/// migration is rolled back by the database (one transaction per file).
-fn install_signal_handlers() {
-    const SIGINT: i32 = 2;
-    const SIGTERM: i32 = 15;
-    unsafe extern "C" {
-        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
-        fn write(fd: i32, buf: *const u8, count: usize) -> isize;
-        fn _exit(status: i32) -> !;
-    }
-    extern "C" fn on_terminate(_signum: i32) {
-        const MESSAGE: &[u8] = b"dev-portal: received termination signal, exiting\n";
-        // Only async-signal-safe calls in here.
-        unsafe {
-            write(2, MESSAGE.as_ptr(), MESSAGE.len());
-            _exit(0);
-        }
-    }
-    for signum in [SIGTERM, SIGINT] {
-        // SAFETY: the handler only calls async-signal-safe functions.
-        unsafe {
-            signal(signum, on_terminate);
-        }
-    }
 }
 
 #[cfg(test)]
