@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::{Cli, Command, Global, HistoryCommand};
 use crate::config::{RepoKind, Settings, Target};
-use crate::download::Http;
+use crate::download::{Http, split_credentials};
 use crate::error::{CmdResult, Error, exit};
 use crate::history::{History, Run};
 use crate::lock::Lock;
@@ -87,9 +87,15 @@ fn print_json(value: &impl Serialize) -> Result<(), Error> {
 /// The HTTP client for a target's repository: progress bars only for a
 /// person at a terminal, repository metadata cached with conditional requests.
 fn http_for(g: &Global, settings: &Settings, target: &Target) -> Result<Http, Error> {
-    Ok(Http::new(target.repository.ca_file.as_deref())?
+    let http = Http::new(target.repository.ca_file.as_deref())?
         .with_progress(!(g.no_progress || g.quiet || g.json))
-        .with_metadata_cache(settings.cache_dir.join("metadata")))
+        .with_metadata_cache(settings.cache_dir.join("metadata"));
+    // Credentials in the repository URL travel as an Authorization header,
+    // never inside a URL that a message or the history could show.
+    Ok(match split_credentials(&target.repository.url) {
+        (url, Some((user, password))) => http.with_basic_auth(&url, user, password),
+        (_, None) => http,
+    })
 }
 
 /// Everything the repository offers for the target, newest first.
@@ -100,6 +106,7 @@ async fn fetch_candidates(
     cache_dir: &std::path::Path,
 ) -> Result<Vec<Candidate>, Error> {
     let repo = &target.repository;
+    let (url, _) = split_credentials(&repo.url);
     // Settings guarantee a keyring unless allow_unsigned is set.
     let keyring = repo
         .keyring
@@ -109,19 +116,18 @@ async fn fetch_candidates(
         .map_err(|e| Error::Failed(anyhow!("target {}: {e}", target.name)))?;
     match &repo.kind {
         RepoKind::Apt { suite, component } => {
-            let apt =
-                AptRepository::new(http, &repo.url, suite, component.as_deref(), keyring, arch)
-                    .with_entries_cache(cache_dir.join("metadata"));
+            let apt = AptRepository::new(http, &url, suite, component.as_deref(), keyring, arch)
+                .with_entries_cache(cache_dir.join("metadata"));
             apt.candidates(&target.package)
                 .await
-                .with_context(|| format!("repository {}", repo.url))
+                .with_context(|| format!("repository {url}"))
                 .map_err(Error::Failed)
         }
         RepoKind::Yum => {
-            let yum = YumRepository::new(http, &repo.url, keyring, arch);
+            let yum = YumRepository::new(http, &url, keyring, arch);
             yum.candidates(&target.package)
                 .await
-                .with_context(|| format!("repository {}", repo.url))
+                .with_context(|| format!("repository {url}"))
                 .map_err(Error::Failed)
         }
     }
@@ -400,6 +406,18 @@ async fn upgrade(
         }
         return Ok(exit::OK);
     };
+    if let Some(i) = &s.installed
+        && i.configured
+        && !candidate.is_newer_than(&i.version)
+    {
+        return Err(Error::Failed(anyhow!(
+            "{} is older than the installed {}: an upgrade never goes back (the database would stay at the newer schema); use `upkeep downgrade {} --to {}`",
+            candidate.version,
+            i.version,
+            target.name,
+            to.unwrap_or_default()
+        )));
+    }
     let summary = format!(
         "upgrade {} ({}): {} → {} ({}, {} bytes)",
         target.name,

@@ -632,7 +632,10 @@ fn search_path(path_var: &OsStr, name: &str) -> Option<PathBuf> {
 /// killed if the caller gives up on it.
 fn command(tool: &Tool) -> Command {
     let mut cmd = Command::new(&tool.path);
+    // Its own process group: a Ctrl-C on the terminal reaches upkeep (which
+    // defers it to the end of the step), never a dump or restore halfway.
     cmd.kill_on_drop(true)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

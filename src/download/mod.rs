@@ -293,6 +293,38 @@ pub struct Http {
     env_proxy: bool,
     progress: bool,
     metadata_cache: Option<PathBuf>,
+    /// Credentials sent (HTTP basic) to one origin only; never part of a
+    /// URL, so no message, log or history entry can show them.
+    auth: Option<Auth>,
+}
+
+/// HTTP basic credentials for one origin.
+#[derive(Clone)]
+struct Auth {
+    origin: url::Origin,
+    user: String,
+    password: Option<crate::config::Secret>,
+}
+
+/// Splits the credentials out of a repository URL: the URL without them,
+/// and the user and password if it had any.
+pub fn split_credentials(url: &Url) -> (Url, Option<(String, Option<crate::config::Secret>)>) {
+    if url.username().is_empty() && url.password().is_none() {
+        return (url.clone(), None);
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(url.username());
+    let password = url
+        .password()
+        .map(|p| crate::config::Secret::new(decode(p)));
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    (bare, Some((user, password)))
 }
 
 impl Http {
@@ -317,6 +349,35 @@ impl Http {
             env_proxy: true,
             progress: false,
             metadata_cache: None,
+            auth: None,
+        })
+    }
+
+    /// Sends HTTP basic credentials to `url`'s origin (and nowhere else).
+    pub fn with_basic_auth(
+        self,
+        url: &Url,
+        user: String,
+        password: Option<crate::config::Secret>,
+    ) -> Http {
+        Http {
+            auth: Some(Auth {
+                origin: url.origin(),
+                user,
+                password,
+            }),
+            ..self
+        }
+    }
+
+    /// A GET of `url`, with the credentials when it goes to their origin.
+    pub(crate) fn get_request(&self, url: &Url) -> anyhow::Result<reqwest::RequestBuilder> {
+        let req = self.client()?.get(url.clone());
+        Ok(match &self.auth {
+            Some(a) if a.origin == url.origin() => {
+                req.basic_auth(&a.user, a.password.as_ref().map(|p| p.expose()))
+            }
+            _ => req,
         })
     }
 
@@ -401,8 +462,7 @@ impl Http {
     /// the start of the body (for messages). Never retried: the caller polls.
     pub async fn probe(&self, url: &Url, timeout: Duration) -> anyhow::Result<(u16, String)> {
         let resp = self
-            .client()?
-            .get(url.clone())
+            .get_request(url)?
             .timeout(timeout)
             .send()
             .await
@@ -477,8 +537,7 @@ impl Http {
         headers: &HeaderMap,
     ) -> Result<Option<Fetched>, Failure> {
         let resp = self
-            .client()?
-            .get(url.clone())
+            .get_request(url)?
             .headers(headers.clone())
             .send()
             .await
@@ -731,4 +790,38 @@ async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
         .await
         .map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+
+    #[test]
+    fn repository_credentials_leave_the_url_and_go_to_their_origin_only() {
+        let url = Url::parse("https://bob:s3cr%40t@repo.example/portal/debian/").unwrap();
+        let (bare, creds) = split_credentials(&url);
+        assert_eq!(bare.as_str(), "https://repo.example/portal/debian/");
+        let (user, password) = creds.unwrap();
+        assert_eq!(user, "bob");
+        assert_eq!(password.as_ref().unwrap().expose(), "s3cr@t");
+        let http = Http::new(None)
+            .unwrap()
+            .with_basic_auth(&bare, user, password);
+        let same = http
+            .get_request(&bare.join("dists/stable/InRelease").unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(same.headers().contains_key(reqwest::header::AUTHORIZATION));
+        assert!(!same.url().as_str().contains("s3cr"));
+        let other = http
+            .get_request(&Url::parse("https://mirror.example/x").unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(!other.headers().contains_key(reqwest::header::AUTHORIZATION));
+        let (plain, none) = split_credentials(&Url::parse("http://r/debian/").unwrap());
+        assert!(none.is_none());
+        assert_eq!(plain.as_str(), "http://r/debian/");
+    }
 }

@@ -205,7 +205,7 @@ impl Transfer<'_> {
         }
 
         let ranged = have.len > 0;
-        let mut req = self.http.client()?.get(self.url.clone());
+        let mut req = self.http.get_request(self.url)?;
         if ranged {
             req = req.header(header::RANGE, format!("bytes={}-", have.len));
         }

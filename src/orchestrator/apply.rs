@@ -59,6 +59,10 @@ pub(super) struct Ctx {
     pub touched: bool,
     /// True once the stop began.
     pub stopped: bool,
+    /// An earlier revert of this run restored the database already.
+    pub restored_db: bool,
+    /// An earlier revert of this run restored the files already.
+    pub restored_files: bool,
 }
 
 /// Runs a transition as journaled steps. On a failure after the stop it
@@ -86,12 +90,28 @@ pub async fn apply<S: ServiceManager, P: PackageManager>(
         ..Ctx::default()
     };
     for &step in super::steps_for(t.kind) {
-        let failed = match sys.interrupt.requested() {
-            Some(signal) => Err(anyhow!("interrupted by {signal}")),
-            None => run_step(step, target, dirs, t, sys, &journal, &mut ctx, on_step).await,
-        };
-        if let Err(e) = failed {
-            return Err(fail(step, e, target, dirs, sys, &journal, &mut ctx, on_step).await);
+        // Once the health gate passed, the new version is the good one: a
+        // signal no longer undoes it, and cleaning up cannot fail the run.
+        let committed = matches!(step, Step::Commit | Step::Cleanup);
+        if !committed && let Some(signal) = sys.interrupt.requested() {
+            let e = anyhow!("interrupted by {signal} before {}", step.name());
+            return Err(fail(
+                step, e, true, target, dirs, sys, &journal, &mut ctx, on_step,
+            )
+            .await);
+        }
+        let result = run_step(step, target, dirs, t, sys, &journal, &mut ctx, on_step).await;
+        match result {
+            Err(e) if step == Step::Cleanup => {
+                tracing::warn!("cleanup: {}", crate::error::one_line(&e));
+            }
+            Err(e) => {
+                return Err(fail(
+                    step, e, false, target, dirs, sys, &journal, &mut ctx, on_step,
+                )
+                .await);
+            }
+            Ok(()) => {}
         }
     }
     let _ = failpoint::hit("after-cleanup");
@@ -312,6 +332,7 @@ async fn forward<S: ServiceManager, P: PackageManager>(
 async fn fail<S: ServiceManager, P: PackageManager>(
     step: Step,
     e: anyhow::Error,
+    interrupted: bool,
     target: &Target,
     dirs: Dirs<'_>,
     sys: &Systems<'_, S, P>,
@@ -324,7 +345,7 @@ async fn fail<S: ServiceManager, P: PackageManager>(
         ctx.lock = None;
         let message = format!("{} failed, nothing was changed: {cause}", step.name());
         let _ = journal.finish("failed", Some(&message));
-        return if step == Step::Preflight {
+        return if step == Step::Preflight && !interrupted {
             Error::Preflight(anyhow!("preflight: {cause}"))
         } else {
             Error::Failed(anyhow!(message))
@@ -441,6 +462,18 @@ async fn backward<S: ServiceManager, P: PackageManager>(
             if !ctx.touched {
                 return Ok(json!({"skipped": "the database was not changed"}).into());
             }
+            if ctx.restored_db {
+                // An earlier attempt put it back; the old version may have
+                // taken writes since.
+                return Ok(json!({"skipped": "already restored by an earlier attempt"}).into());
+            }
+            // The config was put back first: it names the database that
+            // was dumped.
+            match backup::db::resolve(&target.database) {
+                Ok(db) => ctx.db = db,
+                Err(e) if ctx.db.is_none() => return Err(e.context("database")),
+                Err(e) => tracing::warn!("database: {e:#}; using the one read before the run"),
+            }
             match (&ctx.db, &ctx.db_backup) {
                 (Some(db), Some(a)) => {
                     db.restore(a)
@@ -455,6 +488,9 @@ async fn backward<S: ServiceManager, P: PackageManager>(
         Step::RestoreFiles => {
             if !ctx.touched {
                 return Ok(json!({"skipped": "the files were not changed"}).into());
+            }
+            if ctx.restored_files {
+                return Ok(json!({"skipped": "already restored by an earlier attempt"}).into());
             }
             match &ctx.files_backup {
                 Some(a) => {

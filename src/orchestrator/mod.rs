@@ -11,7 +11,7 @@
 //!     ─► install ─► reload ─► start ─► health ─► commit ─► cleanup
 //!
 //!  any failure after the stop (or SIGINT/SIGTERM, honoured between steps):
-//!  revert-stop ─► revert-restore-database ─► revert-restore-files
+//!  revert-stop ─► revert-restore-files ─► revert-restore-database
 //!     ─► revert-install (the previous package, from the local cache)
 //!     ─► revert-reload ─► revert-start ─► revert-health
 //! ```
@@ -142,8 +142,8 @@ pub const RESTORING_STEPS: &[Step] = &[
 /// The steps that undo a failed transition, in order.
 pub const REVERT_STEPS: &[Step] = &[
     Step::Stop,
-    Step::RestoreDatabase,
     Step::RestoreFiles,
+    Step::RestoreDatabase,
     Step::Install,
     Step::Reload,
     Step::Start,
@@ -517,7 +517,9 @@ mod tests {
         assert!(pos(Step::RestoreFiles) < pos(Step::Install));
         assert!(!UPGRADE_STEPS.contains(&Step::RestoreDatabase));
         let rpos = |s: Step| REVERT_STEPS.iter().position(|x| *x == s).unwrap();
-        assert!(rpos(Step::Stop) < rpos(Step::RestoreDatabase));
+        assert!(rpos(Step::Stop) < rpos(Step::RestoreFiles));
+        // The database named by the restored config is the one dumped.
+        assert!(rpos(Step::RestoreFiles) < rpos(Step::RestoreDatabase));
         assert!(rpos(Step::RestoreFiles) < rpos(Step::Install));
         assert_eq!(REVERT_STEPS.last(), Some(&Step::Health));
     }

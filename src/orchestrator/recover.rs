@@ -8,7 +8,7 @@
 //! - Otherwise the run is reverted with its own backups and the previous
 //!   package from the local cache, exactly as a failure would have been.
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde_json::json;
 
 use super::apply::{Ctx, gate, revert_and_finish, start_units};
@@ -17,6 +17,7 @@ use super::{Dirs, Report, Step, StepEvent, Systems};
 use crate::backup::{self, Artifact};
 use crate::config::Target;
 use crate::error::Error;
+use crate::health;
 use crate::history::{ArtifactRecord, History, Run};
 use crate::pkg::PackageManager;
 use crate::systemd::ServiceManager;
@@ -29,10 +30,11 @@ pub fn needs_recovery(history: &History, target: &str) -> anyhow::Result<Option<
         if run.kind == "recover" {
             continue;
         }
-        let reverting = run.steps.iter().any(|s| s.name.starts_with("revert-"));
+        // A failed run that had stopped the service failed to roll back.
+        let stopped = run.steps.iter().any(|s| s.name == Step::Stop.name());
         let needs = match run.outcome.as_deref() {
             None => true,
-            Some("failed") => reverting,
+            Some("failed") => stopped,
             _ => false,
         };
         return Ok(needs.then_some(run));
@@ -79,9 +81,11 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
     }
     let subj = Journal::resume(sys.history, subject.id);
     let mut ctx = context_from(subject, &sys.history.artifacts(subject.id)?)?;
-    ctx.db = backup::db::resolve(&target.database)
-        .context("database")
-        .map_err(Error::NeedsAttention)?;
+    // Read again (after the config is restored) by the revert if this fails.
+    ctx.db = backup::db::resolve(&target.database).unwrap_or_else(|e| {
+        tracing::warn!("database: {e:#}");
+        None
+    });
     let reverting = subject.steps.iter().any(|s| s.name.starts_with("revert-"));
     let what = format!(
         "run #{} ({} {} → {}) was interrupted at {}",
@@ -128,8 +132,12 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
     if new_version_in {
         let r = journal
             .record("finish", async {
+                // Judged as strictly as the run would have: journal and
+                // restarts from now on, and the settle window.
+                let baseline = health::baseline(&target.services, sys.systemd).await?;
+                sys.systemd.daemon_reload().await?;
                 start_units(target, sys).await?;
-                let passed = gate(target, sys, None).await?;
+                let passed = gate(target, sys, Some(&baseline)).await?;
                 Ok(Produced::from(
                     json!({"waited_ms": passed.waited_ms, "body": passed.body}),
                 ))
@@ -147,7 +155,9 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
             return Ok(report("completed"));
         }
     }
-    let e = revert_and_finish(&what, target, dirs, sys, &journal, &subj, &mut ctx, on_step).await;
+    // The revert's steps go into the interrupted run itself, so that a
+    // later `recover` sees how far it got.
+    let e = revert_and_finish(&what, target, dirs, sys, &subj, &subj, &mut ctx, on_step).await;
     let outcome = match &e {
         Error::RolledBack(_) => "succeeded",
         _ => "failed",
@@ -178,6 +188,12 @@ pub(super) fn context_from(run: &Run, artifacts: &[ArtifactRecord]) -> Result<Ct
     for s in &run.steps {
         if s.name == Step::Stop.name() {
             ctx.stopped = true;
+        }
+        if s.status == "succeeded" && s.name == Step::RestoreDatabase.revert_name() {
+            ctx.restored_db = true;
+        }
+        if s.status == "succeeded" && s.name == Step::RestoreFiles.revert_name() {
+            ctx.restored_files = true;
         }
         if [Step::RestoreDatabase, Step::RestoreFiles, Step::Install]
             .iter()
@@ -255,10 +271,29 @@ mod tests {
         let c = h
             .begin_run("portal", "upgrade", Some("1"), Some("2"))
             .unwrap();
+        let s = h.begin_step(c, "stop").unwrap();
+        h.end_step(c, s, 1, None, None).unwrap();
+        let s = h.begin_step(c, "revert-restore-database").unwrap();
+        h.end_step(c, s, 1, None, None).unwrap();
         let s = h.begin_step(c, "revert-start").unwrap();
         h.end_step(c, s, 1, None, Some("boom")).unwrap();
         h.finish_run(c, "failed", None).unwrap();
-        assert_eq!(needs_recovery(&h, "portal").unwrap().unwrap().id, c);
+        let r = needs_recovery(&h, "portal").unwrap().unwrap();
+        assert_eq!(r.id, c);
+        // Resuming it must not restore the database a second time: the old
+        // version may have taken writes since.
+        let ctx = context_from(&r, &[]).unwrap();
+        assert!(ctx.restored_db && !ctx.restored_files);
+        // A failed run whose revert never got to write a step (the lock
+        // wait timed out) still needs recovery.
+        h.finish_run(c, "rolled_back", None).unwrap();
+        let d = h
+            .begin_run("portal", "upgrade", Some("1"), Some("2"))
+            .unwrap();
+        let s = h.begin_step(d, "stop").unwrap();
+        h.end_step(d, s, 1, None, None).unwrap();
+        h.finish_run(d, "failed", Some("lock timeout")).unwrap();
+        assert_eq!(needs_recovery(&h, "portal").unwrap().unwrap().id, d);
     }
 
     #[test]

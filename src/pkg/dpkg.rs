@@ -56,7 +56,10 @@ impl Dpkg {
             .args(["--force-confdef", "--force-confold", "-i", "--"])
             .arg(file)
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(std::process::Stdio::null());
+            .stdin(std::process::Stdio::null())
+            // Its own process group: a Ctrl-C on the terminal reaches
+            // upkeep (which defers it), never dpkg in the middle of a step.
+            .process_group(0);
         if lock::held_here(&self.frontend_lock()) {
             cmd.env("DPKG_FRONTEND_LOCKED", "1");
         }

@@ -46,7 +46,12 @@ impl Rpm {
         if downgrade {
             cmd.arg("--oldpackage");
         }
-        cmd.arg("--").arg(file).stdin(std::process::Stdio::null());
+        // Its own process group: a Ctrl-C on the terminal reaches upkeep
+        // (which defers it), never rpm in the middle of a step.
+        cmd.arg("--")
+            .arg(file)
+            .stdin(std::process::Stdio::null())
+            .process_group(0);
         cmd
     }
 

@@ -45,8 +45,8 @@ const FORWARD_RESTORING: &[&str] = &[
 
 const REVERT: &[&str] = &[
     "revert-stop",
-    "revert-restore-database",
     "revert-restore-files",
+    "revert-restore-database",
     "revert-install",
     "revert-reload",
     "revert-start",

@@ -125,6 +125,15 @@ fn upgrade_rollback_upgrade_then_downgrade_after_the_old_package_left_the_reposi
     assert_eq!(h.ready_schema(), Some(5));
     h.add_pages("v2", 3).unwrap();
 
+    // An upgrade never goes back: that is a downgrade, with its database.
+    let out = h.upkeep(&["upgrade", "--to", "1.0.0", "--yes"]).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("upkeep downgrade"),
+        "{}",
+        show(&out)
+    );
+
     // Without a terminal and without --yes, nothing happens.
     let out = h.upkeep(&["rollback"]).unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
