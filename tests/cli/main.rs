@@ -60,7 +60,7 @@ fn later_commands_say_not_implemented_yet_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("upkeep.toml");
     std::fs::write(&main, VALID).unwrap();
-    for args in [&["diff-config"][..], &["rollback"][..]] {
+    for args in [&["diff-config"][..], &["clean"][..]] {
         let out = upkeep(&main, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
