@@ -255,3 +255,45 @@ fn crash_matrix_every_step_boundary_recovers_with_no_lost_rows() {
         failures.join("\n\n")
     );
 }
+
+#[test]
+fn sigterm_is_deferred_to_the_end_of_the_step_then_the_run_rolls_back() {
+    let h = super::host();
+    h.install_with_dpkg("1.0.0").unwrap();
+    h.add_pages("before", 4).unwrap();
+    // A pause at the boundary after the install: the signal lands while
+    // the install's effects are in place and the run is mid-way.
+    let run =
+        h.c.command(&[rig::UPKEEP, "upgrade", "--yes"])
+            .env("FAILPOINTS", "before-reload=sleep(3000)")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    super::safe_apply::wait_for_step(&h, "install", "succeeded");
+    h.c.run(&["pkill", "-TERM", "-x", "upkeep"]).unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("interrupted by SIGTERM before reload"),
+        "{}",
+        show(&out)
+    );
+    let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
+    let run = &hist["runs"][0];
+    assert_eq!(run["outcome"], "rolled_back", "{hist:#}");
+    let names: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"revert-install"), "{names:?}");
+    for s in run["steps"].as_array().unwrap() {
+        assert_eq!(s["status"], "succeeded", "no step was cut: {s}");
+    }
+    let ready = h.wait_ready(Duration::from_secs(20)).unwrap();
+    assert_eq!(ready["version"], "1.0.0");
+    assert_eq!(h.page_titles().unwrap(), titles("before", 4));
+}

@@ -263,7 +263,7 @@ fn slow_start(h: &rig::PortalHost, ms: u64) {
 }
 
 #[test]
-fn sigterm_during_a_step_is_deferred_to_its_end_then_the_run_rolls_back() {
+fn sigterm_during_the_health_gate_is_deferred_and_the_healthy_upgrade_is_kept() {
     let h = host();
     h.install("1.0.0").unwrap();
     h.add_pages("before", 4).unwrap();
@@ -274,45 +274,46 @@ fn sigterm_during_a_step_is_deferred_to_its_end_then_the_run_rolls_back() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-    // Wait for the health step, then ask upkeep to stop.
+    wait_for_step(&h, "health", "running");
+    h.c.run(&["pkill", "-TERM", "-x", "upkeep"]).unwrap();
+    let out = run.wait_with_output().unwrap();
+    // The gate was not cut; once it passed, the new version is the good
+    // one and a signal no longer undoes it.
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("received SIGTERM"),
+        "{}",
+        show(&out)
+    );
+    let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
+    let run = &hist["runs"][0];
+    assert_eq!(run["outcome"], "succeeded", "{hist:#}");
+    assert_eq!(
+        h.ready_version().as_deref(),
+        Some(h.f.newest().version.as_str())
+    );
+    assert_eq!(h.page_titles().unwrap(), titles("before", 4));
+}
+
+/// Waits until the newest run's step `name` has `status`.
+pub(crate) fn wait_for_step(h: &rig::PortalHost, name: &str, status: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
-        let running = hist["runs"][0]["steps"]
+        let seen = hist["runs"][0]["steps"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|s| s["name"] == "health" && s["status"] == "running");
-        if running {
-            break;
+            .any(|s| s["name"] == name && s["status"] == status);
+        if seen {
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "never reached the health step: {hist:#}"
+            "step {name} never {status}: {hist:#}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    h.c.run(&["pkill", "-TERM", "-x", "upkeep"]).unwrap();
-    let out = run.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SIGTERM"), "{}", show(&out));
-
-    // The health step ran to its end; the run stopped at the next boundary.
-    let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
-    let run = &hist["runs"][0];
-    assert_eq!(run["outcome"], "rolled_back", "{hist:#}");
-    let health = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "health")
-        .unwrap();
-    assert_eq!(health["status"], "succeeded", "the step was cut: {health}");
-    assert!(!step_names(run).iter().any(|n| n == "commit"), "{hist:#}");
-    let ready = h.wait_ready(Duration::from_secs(20)).unwrap();
-    assert_eq!(ready["version"], "1.0.0");
-    assert_eq!(h.page_titles().unwrap(), titles("before", 4));
 }
 
 #[test]
