@@ -343,7 +343,11 @@ async fn fail<S: ServiceManager, P: PackageManager>(
     let cause = crate::error::one_line(&e);
     if !ctx.stopped {
         ctx.lock = None;
-        let message = format!("{} failed, nothing was changed: {cause}", step.name());
+        let message = if interrupted {
+            format!("{cause}; nothing was changed")
+        } else {
+            format!("{} failed, nothing was changed: {cause}", step.name())
+        };
         let _ = journal.finish("failed", Some(&message));
         return if step == Step::Preflight && !interrupted {
             Error::Preflight(anyhow!("preflight: {cause}"))
@@ -351,7 +355,11 @@ async fn fail<S: ServiceManager, P: PackageManager>(
             Error::Failed(anyhow!(message))
         };
     }
-    let what = format!("{} failed: {cause}", step.name());
+    let what = if interrupted {
+        cause
+    } else {
+        format!("{} failed: {cause}", step.name())
+    };
     revert_and_finish(&what, target, dirs, sys, journal, journal, ctx, on_step).await
 }
 

@@ -276,7 +276,7 @@ fn sigterm_is_deferred_to_the_end_of_the_step_then_the_run_rolls_back() {
     assert_eq!(out.status.code(), Some(4), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("interrupted by SIGTERM before reload"),
+        err.contains("interrupted by SIGTERM before"),
         "{}",
         show(&out)
     );
