@@ -270,6 +270,25 @@ fn open_for_change(settings: &Settings, target: &Target) -> Result<Lock, Error> 
     Ok(lock)
 }
 
+/// What a rollback or downgrade starts from: the lock, the history, the
+/// package manager and the installed version (each must exist).
+async fn going_back(
+    settings: &Settings,
+    target: &Target,
+    what: &str,
+) -> Result<(Lock, History, Manager, Installed), Error> {
+    let lock = open_for_change(settings, target)?;
+    let history = existing_history(settings, what)?;
+    let pkg = Manager::for_repository(&target.repository.kind);
+    let installed = pkg.installed(&target.package).await?.ok_or_else(|| {
+        Error::Failed(anyhow!(
+            "{} is not installed: nothing to {what}",
+            target.package
+        ))
+    })?;
+    Ok((lock, history, pkg, installed))
+}
+
 /// The history of a host where a rollback or downgrade needs one.
 fn existing_history(settings: &Settings, what: &str) -> Result<History, Error> {
     History::open_existing(&settings.state_dir)?.ok_or_else(|| {
@@ -483,15 +502,7 @@ fn restore_note(t: &Transition) -> String {
 
 async fn rollback(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
-    let _lock = open_for_change(settings, target)?;
-    let history = existing_history(settings, "roll back")?;
-    let pkg = Manager::for_repository(&target.repository.kind);
-    let installed = pkg.installed(&target.package).await?.ok_or_else(|| {
-        Error::Failed(anyhow!(
-            "{} is not installed: nothing to roll back",
-            target.package
-        ))
-    })?;
+    let (_lock, history, _pkg, installed) = going_back(settings, target, "roll back").await?;
     let t = plan::rollback(&history, target, &installed)
         .map_err(|e| json_failure(g, target, "rollback", e))?;
     let summary = format!(
@@ -509,15 +520,7 @@ async fn rollback(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
 
 async fn downgrade(g: &Global, settings: &Settings, name: Option<&str>, to: &str) -> CmdResult {
     let target = settings.target(name)?;
-    let _lock = open_for_change(settings, target)?;
-    let history = existing_history(settings, "downgrade")?;
-    let pkg = Manager::for_repository(&target.repository.kind);
-    let installed = pkg.installed(&target.package).await?.ok_or_else(|| {
-        Error::Failed(anyhow!(
-            "{} is not installed: nothing to downgrade",
-            target.package
-        ))
-    })?;
+    let (_lock, history, pkg, installed) = going_back(settings, target, "downgrade").await?;
     let http = http_for(g, settings, target)?;
     // The repository is asked only when the cache lacks the package.
     let t = match plan::downgrade(&history, target, &installed, to, &[]) {

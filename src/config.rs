@@ -36,6 +36,7 @@
 //! keyring = "/etc/upkeep/keys/portal.asc"
 //! ```
 
+use crate::error::one_line_text;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs;
@@ -294,35 +295,12 @@ impl ConfigError {
 }
 
 fn render_error(file: &Path, key: Option<&str>, message: &str) -> String {
-    let file = one_line(&file.display().to_string());
-    let message = one_line(message);
+    let file = one_line_text(&file.display().to_string());
+    let message = one_line_text(message);
     match key {
-        Some(key) => format!("{file}: {}: {message}", one_line(key)),
+        Some(key) => format!("{file}: {}: {message}", one_line_text(key)),
         None => format!("{file}: {message}"),
     }
-}
-
-/// Collapse runs of whitespace (including line breaks) to one space and
-/// escape other control characters, so the result is a single line.
-fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut pending_space = false;
-    for c in text.chars() {
-        if c.is_whitespace() {
-            pending_space = !out.is_empty();
-            continue;
-        }
-        if pending_space {
-            out.push(' ');
-            pending_space = false;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -385,7 +363,7 @@ impl Settings {
             serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
                 let key = path_to_key(e.path());
                 let file = origins.file_of(&key);
-                ConfigError::new(file, Some(key.render()), one_line(e.inner().message()))
+                ConfigError::new(file, Some(key.render()), one_line_text(e.inner().message()))
             })?;
         let sources = sources.iter().map(|(file, _)| file.clone()).collect();
         Validator { origins: &origins }.settings(raw, sources)
@@ -488,9 +466,9 @@ fn check_file(file: &Path, text: &str) -> Result<toml::Table, ConfigError> {
         let message = match location(text, e.inner().span()) {
             Some((line, column)) => format!(
                 "{} (line {line}, column {column})",
-                one_line(e.inner().message())
+                one_line_text(e.inner().message())
             ),
-            None => one_line(e.inner().message()),
+            None => one_line_text(e.inner().message()),
         };
         ConfigError::new(file, (!key.0.is_empty()).then(|| key.render()), message)
     })?;
@@ -501,9 +479,9 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     match location(text, e.span()) {
         Some((line, column)) => format!(
             "invalid TOML at line {line}, column {column}: {}",
-            one_line(e.message())
+            one_line_text(e.message())
         ),
-        None => format!("invalid TOML: {}", one_line(e.message())),
+        None => format!("invalid TOML: {}", one_line_text(e.message())),
     }
 }
 

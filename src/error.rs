@@ -87,6 +87,29 @@ impl From<anyhow::Error> for Error {
     }
 }
 
+/// Collapses whitespace runs (line breaks included) to one space and
+/// escapes other control characters, so that a message is one line.
+pub fn one_line_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// An error chain on one line: causes joined by ": ", newlines removed.
 pub fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();

@@ -379,7 +379,9 @@ fn parse_postgres(text: &str) -> Result<Conn, String> {
     Ok(conn)
 }
 
-fn parse_pg_url(text: &str) -> Result<Conn, String> {
+/// What a `scheme://user:password@host:port/dbname` URL says, percent-decoded;
+/// the URL is returned for its query parameters.
+fn conn_from_url(text: &str) -> Result<(url::Url, Conn), String> {
     let url = url::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
     let mut conn = Conn {
         user: non_empty(percent_decode(url.username())?),
@@ -395,6 +397,11 @@ fn parse_pg_url(text: &str) -> Result<Conn, String> {
         set_host(&mut conn, percent_decode(host)?);
     }
     conn.dbname = percent_decode(url.path().trim_start_matches('/'))?;
+    Ok((url, conn))
+}
+
+fn parse_pg_url(text: &str) -> Result<Conn, String> {
+    let (url, mut conn) = conn_from_url(text)?;
     for (key, value) in url.query_pairs() {
         pg_param(&mut conn, &key, value.into_owned())?;
     }
@@ -479,21 +486,7 @@ fn parse_mysql(text: &str) -> Result<Conn, String> {
 }
 
 fn parse_mysql_url(text: &str) -> Result<Conn, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
-    let mut conn = Conn {
-        user: non_empty(percent_decode(url.username())?),
-        password: url
-            .password()
-            .map(percent_decode)
-            .transpose()?
-            .map(Secret::new),
-        port: url.port(),
-        ..Conn::default()
-    };
-    if let Some(host) = url.host_str() {
-        set_host(&mut conn, percent_decode(host)?);
-    }
-    conn.dbname = percent_decode(url.path().trim_start_matches('/'))?;
+    let (url, mut conn) = conn_from_url(text)?;
     for (key, value) in url.query_pairs() {
         match key.as_ref() {
             "socket" => {
