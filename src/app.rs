@@ -23,6 +23,7 @@ use crate::repo::yum::YumRepository;
 use crate::repo::{Candidate, Repository};
 use crate::signals::Interrupt;
 use crate::systemd::{ServiceManager, Systemd, UnitState};
+use crate::version::PkgVersion;
 
 /// Sets up logging on stderr: warnings by default, more with `-v`.
 pub fn init_logging(g: &Global) {
@@ -330,6 +331,26 @@ async fn run_transition(
     t: &Transition,
     summary: &str,
 ) -> CmdResult {
+    let report = apply_transition(g, settings, target, history, http, t, summary).await?;
+    if g.json {
+        print_json(&report)?;
+    } else {
+        print_report(g, &report);
+    }
+    Ok(exit::OK)
+}
+
+/// Runs a transition with the real systems; prints its steps (not its
+/// report).
+async fn apply_transition(
+    g: &Global,
+    settings: &Settings,
+    target: &Target,
+    history: &History,
+    http: &Http,
+    t: &Transition,
+    summary: &str,
+) -> Result<orchestrator::Report, Error> {
     let systemd = Systemd::connect().await?;
     let pkg = Manager::for_repository(&target.repository.kind);
     let interrupt = Interrupt::catch().map_err(Error::Failed)?;
@@ -348,34 +369,82 @@ async fn run_transition(
         cache: &settings.cache_dir,
         state: &settings.state_dir,
     };
-    let result = orchestrator::apply(target, dirs, t, &sys, &mut progress(show)).await;
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return Err(json_failure(g, target, t.kind.name(), e)),
-    };
-    if g.json {
-        print_json(&report)?;
-    } else if !g.quiet {
-        println!(
-            "{}: {} {} → {} (run {}, service down {:.2} s)",
-            report.target,
-            report.kind,
-            report.from.as_deref().unwrap_or("none"),
-            report.to,
-            report.run,
-            report.downtime_ms as f64 / 1000.0
-        );
-        for b in &report.backups {
-            println!("backup: {} ({} bytes)", b.path.display(), b.size);
-        }
-        for p in &report.pending_config {
-            println!(
-                "config: {} holds the packaged version; your file was kept (compare and merge it)",
-                p.display()
-            );
-        }
+    orchestrator::apply(target, dirs, t, &sys, &mut progress(show))
+        .await
+        .map_err(|e| json_failure(g, target, t.kind.name(), e))
+}
+
+/// A finished run, for a person.
+fn print_report(g: &Global, report: &orchestrator::Report) {
+    if g.quiet {
+        return;
     }
-    Ok(exit::OK)
+    println!(
+        "{}: {} {} → {} (run {}, service down {:.2} s)",
+        report.target,
+        report.kind,
+        report.from.as_deref().unwrap_or("none"),
+        report.to,
+        report.run,
+        report.downtime_ms as f64 / 1000.0
+    );
+    for b in &report.backups {
+        println!("backup: {} ({} bytes)", b.path.display(), b.size);
+    }
+    for p in &report.pending_config {
+        println!(
+            "config: {} holds the packaged version; your file was kept (compare and merge it)",
+            p.display()
+        );
+    }
+}
+
+/// The candidates to install in turn to reach `candidate`: the stepping
+/// stones of the target's `upgrade_path` rules, then `candidate` itself.
+fn upgrade_path(
+    target: &Target,
+    installed: Option<&Installed>,
+    candidate: &Candidate,
+    candidates: &[Candidate],
+) -> Result<Vec<Candidate>, Error> {
+    let from = installed
+        .and_then(|i| PkgVersion::parse(plan::family(target), &i.version).ok())
+        .and_then(|v| v.product());
+    let (Some(from), Some(to)) = (from, candidate.version.product()) else {
+        return Ok(vec![candidate.clone()]);
+    };
+    let hops = orchestrator::path::hops(&from, &to, &target.upgrade_path);
+    let mut out = Vec::new();
+    for v in &hops[..hops.len() - 1] {
+        let c = orchestrator::path::candidate_for(candidates, v).ok_or_else(|| {
+            Error::Preflight(anyhow!(
+                "preflight: the upgrade from {from} to {to} must go through {v} (upgrade_path), which the repository does not offer; nothing was changed"
+            ))
+        })?;
+        out.push(c.clone());
+    }
+    out.push(candidate.clone());
+    Ok(out)
+}
+
+/// An error of hop `n` of `of`, saying where the host stays.
+fn in_hop(e: Error, n: usize, of: usize, stays: &str) -> Error {
+    if of < 2 {
+        return e;
+    }
+    let context = format!("hop {n} of {of}");
+    match e {
+        Error::RolledBack(a) => Error::RolledBack(a.context(format!(
+            "{context} failed and was rolled back; the host stays on {stays}"
+        ))),
+        Error::NeedsAttention(a) => Error::NeedsAttention(a.context(context)),
+        Error::Failed(a) if n > 1 => Error::Failed(a.context(format!(
+            "{context} failed before its stop; the host stays on {stays}"
+        ))),
+        Error::Failed(a) => Error::Failed(a.context(context)),
+        Error::Preflight(a) => Error::Preflight(a.context(context)),
+        other => other,
+    }
 }
 
 /// With --json, a failed run still prints one JSON document saying what
@@ -437,20 +506,35 @@ async fn upgrade(
             to.unwrap_or_default()
         )));
     }
-    let summary = format!(
-        "upgrade {} ({}): {} → {} ({}, {} bytes)",
-        target.name,
-        target.package,
-        installed_text.as_deref().unwrap_or("not installed"),
-        candidate.version,
-        candidate.file_name,
-        candidate.size
-    );
+    let path = upgrade_path(target, s.installed.as_ref(), &candidate, &s.candidates)?;
+    let route = std::iter::once(
+        installed_text
+            .as_deref()
+            .unwrap_or("not installed")
+            .to_string(),
+    )
+    .chain(path.iter().map(|c| c.version.to_string()))
+    .collect::<Vec<_>>()
+    .join(" → ");
+    let summary = if path.len() > 1 {
+        format!(
+            "upgrade {} ({}): {route} ({} hops, each backed up and health-gated; upgrade_path)",
+            target.name,
+            target.package,
+            path.len()
+        )
+    } else {
+        format!(
+            "upgrade {} ({}): {route} ({}, {} bytes)",
+            target.name, target.package, candidate.file_name, candidate.size
+        )
+    };
     let Some(_lock) = opened else {
         if g.json {
             print_json(&json!({
                 "target": target.name, "outcome": "dry_run",
                 "from": installed_text, "to": candidate.version.to_string(),
+                "path": path.iter().map(|c| c.version.to_string()).collect::<Vec<_>>(),
             }))?;
         } else {
             println!("would {summary}");
@@ -458,16 +542,46 @@ async fn upgrade(
         return Ok(exit::OK);
     };
     let history = History::open(&settings.state_dir)?;
-    let t = plan::upgrade(
-        &history,
-        target,
-        s.installed.as_ref(),
-        &candidate,
-        &s.candidates,
-    )
-    .map_err(|e| json_failure(g, target, "upgrade", e))?;
+    let pkg = Manager::for_repository(&target.repository.kind);
     confirm(g, &summary)?;
-    run_transition(g, settings, target, &history, &http, &t, &summary).await
+    let mut reports = Vec::new();
+    let mut stays = installed_text.clone().unwrap_or_else(|| "nothing".into());
+    for (i, hop) in path.iter().enumerate() {
+        let (n, of) = (i + 1, path.len());
+        let installed = pkg.installed(&target.package).await?;
+        let t = plan::upgrade(&history, target, installed.as_ref(), hop, &s.candidates)
+            .map_err(|e| in_hop(json_failure(g, target, "upgrade", e), n, of, &stays))?;
+        let title = if of > 1 {
+            format!(
+                "hop {n} of {of}: {} → {}",
+                installed
+                    .as_ref()
+                    .map(|i| i.version.as_str())
+                    .unwrap_or("none"),
+                hop.version
+            )
+        } else {
+            summary.clone()
+        };
+        let report = apply_transition(g, settings, target, &history, &http, &t, &title)
+            .await
+            .map_err(|e| in_hop(e, n, of, &stays))?;
+        if !g.json {
+            print_report(g, &report);
+        }
+        stays = report.to.clone();
+        reports.push(report);
+    }
+    if g.json {
+        match reports.as_slice() {
+            [one] => print_json(one)?,
+            hops => print_json(&json!({
+                "target": target.name, "kind": "upgrade", "outcome": "succeeded",
+                "from": installed_text, "to": candidate.version.to_string(), "hops": hops,
+            }))?,
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// What a restore will cost, for the confirmation: when the backup was taken.
@@ -631,11 +745,19 @@ async fn plan(g: &Global, settings: &Settings, name: Option<&str>, to: Option<&s
         }
         return Ok(exit::OK);
     };
+    let hops = upgrade_path(target, s.installed.as_ref(), &candidate, &s.candidates)?;
     let started = std::time::Instant::now();
+    // Every hop's package, so that `upgrade` finds them all verified.
+    for hop in &hops[..hops.len() - 1] {
+        orchestrator::fetch_package(&http, &settings.cache_dir, &target.name, hop)
+            .await
+            .map_err(Error::Failed)?;
+    }
     let path = orchestrator::fetch_package(&http, &settings.cache_dir, &target.name, &candidate)
         .await
         .map_err(Error::Failed)?;
     let took = started.elapsed();
+    let route: Vec<String> = hops.iter().map(|c| c.version.to_string()).collect();
     if g.json {
         print_json(&json!({
             "target": target.name,
@@ -648,6 +770,7 @@ async fn plan(g: &Global, settings: &Settings, name: Option<&str>, to: Option<&s
                 "path": path,
                 "verified": true,
             },
+            "path": route,
             "steps": orchestrator::UPGRADE_STEPS.iter().map(|s| s.name()).collect::<Vec<_>>(),
         }))?;
     } else if !g.quiet {
@@ -665,6 +788,13 @@ async fn plan(g: &Global, settings: &Settings, name: Option<&str>, to: Option<&s
             took.as_secs_f64()
         );
         println!("cached:   {}", path.display());
+        if route.len() > 1 {
+            println!(
+                "path:     {} → {} (upgrade_path: each hop is its own backed-up, health-gated run)",
+                installed.as_deref().unwrap_or("not installed"),
+                route.join(" → ")
+            );
+        }
         println!(
             "upgrade would run: {}",
             orchestrator::UPGRADE_STEPS

@@ -25,6 +25,7 @@
 
 pub mod apply;
 pub mod journal;
+pub mod path;
 pub mod plan;
 pub mod recover;
 

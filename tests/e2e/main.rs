@@ -8,6 +8,7 @@ mod rig;
 #[cfg(feature = "failpoints")]
 mod crash;
 mod gate;
+mod paths;
 mod safe_apply;
 
 /// The crash matrix needs a binary with failpoints: `tests/run-all` builds
