@@ -37,6 +37,8 @@ pub mod history;
 pub mod lock;
 /// The orchestrator: plans and the journaled steps that apply them.
 pub mod orchestrator;
+/// Reading .deb and .rpm files without installing them: config files, packaged defaults, release notes.
+pub mod package;
 /// Package managers: dpkg (and rpm), behind one trait.
 pub mod pkg;
 /// Package repositories: APT and YUM metadata, signatures, candidate versions.

@@ -8,6 +8,7 @@ mod rig;
 #[cfg(feature = "failpoints")]
 mod crash;
 mod gate;
+mod notes;
 mod paths;
 mod safe_apply;
 

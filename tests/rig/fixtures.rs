@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use super::{Fail, cmd_ok, cmd_stdout, host};
 
 /// Bump when the way fixtures are built changes.
-const FORMAT: &str = "fixtures v3";
+const FORMAT: &str = "fixtures v4";
 /// Package name of the sample product.
 pub const PACKAGE: &str = "portal";
 /// Suite of the fixture APT repository.
@@ -322,6 +322,43 @@ fn build_deb(r: &Release, portal: &Path, arch: &str, out: &Path) -> Result<(), F
     )
 }
 
+/// The release's Debian changelog as RPM `%changelog` entries (newest
+/// first, one per version, with its date, author and items), so that both
+/// families carry the same release notes.
+pub fn rpm_changelog(debian: &str) -> Result<String, Fail> {
+    let mut out = String::new();
+    let mut version = String::new();
+    let mut items = String::new();
+    for line in debian.lines() {
+        if let Some(rest) = line.strip_prefix(" -- ") {
+            // "Name <mail>  Tue, 01 Jul 2025 12:00:00 +0000"
+            let (who, date) = rest
+                .split_once("  ")
+                .ok_or_else(|| Fail(format!("changelog trailer {line:?}")))?;
+            let d: Vec<&str> = date.split_whitespace().collect();
+            let [dow, day, mon, year, ..] = d.as_slice() else {
+                return Err(Fail(format!("changelog date {date:?}")));
+            };
+            out.push_str(&format!(
+                "* {} {mon} {day} {year} {who} - {version}\n{items}\n",
+                dow.trim_end_matches(',')
+            ));
+            items.clear();
+        } else if let Some(item) = line.strip_prefix("  * ") {
+            items.push_str(&format!("- {item}\n"));
+        } else if let Some(more) = line.strip_prefix("    ") {
+            items.push_str(&format!("  {more}\n"));
+        } else if !line.starts_with(' ') && !line.trim().is_empty() {
+            version = line
+                .split_once('(')
+                .and_then(|(_, r)| r.split_once(')'))
+                .map(|(v, _)| v.to_string())
+                .ok_or_else(|| Fail(format!("changelog header {line:?}")))?;
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the `.rpm` of a release with rpmbuild.
 pub fn build_rpm(r: &Release, portal: &Path, out_dir: &Path) -> Result<PathBuf, Fail> {
     let top = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
@@ -353,11 +390,12 @@ systemctl restart portal.service >/dev/null 2>&1 || :
 %preun
 if [ $1 -eq 0 ]; then systemctl stop portal.service >/dev/null 2>&1 || :; fi
 %changelog
-* Sat Nov 01 2025 Portal Maintainers <portal@example.com> - {version}-1
-- Release {version}
-",
+{changelog}",
         version = r.version,
-        staging = staging.display()
+        staging = staging.display(),
+        changelog = rpm_changelog(
+            &fs::read_to_string(r.dir.join("changelog")).map_err(Fail::io("changelog"))?
+        )?,
     );
     let spec_path = top.path().join("portal.spec");
     fs::write(&spec_path, spec).map_err(Fail::io("spec"))?;
