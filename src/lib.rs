@@ -25,6 +25,8 @@ pub mod cli;
 pub mod config;
 /// HTTP: fetching metadata and downloading packages into the cache, verified.
 pub mod download;
+/// Config files across an upgrade: three-way JSON merge, diffs, secrets masked.
+pub mod confmerge;
 /// Errors and the contract's exit codes.
 pub mod error;
 /// Failpoints at every step boundary (the `failpoints` feature).
