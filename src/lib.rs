@@ -23,10 +23,10 @@ pub mod backup;
 pub mod cli;
 /// Configuration: TOML with drop-ins, validated into one settings value.
 pub mod config;
-/// HTTP: fetching metadata and downloading packages into the cache, verified.
-pub mod download;
 /// Config files across an upgrade: three-way JSON merge, diffs, secrets masked.
 pub mod confmerge;
+/// HTTP: fetching metadata and downloading packages into the cache, verified.
+pub mod download;
 /// Errors and the contract's exit codes.
 pub mod error;
 /// Failpoints at every step boundary (the `failpoints` feature).

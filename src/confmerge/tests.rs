@@ -524,7 +524,10 @@ fn merge_identities_hold() {
         }
     }
     // The edits are random enough to give both.
-    assert!(clean > 100 && conflicting > 20, "{clean} clean, {conflicting} conflicting");
+    assert!(
+        clean > 100 && conflicting > 20,
+        "{clean} clean, {conflicting} conflicting"
+    );
 }
 
 #[test]
