@@ -51,3 +51,5 @@ pub mod signals;
 pub mod systemd;
 /// Package version ordering (dpkg) and product versions (semver).
 pub mod version;
+/// A streaming zstd reader (several frames, checksums checked).
+pub(crate) mod zstd;
