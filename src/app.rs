@@ -321,6 +321,38 @@ fn progress(show: bool) -> impl FnMut(StepEvent<'_>) {
     }
 }
 
+/// The real systems a mutating run drives (systemd, dpkg/rpm) and the
+/// signal flag, from the moment the run may change the host.
+struct Live {
+    systemd: Systemd,
+    pkg: Manager,
+    interrupt: Interrupt,
+}
+
+impl Live {
+    async fn connect(target: &Target) -> Result<Live, Error> {
+        Ok(Live {
+            systemd: Systemd::connect().await?,
+            pkg: Manager::for_repository(&target.repository.kind),
+            interrupt: Interrupt::catch().map_err(Error::Failed)?,
+        })
+    }
+
+    fn systems<'a>(
+        &'a self,
+        http: &'a Http,
+        history: &'a History,
+    ) -> Systems<'a, Systemd, Manager> {
+        Systems {
+            systemd: &self.systemd,
+            pkg: &self.pkg,
+            http,
+            history,
+            interrupt: &self.interrupt,
+        }
+    }
+}
+
 /// Runs a transition with the real systems and prints its report.
 async fn run_transition(
     g: &Global,
@@ -351,16 +383,8 @@ async fn apply_transition(
     t: &Transition,
     summary: &str,
 ) -> Result<orchestrator::Report, Error> {
-    let systemd = Systemd::connect().await?;
-    let pkg = Manager::for_repository(&target.repository.kind);
-    let interrupt = Interrupt::catch().map_err(Error::Failed)?;
-    let sys = Systems {
-        systemd: &systemd,
-        pkg: &pkg,
-        http,
-        history,
-        interrupt: &interrupt,
-    };
+    let live = Live::connect(target).await?;
+    let sys = live.systems(http, history);
     let show = !g.json && !g.quiet;
     if show {
         println!("{summary}");
@@ -636,15 +660,19 @@ async fn downgrade(g: &Global, settings: &Settings, name: Option<&str>, to: &str
     let target = settings.target(name)?;
     let (_lock, history, pkg, installed) = going_back(settings, target, "downgrade").await?;
     let http = http_for(g, settings, target)?;
-    // The repository is asked only when the cache lacks the package.
-    let t = match plan::downgrade(&history, target, &installed, to, &[]) {
-        Err(Error::Failed(e)) if e.to_string().contains("neither in upkeep's cache") => {
-            let arch = pkg.architecture().await?;
-            let candidates = fetch_candidates(target, &http, &arch, &settings.cache_dir).await?;
-            plan::downgrade(&history, target, &installed, to, &candidates)
-        }
-        other => other,
+    let t = async {
+        let version = plan::downgrade_version(&history, target, &installed, to)?;
+        // The repository is asked only when the cache lacks the package.
+        let candidates = match plan::cached_package(&history, target, &version)? {
+            Some(_) => Vec::new(),
+            None => {
+                let arch = pkg.architecture().await?;
+                fetch_candidates(target, &http, &arch, &settings.cache_dir).await?
+            }
+        };
+        plan::downgrade(&history, target, &installed, &version, &candidates)
     }
+    .await
     .map_err(|e| json_failure(g, target, "downgrade", e))?;
     let summary = format!(
         "downgrade {} ({}): {} → {} ({}){}",
@@ -677,16 +705,8 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
         return Ok(exit::OK);
     };
     let http = http_for(g, settings, target)?;
-    let systemd = Systemd::connect().await?;
-    let pkg = Manager::for_repository(&target.repository.kind);
-    let interrupt = Interrupt::catch().map_err(Error::Failed)?;
-    let sys = Systems {
-        systemd: &systemd,
-        pkg: &pkg,
-        http: &http,
-        history: &history,
-        interrupt: &interrupt,
-    };
+    let live = Live::connect(target).await?;
+    let sys = live.systems(&http, &history);
     let show = !g.json && !g.quiet;
     if show {
         println!(
@@ -699,11 +719,7 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
             recover::stopped_at(&subject)
         );
     }
-    let dirs = Dirs {
-        cache: &settings.cache_dir,
-        state: &settings.state_dir,
-    };
-    let report = orchestrator::recover(target, dirs, &subject, &sys, &mut progress(show))
+    let report = orchestrator::recover(target, &subject, &sys, &mut progress(show))
         .await
         .map_err(|e| json_failure(g, target, "recover", e))?;
     if g.json {

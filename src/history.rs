@@ -439,23 +439,6 @@ impl History {
         Ok(self.runs(Some(target), 1)?.into_iter().next())
     }
 
-    /// The newest run of a target that has no outcome: it was interrupted (or
-    /// is still going, which the caller tells apart with the lock).
-    pub fn unfinished_run(&self, target: &str) -> anyhow::Result<Option<Run>> {
-        let id: Option<i64> = self
-            .db
-            .query_row(
-                "SELECT id FROM runs WHERE target = ?1 AND outcome IS NULL ORDER BY id DESC LIMIT 1",
-                [target],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match id {
-            Some(id) => self.run(id),
-            None => Ok(None),
-        }
-    }
-
     fn steps(&self, run: i64) -> anyhow::Result<Vec<StepRecord>> {
         let mut stmt = self.db.prepare(
             "SELECT seq, name, status, started_at, finished_at, duration_ms, detail, error
@@ -518,10 +501,10 @@ mod tests {
         .unwrap();
         let s2 = h.begin_step(run, "stop").unwrap();
         assert_eq!((s1, s2), (1, 2));
-        assert!(h.unfinished_run("portal").unwrap().is_some());
+        assert!(!h.unfinished_runs("portal").unwrap().is_empty());
         h.end_step(run, s2, 3, None, Some("boom")).unwrap();
         h.finish_run(run, "failed", Some("boom")).unwrap();
-        assert!(h.unfinished_run("portal").unwrap().is_none());
+        assert!(h.unfinished_runs("portal").unwrap().is_empty());
 
         let runs = h.runs(Some("portal"), 10).unwrap();
         assert_eq!(runs.len(), 1);

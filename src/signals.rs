@@ -16,7 +16,8 @@ const SIGINT: u8 = 1;
 const SIGTERM: u8 = 2;
 
 impl Interrupt {
-    /// A flag nobody sets (tests, read-only commands).
+    /// A flag nobody sets.
+    #[cfg(test)]
     pub fn none() -> Interrupt {
         Interrupt::default()
     }
@@ -45,7 +46,8 @@ impl Interrupt {
         Ok(flag)
     }
 
-    /// Sets the flag as a signal would (tests).
+    /// Sets the flag as a signal would.
+    #[cfg(test)]
     pub fn raise_sigterm(&self) {
         self.signal.store(SIGTERM, Ordering::SeqCst);
     }

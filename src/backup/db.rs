@@ -989,7 +989,7 @@ async fn pg_preflight(conn: &Conn) -> anyhow::Result<()> {
     let psql = find_tool(&["psql"], "postgresql-client")?;
     let session = PgSession::new(conn)?;
     let mut cmd = session.command(&psql);
-    cmd.args(["-X", "-w", "-q", "-A", "-t", "-c", "SELECT 1"])
+    cmd.args(["-X", "-w", "-q", "-A", "-t", "--command=SELECT 1"])
         .stdout(Stdio::piped());
     let out = run(cmd, &psql, &session.secrets).await?;
     if String::from_utf8_lossy(&out).trim() != "1" {

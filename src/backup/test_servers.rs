@@ -173,7 +173,8 @@ impl Postgres {
                 .arg("-p")
                 .arg(self.port.to_string())
                 .args(["-U", "postgres", "-d", db])
-                .args(["-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", sql]),
+                .args(["-v", "ON_ERROR_STOP=1", "-q", "-A", "-t"])
+                .arg(format!("--command={sql}")),
             &format!("psql {sql:?}"),
         )
     }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::journal::{Journal, Produced};
 use super::{
     CachedPackage, Dirs, PackageRef, REVERT_STEPS, Report, RunKind, Source, Step, StepEvent,
-    Systems, Transition, fetch_package, pending_config_files, tail,
+    Systems, Transition, backup_record, fetch_package, pending_config_files, tail,
 };
 use crate::backup::db::Db;
 use crate::backup::{self, Artifact};
@@ -95,10 +95,7 @@ pub async fn apply<S: ServiceManager, P: PackageManager>(
         let committed = matches!(step, Step::Commit | Step::Cleanup);
         if !committed && let Some(signal) = sys.interrupt.requested() {
             let e = anyhow!("interrupted by {signal} before {}", step.name());
-            return Err(fail(
-                step, e, true, target, dirs, sys, &journal, &mut ctx, on_step,
-            )
-            .await);
+            return Err(fail(step, e, true, target, sys, &journal, &mut ctx, on_step).await);
         }
         let result = run_step(step, target, dirs, t, sys, &journal, &mut ctx, on_step).await;
         match result {
@@ -106,10 +103,7 @@ pub async fn apply<S: ServiceManager, P: PackageManager>(
                 tracing::warn!("cleanup: {}", crate::error::one_line(&e));
             }
             Err(e) => {
-                return Err(fail(
-                    step, e, false, target, dirs, sys, &journal, &mut ctx, on_step,
-                )
-                .await);
+                return Err(fail(step, e, false, target, sys, &journal, &mut ctx, on_step).await);
             }
             Ok(()) => {}
         }
@@ -238,7 +232,7 @@ async fn forward<S: ServiceManager, P: PackageManager>(
                 .collect();
             let dir = backup_dir(dirs, &target.name, run)?;
             let a = backup::files::archive(&paths, &dir.join("files.tar.gz"))?;
-            let record = artifact_record("files-backup", ctx.previous_version.clone(), &a);
+            let record = backup_record("files-backup", ctx.previous_version.clone(), &a);
             ctx.files_backup = Some(a.clone());
             Ok(Produced {
                 detail: json!({"backup": a, "paths": paths}),
@@ -260,7 +254,7 @@ async fn forward<S: ServiceManager, P: PackageManager>(
                 .dump(&dest)
                 .await
                 .with_context(|| format!("backup of {}", db.describe()))?;
-            let record = artifact_record("database-backup", ctx.previous_version.clone(), &a);
+            let record = backup_record("database-backup", ctx.previous_version.clone(), &a);
             ctx.db_backup = Some(a.clone());
             Ok(Produced {
                 detail: json!({"backup": a, "database": db.describe()}),
@@ -334,7 +328,6 @@ async fn fail<S: ServiceManager, P: PackageManager>(
     e: anyhow::Error,
     interrupted: bool,
     target: &Target,
-    dirs: Dirs<'_>,
     sys: &Systems<'_, S, P>,
     journal: &Journal<'_>,
     ctx: &mut Ctx,
@@ -360,7 +353,7 @@ async fn fail<S: ServiceManager, P: PackageManager>(
     } else {
         format!("{} failed: {cause}", step.name())
     };
-    revert_and_finish(&what, target, dirs, sys, journal, journal, ctx, on_step).await
+    revert_and_finish(&what, target, sys, journal, journal, ctx, on_step).await
 }
 
 /// Reverts a run (recorded in `journal`), then records the outcome of
@@ -370,7 +363,6 @@ async fn fail<S: ServiceManager, P: PackageManager>(
 pub(super) async fn revert_and_finish<S: ServiceManager, P: PackageManager>(
     what: &str,
     target: &Target,
-    dirs: Dirs<'_>,
     sys: &Systems<'_, S, P>,
     journal: &Journal<'_>,
     subject: &Journal<'_>,
@@ -381,7 +373,7 @@ pub(super) async fn revert_and_finish<S: ServiceManager, P: PackageManager>(
         .previous_version
         .clone()
         .unwrap_or_else(|| "nothing".into());
-    match revert(target, dirs, sys, journal, ctx, on_step).await {
+    match revert(target, sys, journal, ctx, on_step).await {
         Ok(()) => {
             ctx.lock = None;
             let message = format!(
@@ -422,13 +414,11 @@ pub(super) async fn revert_and_finish<S: ServiceManager, P: PackageManager>(
 /// package from the local cache, reload, start, health gate.
 pub(super) async fn revert<S: ServiceManager, P: PackageManager>(
     target: &Target,
-    dirs: Dirs<'_>,
     sys: &Systems<'_, S, P>,
     journal: &Journal<'_>,
     ctx: &mut Ctx,
     on_step: &mut dyn FnMut(StepEvent<'_>),
 ) -> Result<(), (Step, anyhow::Error)> {
-    let _ = dirs;
     if ctx.lock.is_none() {
         ctx.lock = Some(
             sys.pkg
@@ -691,21 +681,6 @@ fn dump_extension(db: &Db) -> &'static str {
         backup::Kind::Postgres => "pgdump",
         backup::Kind::Mysql => "sql",
         backup::Kind::Files => "tar.gz",
-    }
-}
-
-/// A backup as the history records it.
-fn artifact_record(role: &str, version: Option<String>, a: &Artifact) -> NewArtifact {
-    NewArtifact {
-        role: role.into(),
-        version,
-        kind: serde_json::to_value(a.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        path: a.path.clone(),
-        sha256: a.sha256.clone(),
-        size: a.size,
     }
 }
 

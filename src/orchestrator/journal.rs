@@ -58,11 +58,6 @@ impl<'a> Journal<'a> {
         self.run
     }
 
-    /// The history the run is written to.
-    pub fn history(&self) -> &History {
-        self.history
-    }
-
     /// Runs one step between its two history records. A failure to write
     /// the history fails the step: a run that cannot be journaled must not
     /// go on.

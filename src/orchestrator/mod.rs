@@ -37,7 +37,7 @@ use serde::Serialize;
 use crate::backup::Artifact;
 use crate::download::Http;
 use crate::error::Error;
-use crate::history::History;
+use crate::history::{History, NewArtifact};
 use crate::pkg::Installed;
 use crate::repo::Candidate;
 use crate::signals::Interrupt;
@@ -318,6 +318,36 @@ pub struct Report {
     pub pending_config: Vec<PathBuf>,
     /// Backups taken by this run.
     pub backups: Vec<Artifact>,
+}
+
+/// A backup as the history records it (role `files-backup` or
+/// `database-backup`; `version` is what was installed when it was taken).
+pub(crate) fn backup_record(role: &str, version: Option<String>, a: &Artifact) -> NewArtifact {
+    NewArtifact {
+        role: role.into(),
+        version,
+        kind: a.kind.to_string(),
+        path: a.path.clone(),
+        sha256: a.sha256.clone(),
+        size: a.size,
+    }
+}
+
+/// A backup recorded in the history, as the backup module takes it.
+pub(crate) fn recorded_backup(run: i64, a: &NewArtifact) -> anyhow::Result<Artifact> {
+    let kind: crate::backup::Kind =
+        serde_json::from_value(serde_json::json!(a.kind)).map_err(|_| {
+            anyhow!(
+                "run #{run}: unknown backup kind {:?} in the history",
+                a.kind
+            )
+        })?;
+    Ok(Artifact {
+        kind,
+        path: a.path.clone(),
+        size: a.size,
+        sha256: a.sha256.clone(),
+    })
 }
 
 /// Progress of a run, for output.

@@ -6,7 +6,7 @@
 use anyhow::anyhow;
 
 use super::{CachedPackage, PackageRef, Restore, RunKind, Source, Transition};
-use crate::backup::{self, Artifact};
+use crate::backup::Artifact;
 use crate::config::{Database, RepoKind, Target};
 use crate::error::Error;
 use crate::history::{ArtifactRecord, History};
@@ -186,16 +186,14 @@ pub fn rollback(
     })
 }
 
-/// The transition to an older version recorded in the history: its package
-/// (from the cache, else the repository), and the database and config
-/// backups taken while it was installed, right before the host left it.
-pub fn downgrade(
+/// The recorded version `wanted` names (`1.0.0` names `1.0.0-1`; the
+/// newest if several), which must be older than the installed one.
+pub fn downgrade_version(
     history: &History,
     target: &Target,
     installed: &Installed,
     wanted: &str,
-    candidates: &[Candidate],
-) -> Result<Transition, Error> {
+) -> Result<String, Error> {
     let family = family(target);
     let now = PkgVersion::parse(family, &installed.version)
         .map_err(|e| Error::Failed(anyhow!("installed version: {e}")))?;
@@ -238,7 +236,21 @@ pub fn downgrade(
             target.name
         )));
     }
-    let version_text = version.to_string();
+    Ok(version.to_string())
+}
+
+/// The transition to an older version recorded in the history: its package
+/// (from the cache, else the repository), and the database and config
+/// backups taken while it was installed, right before the host left it.
+pub fn downgrade(
+    history: &History,
+    target: &Target,
+    installed: &Installed,
+    wanted: &str,
+    candidates: &[Candidate],
+) -> Result<Transition, Error> {
+    let family = family(target);
+    let version_text = downgrade_version(history, target, installed, wanted)?;
     let package = package_ref(history, target, &version_text, candidates)?.ok_or_else(|| {
         Error::Failed(anyhow!(
             "the package of {version_text} is neither in upkeep's cache nor in the repository; nothing was changed"
@@ -296,22 +308,8 @@ fn restore_from(
         let Some(a) = artifacts.iter().find(|a| a.artifact.role == role) else {
             return Ok(None);
         };
-        let kind: backup::Kind = serde_json::from_value(serde_json::json!(a.artifact.kind))
-            .map_err(|_| {
-                Error::Failed(anyhow!(
-                    "run #{run}: unknown backup kind {:?}",
-                    a.artifact.kind
-                ))
-            })?;
-        Ok(Some((
-            Artifact {
-                kind,
-                path: a.artifact.path.clone(),
-                size: a.artifact.size,
-                sha256: a.artifact.sha256.clone(),
-            },
-            a.created_at.clone(),
-        )))
+        let backup = super::recorded_backup(run, &a.artifact).map_err(Error::Failed)?;
+        Ok(Some((backup, a.created_at.clone())))
     };
     let database = find("database-backup")?;
     let files = find("files-backup")?;

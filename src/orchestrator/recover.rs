@@ -8,13 +8,12 @@
 //! - Otherwise the run is reverted with its own backups and the previous
 //!   package from the local cache, exactly as a failure would have been.
 
-use anyhow::anyhow;
 use serde_json::json;
 
 use super::apply::{Ctx, gate, revert_and_finish, start_units};
 use super::journal::{Journal, Produced};
-use super::{Dirs, Report, Step, StepEvent, Systems};
-use crate::backup::{self, Artifact};
+use super::{Report, Step, StepEvent, Systems};
+use crate::backup;
 use crate::config::Target;
 use crate::error::Error;
 use crate::health;
@@ -55,7 +54,6 @@ pub fn stopped_at(run: &Run) -> String {
 /// 4) when it was undone; `NeedsAttention` (exit 5) when undoing failed.
 pub async fn recover<S: ServiceManager, P: PackageManager>(
     target: &Target,
-    dirs: Dirs<'_>,
     subject: &Run,
     sys: &Systems<'_, S, P>,
     on_step: &mut dyn FnMut(StepEvent<'_>),
@@ -157,7 +155,7 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
     }
     // The revert's steps go into the interrupted run itself, so that a
     // later `recover` sees how far it got.
-    let e = revert_and_finish(&what, target, dirs, sys, &subj, &subj, &mut ctx, on_step).await;
+    let e = revert_and_finish(&what, target, sys, &subj, &subj, &mut ctx, on_step).await;
     let outcome = match &e {
         Error::RolledBack(_) => "succeeded",
         _ => "failed",
@@ -208,19 +206,7 @@ pub(super) fn context_from(run: &Run, artifacts: &[ArtifactRecord]) -> Result<Ct
             "package" => ctx.package = Some(art.path.clone()),
             "previous-package" => ctx.previous = Some(art.path.clone()),
             "files-backup" | "database-backup" => {
-                let kind: backup::Kind = serde_json::from_value(json!(art.kind)).map_err(|_| {
-                    Error::NeedsAttention(anyhow!(
-                        "run #{}: unknown backup kind {:?} in the history",
-                        run.id,
-                        art.kind
-                    ))
-                })?;
-                let backup = Artifact {
-                    kind,
-                    path: art.path.clone(),
-                    size: art.size,
-                    sha256: art.sha256.clone(),
-                };
+                let backup = super::recorded_backup(run.id, art).map_err(Error::NeedsAttention)?;
                 if art.role == "files-backup" {
                     ctx.files_backup = Some(backup);
                 } else {

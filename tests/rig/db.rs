@@ -261,6 +261,7 @@ impl PortalHost {
 
     /// `psql` as the postgres superuser on `database`: unaligned, tuples only.
     fn psql(&self, database: &str, sql: &str) -> Result<String, Fail> {
+        let command = format!("--command={sql}");
         self.c.run(&[
             "runuser",
             "-u",
@@ -276,8 +277,7 @@ impl PortalHost {
             "\t",
             "-d",
             database,
-            "-c",
-            sql,
+            &command,
         ])
     }
 
