@@ -128,6 +128,24 @@ pub struct Target {
     pub health: Health,
     /// Stepping stones that an upgrade must pass through.
     pub upgrade_path: Vec<UpgradePath>,
+    /// What happens to a JSON config file the operator edited when the new
+    /// version's packaged default changes (`config_merge`, default `merge`).
+    pub config_merge: crate::confmerge::Policy,
+    /// Config keys each target version needs (`required_keys`), checked by
+    /// `plan` and `upgrade` before anything changes.
+    pub required_keys: Vec<RequiredKeys>,
+}
+
+/// Keys that product versions matching `version` need in a JSON config file,
+/// present and not empty, or the upgrade is blocked (exit 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredKeys {
+    /// The target product versions (semver) the rule applies to.
+    pub version: semver::VersionReq,
+    /// The config file (default: the target's first `config_files` entry).
+    pub file: PathBuf,
+    /// Dotted paths (`Database.ConnectionString`); never empty.
+    pub keys: Vec<String>,
 }
 
 /// A package repository.
@@ -668,6 +686,8 @@ struct RawTarget {
     database: Option<RawDatabase>,
     health: Option<RawHealth>,
     upgrade_path: Option<Vec<RawUpgradePath>>,
+    config_merge: Option<String>,
+    required_keys: Option<Vec<RawRequiredKeys>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -727,6 +747,14 @@ struct RawHealth {
     url: Option<String>,
     timeout: Option<String>,
     log_errors: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequiredKeys {
+    version: Option<String>,
+    file: Option<PathBuf>,
+    keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -868,6 +896,22 @@ impl Validator<'_> {
             .map(|(i, step)| self.upgrade_step(key, &steps_key.i(i), step))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let merge_key = key.k("config_merge");
+        let config_merge = match raw.config_merge {
+            None => crate::confmerge::Policy::default(),
+            Some(text) => text.parse().map_err(|e: crate::confmerge::UnknownPolicy| {
+                self.invalid(&merge_key, e.to_string())
+            })?,
+        };
+        let required_key = key.k("required_keys");
+        let required_keys = raw
+            .required_keys
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| self.required(key, &required_key.i(i), r, &config_files))
+            .collect::<Result<Vec<_>, _>>()?;
+
         Ok(Target {
             name: name.to_owned(),
             package,
@@ -878,6 +922,55 @@ impl Validator<'_> {
             database,
             health,
             upgrade_path,
+            config_merge,
+            required_keys,
+        })
+    }
+
+    fn required(
+        &self,
+        target: &Key,
+        key: &Key,
+        raw: RawRequiredKeys,
+        config_files: &[PathBuf],
+    ) -> Result<RequiredKeys, ConfigError> {
+        let version_key = key.k("version");
+        let text = raw
+            .version
+            .ok_or_else(|| self.missing(target, &version_key))?;
+        let version = semver::VersionReq::parse(&text).map_err(|e| {
+            self.invalid(
+                &version_key,
+                format!("invalid version requirement {text:?}: {e}"),
+            )
+        })?;
+        let file_key = key.k("file");
+        let file = match raw.file {
+            Some(f) => self.absolute(&file_key, f)?,
+            None => config_files.first().cloned().ok_or_else(|| {
+                self.invalid(
+                    &file_key,
+                    "no file given and the target has no config_files",
+                )
+            })?,
+        };
+        let keys_key = key.k("keys");
+        let keys = raw.keys.ok_or_else(|| self.missing(target, &keys_key))?;
+        if keys.is_empty() {
+            return Err(self.invalid(&keys_key, "must name at least one key"));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            if k.is_empty() || k.split('.').any(str::is_empty) {
+                return Err(self.invalid(
+                    &keys_key.i(i),
+                    format!("{k:?} is not a dotted key path such as \"Database.Dialect\""),
+                ));
+            }
+        }
+        Ok(RequiredKeys {
+            version,
+            file,
+            keys,
         })
     }
 
@@ -1325,6 +1418,8 @@ keyring = "/etc/upkeep/keys/portal.asc"
                         from: semver::VersionReq::parse("<1.13.0").expect("req"),
                         via: semver::Version::new(1, 13, 0),
                     }],
+                    config_merge: crate::confmerge::Policy::Merge,
+                    required_keys: Vec::new(),
                 },
             )]),
             sources: vec![PathBuf::from(MAIN)],
@@ -2201,6 +2296,75 @@ keyring = "/etc/upkeep/keys/portal.asc"
         assert_err(&e, MAIN, Some(&key(0, "via")), "missing required key");
         let e = err_with("[[targets.portal.upgrade_path]]\nvia = \"2.0.0\"\n");
         assert_err(&e, MAIN, Some(&key(0, "from")), "missing required key");
+    }
+
+    #[test]
+    fn config_merge_policy_and_required_keys() {
+        let t = portal(&ok(MINIMAL, &[])).clone();
+        assert_eq!(t.config_merge, crate::confmerge::Policy::Merge);
+        assert!(t.required_keys.is_empty());
+        let s = ok(
+            MINIMAL,
+            &[(
+                "10-test.toml",
+                "[targets.portal]\nconfig_files = [\"/opt/portal/portal.conf\"]\nconfig_merge = \"keep\"\n[[targets.portal.required_keys]]\nversion = \">=2.0.0\"\nkeys = [\"Database.Dialect\", \"Database.ConnectionString\"]\n",
+            )],
+        );
+        let t = portal(&s);
+        assert_eq!(t.config_merge, crate::confmerge::Policy::Keep);
+        assert_eq!(t.required_keys.len(), 1);
+        assert_eq!(
+            t.required_keys[0].file,
+            PathBuf::from("/opt/portal/portal.conf")
+        );
+        assert!(
+            t.required_keys[0]
+                .version
+                .matches(&semver::Version::new(2, 1, 0))
+        );
+        assert_eq!(t.required_keys[0].keys[1], "Database.ConnectionString");
+
+        let key = |k: &str| format!("targets.portal.{k}");
+        let e = err_with("[targets.portal]\nconfig_merge = \"theirs\"\n");
+        assert_err(
+            &e,
+            DROP_IN,
+            Some(&key("config_merge")),
+            "unknown config_merge",
+        );
+        let e =
+            err_with("[[targets.portal.required_keys]]\nversion = \">=2.0.0\"\nkeys = [\"A\"]\n");
+        assert_err(
+            &e,
+            DROP_IN,
+            Some(&key("required_keys[0].file")),
+            "no config_files",
+        );
+        let e = err_with(
+            "[[targets.portal.required_keys]]\nversion = \"two\"\nfile = \"/a.json\"\nkeys = [\"A\"]\n",
+        );
+        assert_err(
+            &e,
+            DROP_IN,
+            Some(&key("required_keys[0].version")),
+            "invalid version requirement",
+        );
+        let e = err_with(
+            "[[targets.portal.required_keys]]\nversion = \"*\"\nfile = \"/a.json\"\nkeys = [\"A..B\"]\n",
+        );
+        assert_err(
+            &e,
+            DROP_IN,
+            Some(&key("required_keys[0].keys[0]")),
+            "dotted key path",
+        );
+        let e = err_with("[[targets.portal.required_keys]]\nversion = \"*\"\nfile = \"/a.json\"\n");
+        assert_err(
+            &e,
+            MAIN,
+            Some(&key("required_keys[0].keys")),
+            "missing required key",
+        );
     }
 
     // --- errors, secrets, target selection ------------------------------

@@ -24,10 +24,12 @@
 //! the database is dumped after it, so that the dump is consistent.
 
 pub mod apply;
+pub mod configs;
 pub mod journal;
 pub mod path;
 pub mod plan;
 pub mod recover;
+pub mod review;
 
 use std::path::{Path, PathBuf};
 

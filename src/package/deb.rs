@@ -26,6 +26,7 @@ pub(super) fn read(path: &Path) -> anyhow::Result<PackageInfo> {
     let mut control: Option<(String, String)> = None;
     let mut conffiles = Vec::new();
     let mut changelog = None;
+    let mut installed_size = None;
     walk(path, |kind, member| match kind {
         Member::Control => {
             let (text, list) = read_control(member)?;
@@ -39,6 +40,10 @@ pub(super) fn read(path: &Path) -> anyhow::Result<PackageInfo> {
                     .ok_or_else(|| anyhow!("the control file has no {name} field"))
             };
             control = Some((field("Package")?, field("Version")?));
+            installed_size = field("Installed-Size")
+                .ok()
+                .and_then(|kib| kib.trim().parse::<u64>().ok())
+                .map(|kib| kib * 1024);
             if let Some(list) = list {
                 conffiles = parse_conffiles(&list)?;
             }
@@ -58,6 +63,7 @@ pub(super) fn read(path: &Path) -> anyhow::Result<PackageInfo> {
         version,
         conffiles,
         changelog: changelog.map(|t| parse_changelog(&t)).unwrap_or_default(),
+        installed_size,
     })
 }
 

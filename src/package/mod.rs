@@ -57,6 +57,9 @@ pub struct PackageInfo {
     pub conffiles: Vec<PathBuf>,
     /// The changelog, newest first (as the package lists it).
     pub changelog: Vec<ChangelogEntry>,
+    /// Bytes the package takes once installed, when it says (deb:
+    /// `Installed-Size`; rpm: the sum of its file sizes).
+    pub installed_size: Option<u64>,
 }
 
 /// One changelog entry (one version's release notes).

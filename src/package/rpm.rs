@@ -27,9 +27,9 @@ pub(super) fn read(path: &Path) -> anyhow::Result<PackageInfo> {
     let meta = metadata(&mut open(path)?)?;
     let name = meta.get_name().context("no NAME tag")?.to_string();
     let version = evr(&meta)?;
-    let conffiles = meta
-        .get_file_entries()
-        .context("reading the file list")?
+    let entries = meta.get_file_entries().context("reading the file list")?;
+    let installed_size = Some(entries.iter().map(|f| f.size() as u64).sum());
+    let conffiles = entries
         .into_iter()
         .filter(|f| {
             f.flags().contains(FileFlags::CONFIG)
@@ -49,6 +49,7 @@ pub(super) fn read(path: &Path) -> anyhow::Result<PackageInfo> {
         version,
         conffiles,
         changelog,
+        installed_size,
     })
 }
 

@@ -116,6 +116,69 @@ impl PackageManager for Dpkg {
         lock::wait_unlocked("dpkg", &self.database_lock(), timeout, deadline).await?;
         Ok(held)
     }
+
+    async fn audit(&self, _package: &str) -> anyhow::Result<Vec<String>> {
+        let out = Command::new("dpkg-query")
+            .arg(format!("--admindir={}", self.admin_dir.display()))
+            .args(["-W", &format!("-f={AUDIT_FORMAT}")])
+            .output()
+            .await
+            .context("cannot run dpkg-query")?;
+        if !out.status.success() {
+            bail!(
+                "dpkg-query -W failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(parse_audit(&String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+/// Every package's status and name, for [`parse_audit`].
+const AUDIT_FORMAT: &str = "${Status}\t${binary:Package}\n";
+
+/// The packages of `dpkg-query -W -f='${Status}\t${binary:Package}\n'`
+/// that dpkg left in a state an install trips on, one line each with the
+/// command that fixes it.
+pub fn parse_audit(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Some((status, name)) = line.split_once('\t') else {
+            continue;
+        };
+        let words: Vec<&str> = status.split_whitespace().collect();
+        let (flag, state) = match words.as_slice() {
+            [_, flag, state] => (*flag, *state),
+            _ => continue,
+        };
+        let fix = match state {
+            "half-installed" => Some("apt-get install --reinstall"),
+            "unpacked" | "half-configured" | "triggers-awaited" | "triggers-pending" => {
+                Some("dpkg --configure -a")
+            }
+            _ => None,
+        };
+        let fix = if flag == "reinstreq" {
+            Some("apt-get install --reinstall")
+        } else {
+            fix
+        };
+        if let Some(fix) = fix {
+            let what = if flag == "reinstreq" {
+                "marked for reinstallation".to_string()
+            } else {
+                state.to_string()
+            };
+            let command = if fix.starts_with("apt-get") {
+                format!("{fix} {name}")
+            } else {
+                fix.to_string()
+            };
+            out.push(format!("{name} is {what} (fix: `{command}`)"));
+        }
+    }
+    out
 }
 
 /// Parses `dpkg-query -W -f='${Status}\t${Version}\n'` for one package.
@@ -141,6 +204,24 @@ pub fn parse_query(text: &str) -> anyhow::Result<Option<Installed>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn audit_finds_half_configured_and_reinstreq_packages() {
+        let text = "install ok installed\tbash\n\
+                    install ok half-configured\tportal\n\
+                    deinstall ok config-files\told\n\
+                    install reinstreq half-installed\tlibfoo:amd64\n\
+                    install ok triggers-pending\tman-db\n\
+                    unknown ok not-installed\tx\n";
+        let problems = parse_audit(text);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("portal is half-configured"));
+        assert!(problems[0].contains("dpkg --configure -a"));
+        assert!(problems[1].contains("libfoo:amd64 is marked for reinstallation"));
+        assert!(problems[1].contains("apt-get install --reinstall libfoo:amd64"));
+        assert!(problems[2].starts_with("man-db is triggers-pending"));
+        assert!(parse_audit("install ok installed\tbash\n").is_empty());
+    }
+
     use super::*;
     use crate::pkg::lock::tests::OtherHolder;
 

@@ -76,6 +76,11 @@ pub trait PackageManager {
     /// manager is free, and for dpkg takes its frontend lock as apt does;
     /// fails in one line naming the holder's pid and command.
     async fn lock(&self, timeout: Duration) -> anyhow::Result<PkgLock>;
+    /// Problems of the package database that an install would trip on
+    /// (half-installed or half-configured packages, two versions of
+    /// `package` at once), one line each with the command that fixes it;
+    /// empty when the database is sound.
+    async fn audit(&self, package: &str) -> anyhow::Result<Vec<String>>;
 }
 
 /// The package manager of a target: dpkg for APT repositories, rpm for YUM.
@@ -123,6 +128,13 @@ impl PackageManager for Manager {
         match self {
             Manager::Dpkg(m) => m.lock(timeout).await,
             Manager::Rpm(m) => m.lock(timeout).await,
+        }
+    }
+
+    async fn audit(&self, package: &str) -> anyhow::Result<Vec<String>> {
+        match self {
+            Manager::Dpkg(m) => m.audit(package).await,
+            Manager::Rpm(m) => m.audit(package).await,
         }
     }
 }

@@ -130,6 +130,60 @@ impl PackageManager for Rpm {
         lock::wait_unlocked("rpm", &path, timeout, deadline).await?;
         Ok(PkgLock::free())
     }
+
+    async fn audit(&self, package: &str) -> anyhow::Result<Vec<String>> {
+        // The whole database must be readable (a damaged one fails here).
+        let all = Command::new("rpm")
+            .args(self.db_args())
+            .args(["-qa", "--qf", "%{NAME}\n"])
+            .output()
+            .await
+            .context("cannot run rpm -qa")?;
+        if !all.status.success() {
+            return Ok(vec![format!(
+                "the rpm database cannot be read ({}): {} (fix: `rpmdb --rebuilddb`)",
+                all.status,
+                String::from_utf8_lossy(&all.stderr).trim()
+            )]);
+        }
+        let out = Command::new("rpm")
+            .args(self.db_args())
+            .args(["-q", "--qf", AUDIT_FORMAT, "--", package])
+            .output()
+            .await
+            .context("cannot run rpm -q")?;
+        Ok(parse_audit(package, &String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+/// One installed instance of a package, for [`parse_audit`].
+const AUDIT_FORMAT: &str = "%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\n";
+
+/// Problems in `rpm -q --qf AUDIT_FORMAT PACKAGE`: more than one instance
+/// of the same architecture is the mark of an interrupted `rpm -U` (the old
+/// one was never erased).
+pub fn parse_audit(package: &str, text: &str) -> Vec<String> {
+    let instances: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(package))
+        .collect();
+    let mut by_arch: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for i in &instances {
+        let arch = i.rsplit_once('.').map_or("", |(_, a)| a);
+        by_arch.entry(arch).or_default().push(i);
+    }
+    by_arch
+        .into_values()
+        .filter(|v| v.len() > 1)
+        .map(|v| {
+            format!(
+                "{} versions of {package} are installed at once ({}): an rpm transaction was interrupted (fix: erase the older one with `rpm -e --justdb --noscripts NAME-VERSION`)",
+                v.len(),
+                v.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// Parses `rpm -q --qf '%{EPOCH}\t%{VERSION}\t%{RELEASE}\n'`; with several
@@ -167,6 +221,22 @@ pub fn parse_query(text: &str) -> anyhow::Result<Option<Installed>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn audit_finds_two_instances_of_one_arch() {
+        assert!(parse_audit("portal", "portal-0:2.1.0-1.x86_64\n").is_empty());
+        // multilib: one per architecture is fine.
+        assert!(
+            parse_audit("portal", "portal-0:2.1.0-1.x86_64\nportal-0:2.1.0-1.i686\n").is_empty()
+        );
+        let p = parse_audit(
+            "portal",
+            "portal-0:1.0.0-1.x86_64\nportal-0:2.1.0-1.x86_64\n",
+        );
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("2 versions of portal"), "{}", p[0]);
+        assert!(parse_audit("portal", "package portal is not installed\n").is_empty());
+    }
+
     use super::*;
     use crate::pkg::lock::tests::OtherHolder;
 
