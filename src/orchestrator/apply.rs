@@ -8,6 +8,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::configs;
 use super::journal::{Journal, Produced};
 use super::{
     CachedPackage, Dirs, PackageRef, REVERT_STEPS, Report, RunKind, Source, Step, StepEvent,
@@ -52,8 +53,14 @@ pub(super) struct Ctx {
     pub stopped_at: Option<Instant>,
     /// From the stop until healthy again.
     pub downtime_ms: u64,
-    /// `.dpkg-dist`/`.rpmnew` files left by the install.
+    /// `.dpkg-dist`/`.rpmnew` files left by the install, not dealt with.
     pub pending_config: Vec<PathBuf>,
+    /// The config files of the run: the target's and the package's own.
+    pub config_files: Vec<PathBuf>,
+    /// Their content before the install (the merge's `ours`).
+    pub config_before: configs::Contents,
+    /// What the config step did, masked, for the report.
+    pub config: Vec<serde_json::Value>,
     /// True once a step that changes data or files began: undoing the run
     /// then means restoring the backups.
     pub touched: bool,
@@ -119,6 +126,7 @@ pub async fn apply<S: ServiceManager, P: PackageManager>(
         outcome: "succeeded".into(),
         downtime_ms: ctx.downtime_ms,
         pending_config: ctx.pending_config,
+        config: ctx.config,
         backups: ctx.files_backup.into_iter().chain(ctx.db_backup).collect(),
     })
 }
@@ -224,7 +232,11 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             Ok(json!({"package_manager_lock": "held"}).into())
         }
         Step::BackupFiles => {
-            let paths: Vec<PathBuf> = target
+            let package = ctx.package.clone().context("no downloaded package")?;
+            let info = crate::package::read(&package)?;
+            ctx.config_files = configs::files_of(target, &info.conffiles);
+            ctx.config_before = configs::live(&ctx.config_files)?;
+            let paths: Vec<PathBuf> = ctx
                 .config_files
                 .iter()
                 .chain(&target.backup_paths)
@@ -290,8 +302,12 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             ctx.baseline = Some(health::baseline(&target.services, sys.systemd).await?);
             let downgrade = t.kind != RunKind::Upgrade;
             let detail = install(target, sys, &path, &t.to.version, downgrade).await?;
-            ctx.pending_config = pending_config_files(&target.config_files);
-            Ok(json!({"output": detail, "pending_config": ctx.pending_config}).into())
+            let left = pending_config_files(&ctx.config_files);
+            Ok(json!({"output": detail, "left_by_the_package_manager": left}).into())
+        }
+        Step::Config => {
+            let detail = config_step(target, t.kind, ctx)?;
+            Ok(detail.into())
         }
         Step::Reload => {
             sys.systemd.daemon_reload().await?;
@@ -515,7 +531,9 @@ async fn backward<S: ServiceManager, P: PackageManager>(
                 .clone()
                 .with_context(|| format!("the package of {version} is not in the local cache"))?;
             let output = install(target, sys, &path, &version, true).await?;
-            Ok(json!({"output": output, "version": version}).into())
+            let files = configs::files_of(target, &[]);
+            let (removed, left) = tidy_pending(&files, &path)?;
+            Ok(json!({"output": output, "version": version, "removed": removed, "pending_config": left}).into())
         }
         Step::Reload => {
             sys.systemd.daemon_reload().await?;
@@ -531,6 +549,95 @@ async fn backward<S: ServiceManager, P: PackageManager>(
         }
         other => bail!("{} is not a revert step", other.name()),
     }
+}
+
+/// The config step. An upgrade merges each config file by the target's
+/// `config_merge` policy, from the packages themselves (`base` = the
+/// previous package's default, `ours` = the live file before the install,
+/// `theirs` = the new package's default), and writes the result
+/// atomically; the previous file is in this run's files backup. A rollback
+/// or a downgrade keeps the restored files. Either way, a `.dpkg-dist` or
+/// `.rpmnew` holding exactly the installed package's default is removed
+/// (the package in the cache keeps it) unless the policy kept the live
+/// file; anything else left beside the live files is reported.
+fn config_step(target: &Target, kind: RunKind, ctx: &mut Ctx) -> anyhow::Result<serde_json::Value> {
+    let mask = crate::confmerge::Masker::portal_default();
+    let new = ctx.package.clone().context("no downloaded package")?;
+    let files = ctx.config_files.clone();
+    let mut done = Vec::new();
+    let mut keep_pending = Vec::new();
+    if kind == RunKind::Upgrade {
+        let theirs = configs::packaged(&new, &files)?;
+        let base = match &ctx.previous {
+            Some(p) => configs::packaged(p, &files)?,
+            None => configs::Contents::new(),
+        };
+        let reviews = configs::review(
+            target.config_merge,
+            &base,
+            &ctx.config_before,
+            &theirs,
+            &mask,
+        );
+        let conflicts: Vec<String> = reviews.iter().flat_map(|r| r.conflicts(&mask)).collect();
+        if !conflicts.is_empty() {
+            bail!("{}", conflicts.join("; "));
+        }
+        for r in &reviews {
+            if let Some(result) = &r.result {
+                let now = std::fs::read(&r.path).ok();
+                if now.as_deref() != Some(result.as_slice()) {
+                    configs::write_atomic(&r.path, result)?;
+                }
+            }
+            if r.action == configs::Action::Keep {
+                keep_pending.push(r.path.clone());
+            }
+            if r.action != configs::Action::Unchanged {
+                done.push(r.to_json(&mask));
+            }
+        }
+    }
+    let tidy: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| !keep_pending.contains(f))
+        .cloned()
+        .collect();
+    let (removed, _) = tidy_pending(&tidy, &new)?;
+    ctx.pending_config = pending_config_files(&files);
+    ctx.config = done.clone();
+    Ok(json!({
+        "policy": target.config_merge.as_str(),
+        "files": done,
+        "removed": removed,
+        "pending_config": ctx.pending_config,
+    }))
+}
+
+/// Removes the `.dpkg-dist`/`.dpkg-new`/`.rpmnew` beside `files` that hold
+/// exactly what `package` ships for the file (nothing is lost: the package
+/// is in the cache). Returns what was removed and what is left.
+fn tidy_pending(
+    files: &[PathBuf],
+    package: &std::path::Path,
+) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let shipped = configs::packaged(package, files)?;
+    let mut removed = Vec::new();
+    for f in files {
+        let Some(Some(default)) = shipped.get(f) else {
+            continue;
+        };
+        for suffix in [".dpkg-dist", ".dpkg-new", ".rpmnew"] {
+            let mut name = f.as_os_str().to_owned();
+            name.push(suffix);
+            let p = PathBuf::from(name);
+            if std::fs::read(&p).is_ok_and(|c| &c == default) {
+                std::fs::remove_file(&p).with_context(|| format!("{}: remove", p.display()))?;
+                removed.push(p);
+            }
+        }
+    }
+    Ok((removed, pending_config_files(files)))
 }
 
 /// Gets a package file: from the cache (hash checked again) or downloaded

@@ -94,6 +94,9 @@ pub enum Step {
     RestoreFiles,
     /// Install the package with dpkg or rpm.
     Install,
+    /// Merge the config files (upgrade, by `config_merge`) and deal with
+    /// the `.dpkg-dist`/`.rpmnew` files the install left.
+    Config,
     /// Reload unit files (the package may ship a new unit).
     Reload,
     /// Start the units and wait for their start jobs.
@@ -116,6 +119,7 @@ pub const UPGRADE_STEPS: &[Step] = &[
     Step::Stop,
     Step::BackupDatabase,
     Step::Install,
+    Step::Config,
     Step::Reload,
     Step::Start,
     Step::Health,
@@ -135,6 +139,7 @@ pub const RESTORING_STEPS: &[Step] = &[
     Step::RestoreDatabase,
     Step::RestoreFiles,
     Step::Install,
+    Step::Config,
     Step::Reload,
     Step::Start,
     Step::Health,
@@ -166,6 +171,7 @@ impl Step {
             Step::RestoreDatabase => "restore-database",
             Step::RestoreFiles => "restore-files",
             Step::Install => "install",
+            Step::Config => "config",
             Step::Reload => "reload",
             Step::Start => "start",
             Step::Health => "health",
@@ -193,7 +199,7 @@ impl Step {
     pub fn touches_data(self) -> bool {
         matches!(
             self,
-            Step::RestoreDatabase | Step::RestoreFiles | Step::Install
+            Step::RestoreDatabase | Step::RestoreFiles | Step::Install | Step::Config
         )
     }
 }
@@ -316,8 +322,11 @@ pub struct Report {
     /// Milliseconds from the stop until the health gate passed.
     pub downtime_ms: u64,
     /// Packaged config files the package manager left beside the live ones
-    /// (`.dpkg-dist`, `.rpmnew`...): the operator's files were kept.
+    /// (`.dpkg-dist`, `.rpmnew`...) and that are still there: upkeep did
+    /// not merge them (policy `keep`, or not a JSON file).
     pub pending_config: Vec<PathBuf>,
+    /// What the run did to each config file that changed (masked).
+    pub config: Vec<serde_json::Value>,
     /// Backups taken by this run.
     pub backups: Vec<Artifact>,
 }

@@ -102,6 +102,7 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
         outcome: outcome.into(),
         downtime_ms: 0,
         pending_config: Vec::new(),
+        config: Vec::new(),
         backups: Vec::new(),
     };
 
@@ -123,7 +124,15 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
         return Ok(report("abandoned"));
     }
 
+    // An upgrade whose config step did not finish has the old config (or a
+    // half-written merge) under the new version: it is undone, not finished.
+    let config_done = subject.kind != "upgrade"
+        || subject
+            .steps
+            .iter()
+            .any(|s| s.name == Step::Config.name() && s.status == "succeeded");
     let new_version_in = !reverting
+        && config_done
         && installed
             .as_ref()
             .is_some_and(|i| i.configured && Some(&i.version) == subject.to.as_ref());
@@ -193,9 +202,14 @@ pub(super) fn context_from(run: &Run, artifacts: &[ArtifactRecord]) -> Result<Ct
         if s.status == "succeeded" && s.name == Step::RestoreFiles.revert_name() {
             ctx.restored_files = true;
         }
-        if [Step::RestoreDatabase, Step::RestoreFiles, Step::Install]
-            .iter()
-            .any(|t| t.name() == s.name)
+        if [
+            Step::RestoreDatabase,
+            Step::RestoreFiles,
+            Step::Install,
+            Step::Config,
+        ]
+        .iter()
+        .any(|t| t.name() == s.name)
         {
             ctx.touched = true;
         }

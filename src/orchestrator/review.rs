@@ -79,6 +79,9 @@ pub struct Review {
     pub notes: Vec<ChangelogEntry>,
     /// The checks, in the order they ran.
     pub checks: Vec<Check>,
+    /// Per config file that changes: the unified diff (masked) from the
+    /// live file now to the file after the last hop.
+    pub diffs: Vec<(PathBuf, String)>,
 }
 
 impl Review {
@@ -125,6 +128,7 @@ impl Review {
                 "text": mask.mask_text(&n.text, &[]),
             })).collect::<Vec<_>>(),
             "breaking": self.notes.iter().any(|n| n.breaking),
+            "config_diff": self.diffs.iter().map(|(p, d)| json!({"path": p, "diff": d})).collect::<Vec<_>>(),
             "checks": self.checks,
             "blocked": !self.errors().is_empty(),
         })
@@ -248,7 +252,8 @@ pub async fn review<P: PackageManager>(inputs: Inputs<'_>, pkg: &P) -> anyhow::R
         free_space(install_dir),
         installed_size,
     ));
-    let mut ours = configs::live(&files)?;
+    let live = configs::live(&files)?;
+    let mut ours = live.clone();
     let mut out_hops = Vec::new();
     let mut required = Vec::new();
     for (version, path, base_path) in reviewed {
@@ -278,10 +283,32 @@ pub async fn review<P: PackageManager>(inputs: Inputs<'_>, pkg: &P) -> anyhow::R
         Some(i) => package::notes_between(&notes, family, &i.version, &to),
         None => notes.into_iter().take(1).collect(),
     };
+    let diffs = files
+        .iter()
+        .filter_map(|f| {
+            let text = |c: &Contents| {
+                c.get(f)
+                    .cloned()
+                    .flatten()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            };
+            let label = f.display().to_string();
+            let d = crate::confmerge::unified_diff(
+                &text(&live),
+                &text(&ours),
+                &format!("{label} (live)"),
+                &format!("{label} (after the upgrade)"),
+                &mask,
+            );
+            (!d.is_empty()).then(|| (f.clone(), d))
+        })
+        .collect();
     Ok(Review {
         hops: out_hops,
         notes,
         checks,
+        diffs,
     })
 }
 
@@ -474,6 +501,8 @@ pub fn judge_space(what: &str, path: &Path, free: Option<u64>, need: u64) -> Che
 }
 
 /// Bytes available to root at `path` (or its nearest existing ancestor).
+// The statvfs field types differ between libc targets.
+#[allow(clippy::unnecessary_cast)]
 pub fn free_space(path: &Path) -> Option<u64> {
     let mut p = Some(path);
     while let Some(dir) = p {
@@ -626,6 +655,7 @@ allow_unsigned = true
         let r = Review {
             hops: Vec::new(),
             notes: Vec::new(),
+            diffs: Vec::new(),
             checks: vec![
                 Check::new("database", Status::Ok, "fine"),
                 Check::new("pending-config", Status::Warning, "x"),

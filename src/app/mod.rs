@@ -8,6 +8,8 @@ use anyhow::{Context, anyhow};
 use serde::Serialize;
 use serde_json::json;
 
+mod preview;
+
 use crate::cli::{Cli, Command, Global, HistoryCommand};
 use crate::config::{RepoKind, Settings, Target};
 use crate::download::{Http, split_credentials};
@@ -65,7 +67,12 @@ pub async fn run(cli: Cli) -> CmdResult {
             )
             .await
         }
-        Command::Plan(p) => plan(g, &settings, p.target.as_deref(), p.to.as_deref()).await,
+        Command::Plan(p) => {
+            preview::plan_cmd(g, &settings, p.target.as_deref(), p.to.as_deref()).await
+        }
+        Command::DiffConfig(p) => {
+            preview::diff_config(g, &settings, p.target.as_deref(), p.to.as_deref()).await
+        }
         Command::Status(t) => status(g, &settings, t.target.as_deref()).await,
         Command::History(h) => match &h.show {
             Some(HistoryCommand::Show { run }) => history_show(g, &settings, *run),
@@ -522,15 +529,46 @@ async fn upgrade(
         && i.configured
         && !candidate.is_newer_than(&i.version)
     {
-        return Err(Error::Failed(anyhow!(
-            "{} is older than the installed {}: an upgrade never goes back (the database would stay at the newer schema); use `upkeep downgrade {} --to {}`",
-            candidate.version,
-            i.version,
-            target.name,
-            to.unwrap_or_default()
-        )));
+        let check = orchestrator::review::schema_check(
+            target,
+            Some(&i.version),
+            candidate.version.as_str(),
+        );
+        return Err(json_failure(
+            g,
+            target,
+            "upgrade",
+            Error::Preflight(anyhow!(
+                "preflight: schema: {}; nothing was changed",
+                check.message
+            )),
+        ));
     }
-    let path = upgrade_path(target, s.installed.as_ref(), &candidate, &s.candidates)?;
+    let prepared = preview::prepare(settings, target, &http, &s, &candidate)
+        .await
+        .map_err(|e| json_failure(g, target, "upgrade", e))?;
+    if !g.json && !g.quiet {
+        for c in &prepared.review.checks {
+            if c.status != orchestrator::review::Status::Ok {
+                let mark = match c.status {
+                    orchestrator::review::Status::Error => "ERROR",
+                    _ => "WARNING",
+                };
+                println!("preflight {mark} {}: {}", c.name, c.message);
+            }
+        }
+        for n in prepared.review.notes.iter().filter(|n| n.breaking) {
+            println!(
+                "release notes: {} has BREAKING changes (`upkeep plan {}` shows them)",
+                n.version, target.name
+            );
+        }
+    }
+    prepared
+        .review
+        .gate(&target.name)
+        .map_err(|e| json_failure(g, target, "upgrade", e))?;
+    let path = prepared.hops;
     let route = std::iter::once(
         installed_text
             .as_deref()
@@ -734,90 +772,6 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
                 _ => "had changed nothing; it is closed",
             },
             report.run
-        );
-    }
-    Ok(exit::OK)
-}
-
-/// `plan`: everything short of stopping the service. So far: pick the
-/// version, download it into the cache and verify it against the signed
-/// metadata. Preflight checks, config changes and release notes come next.
-async fn plan(g: &Global, settings: &Settings, name: Option<&str>, to: Option<&str>) -> CmdResult {
-    let target = settings.target(name)?;
-    let http = http_for(g, settings, target)?;
-    let s = situation(target, &http, &settings.cache_dir).await?;
-    let installed = s.installed.as_ref().map(|i| i.version.clone());
-    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
-        if g.json {
-            print_json(
-                &json!({"target": target.name, "installed": installed, "to": null, "steps": []}),
-            )?;
-        } else if !g.quiet {
-            println!(
-                "{}: {} is installed and is the version asked for; nothing to plan",
-                target.name,
-                installed.as_deref().unwrap_or("?")
-            );
-        }
-        return Ok(exit::OK);
-    };
-    let hops = upgrade_path(target, s.installed.as_ref(), &candidate, &s.candidates)?;
-    let started = std::time::Instant::now();
-    // Every hop's package, so that `upgrade` finds them all verified.
-    for hop in &hops[..hops.len() - 1] {
-        orchestrator::fetch_package(&http, &settings.cache_dir, &target.name, hop)
-            .await
-            .map_err(Error::Failed)?;
-    }
-    let path = orchestrator::fetch_package(&http, &settings.cache_dir, &target.name, &candidate)
-        .await
-        .map_err(Error::Failed)?;
-    let took = started.elapsed();
-    let route: Vec<String> = hops.iter().map(|c| c.version.to_string()).collect();
-    if g.json {
-        print_json(&json!({
-            "target": target.name,
-            "installed": installed,
-            "to": candidate.version.to_string(),
-            "package": {
-                "url": candidate.url.as_str(),
-                "size": candidate.size,
-                "sha256": candidate.sha256,
-                "path": path,
-                "verified": true,
-            },
-            "path": route,
-            "steps": orchestrator::UPGRADE_STEPS.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        }))?;
-    } else if !g.quiet {
-        println!(
-            "{}: {} → {}",
-            target.name,
-            installed.as_deref().unwrap_or("not installed"),
-            candidate.version
-        );
-        println!(
-            "package:  {} ({} bytes), SHA-256 {} verified against the signed metadata ({:.2} s)",
-            candidate.url,
-            candidate.size,
-            candidate.sha256,
-            took.as_secs_f64()
-        );
-        println!("cached:   {}", path.display());
-        if route.len() > 1 {
-            println!(
-                "path:     {} → {} (upgrade_path: each hop is its own backed-up, health-gated run)",
-                installed.as_deref().unwrap_or("not installed"),
-                route.join(" → ")
-            );
-        }
-        println!(
-            "upgrade would run: {}",
-            orchestrator::UPGRADE_STEPS
-                .iter()
-                .map(|s| s.name())
-                .collect::<Vec<_>>()
-                .join(" → ")
         );
     }
     Ok(exit::OK)

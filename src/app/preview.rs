@@ -1,0 +1,492 @@
+//! `plan` and `diff-config`, and the review `upgrade` must pass: everything
+//! short of stopping the service — the path, the packages downloaded and
+//! verified, the config changes, the release notes, the preflight checks.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use serde_json::json;
+
+use super::{Situation, print_json, upgrade_path};
+use crate::cli::Global;
+use crate::config::{Settings, Target};
+use crate::confmerge::Masker;
+use crate::download::Http;
+use crate::error::{CmdResult, Error, exit};
+use crate::history::History;
+use crate::orchestrator::review::{self, Check, Inputs, Review, Status};
+use crate::orchestrator::{self, Source, plan};
+use crate::pkg::Manager;
+use crate::repo::Candidate;
+
+/// A reviewed upgrade: the hops to take and what the review found.
+pub(super) struct Prepared {
+    /// The candidates to install in turn (the last one is the target).
+    pub hops: Vec<Candidate>,
+    /// What `plan` shows and `upgrade` obeys.
+    pub review: Review,
+    /// How long the downloads and checks took.
+    pub took: std::time::Duration,
+}
+
+/// Everything short of stopping the service, for an upgrade to `candidate`:
+/// the path, every package in the cache and verified (the installed
+/// version's too, as the merge's base and the rollback's package), the
+/// config review and the checks. A path that a rule forbids fails here
+/// (exit 3); failed checks are in the review, for the caller to obey.
+pub(super) async fn prepare(
+    settings: &Settings,
+    target: &Target,
+    http: &Http,
+    s: &Situation,
+    candidate: &Candidate,
+) -> Result<Prepared, Error> {
+    let started = std::time::Instant::now();
+    let hops = upgrade_path(target, s.installed.as_ref(), candidate, &s.candidates)?;
+    let history = History::open_existing(&settings.state_dir)?;
+    let installed_version = s.installed.as_ref().map(|i| i.version.clone());
+    let mut early = vec![review::schema_check(
+        target,
+        installed_version.as_deref(),
+        candidate.version.as_str(),
+    )];
+
+    // The installed version's package: the merge's base, and what a failed
+    // upgrade goes back to.
+    let previous =
+        match &installed_version {
+            None => None,
+            Some(v) => match &history {
+                Some(h) => plan::package_ref(h, target, v, &s.candidates).map_err(Error::Failed)?,
+                None => s.candidates.iter().find(|c| c.is_version(v)).map(|c| {
+                    orchestrator::PackageRef {
+                        version: v.clone(),
+                        source: Source::Remote(Box::new(c.clone())),
+                    }
+                }),
+            },
+        };
+    early.push(match (&installed_version, &previous) {
+        (None, _) => Check {
+            name: "rollback-package",
+            status: Status::Ok,
+            message: "nothing installed: nothing to roll back to".into(),
+        },
+        (Some(v), None) => Check {
+            name: "rollback-package",
+            status: Status::Error,
+            message: format!(
+                "the installed version {v} is neither in upkeep's cache nor in the repository, so a failed upgrade could not be rolled back"
+            ),
+        },
+        (Some(v), Some(p)) => Check {
+            name: "rollback-package",
+            status: Status::Ok,
+            message: format!(
+                "{v} {}: a failed upgrade goes back to it",
+                match p.source {
+                    Source::Cached(_) => "is in the cache",
+                    Source::Remote(_) => "comes from the repository",
+                }
+            ),
+        },
+    });
+
+    // Room for the downloads, checked before they start.
+    let mut to_fetch: Vec<&Candidate> = hops.iter().collect();
+    if let Some(orchestrator::PackageRef {
+        source: Source::Remote(c),
+        ..
+    }) = &previous
+    {
+        to_fetch.push(c);
+    }
+    let need: u64 = to_fetch
+        .iter()
+        .filter(|c| {
+            let p = orchestrator::cached_path(&settings.cache_dir, &target.name, c);
+            !std::fs::metadata(p).is_ok_and(|m| m.len() == c.size)
+        })
+        .map(|c| c.size)
+        .sum();
+    let cache = review::judge_space(
+        "packages",
+        &settings.cache_dir,
+        review::free_space(&settings.cache_dir),
+        need,
+    );
+    let cache_full = cache.status == Status::Error;
+    early.push(cache);
+    if cache_full {
+        return Ok(Prepared {
+            hops,
+            review: Review {
+                hops: Vec::new(),
+                notes: Vec::new(),
+                checks: early,
+                diffs: Vec::new(),
+            },
+            took: started.elapsed(),
+        });
+    }
+
+    let mut paths = Vec::new();
+    for hop in &hops {
+        let path = orchestrator::fetch_package(http, &settings.cache_dir, &target.name, hop)
+            .await
+            .map_err(Error::Failed)?;
+        paths.push((hop.version.to_string(), path));
+    }
+    let previous_path: Option<PathBuf> = match previous {
+        None => None,
+        Some(orchestrator::PackageRef {
+            source: Source::Cached(c),
+            ..
+        }) => Some(c.path),
+        Some(orchestrator::PackageRef {
+            source: Source::Remote(c),
+            ..
+        }) => Some(
+            orchestrator::fetch_package(http, &settings.cache_dir, &target.name, &c)
+                .await
+                .map_err(Error::Failed)?,
+        ),
+    };
+
+    let db = match crate::backup::db::resolve(&target.database) {
+        Ok(db) => db,
+        Err(e) => {
+            early.push(Check {
+                name: "database",
+                status: Status::Error,
+                message: Masker::portal_default().mask_text(&crate::error::one_line(&e), &[]),
+            });
+            None
+        }
+    };
+    let last_dump_size = match &history {
+        Some(h) => h
+            .artifacts_by_role(&target.name, "database-backup", None)
+            .map_err(Error::Failed)?
+            .first()
+            .map(|a| a.artifact.size),
+        None => None,
+    };
+    let pkg = Manager::for_repository(&target.repository.kind);
+    let review = review::review(
+        Inputs {
+            target,
+            installed: s.installed.as_ref(),
+            previous: previous_path,
+            hops: paths,
+            db: db.as_ref(),
+            early,
+            state_dir: &settings.state_dir,
+            last_dump_size,
+        },
+        &pkg,
+    )
+    .await
+    .map_err(Error::Failed)?;
+    Ok(Prepared {
+        hops,
+        review,
+        took: started.elapsed(),
+    })
+}
+
+/// `plan`: prints the review; exit 3 when a check blocks the upgrade.
+pub(super) async fn plan_cmd(
+    g: &Global,
+    settings: &Settings,
+    name: Option<&str>,
+    to: Option<&str>,
+) -> CmdResult {
+    let target = settings.target(name)?;
+    let http = super::http_for(g, settings, target)?;
+    let s = super::situation(target, &http, &settings.cache_dir).await?;
+    let installed = s.installed.as_ref().map(|i| i.version.clone());
+    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
+        if g.json {
+            print_json(
+                &json!({"target": target.name, "installed": installed, "to": null, "steps": []}),
+            )?;
+        } else if !g.quiet {
+            println!(
+                "{}: {} is installed and is the version asked for; nothing to plan",
+                target.name,
+                installed.as_deref().unwrap_or("?")
+            );
+        }
+        return Ok(exit::OK);
+    };
+    let schema = review::schema_check(target, installed.as_deref(), candidate.version.as_str());
+    let p = if schema.status == Status::Error {
+        // Going back is a downgrade: nothing to download or merge.
+        Prepared {
+            hops: vec![candidate.clone()],
+            review: Review {
+                hops: Vec::new(),
+                notes: Vec::new(),
+                checks: vec![schema],
+                diffs: Vec::new(),
+            },
+            took: std::time::Duration::ZERO,
+        }
+    } else {
+        prepare(settings, target, &http, &s, &candidate).await?
+    };
+    let mask = Masker::portal_default();
+    if g.json {
+        let mut doc = p.review.to_json(&mask);
+        doc["target"] = json!(target.name);
+        doc["installed"] = json!(installed);
+        doc["to"] = json!(candidate.version.to_string());
+        doc["path"] = json!(
+            p.hops
+                .iter()
+                .map(|c| c.version.to_string())
+                .collect::<Vec<_>>()
+        );
+        doc["packages"] = json!(
+            p.hops
+                .iter()
+                .zip(&p.review.hops)
+                .map(|(c, h)| json!({
+                    "version": c.version.to_string(),
+                    "url": c.url.as_str(),
+                    "size": c.size,
+                    "sha256": c.sha256,
+                    "path": h.package,
+                    "verified": true,
+                }))
+                .collect::<Vec<_>>()
+        );
+        doc["steps"] = json!(
+            orchestrator::UPGRADE_STEPS
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+        );
+        print_json(&doc)?;
+    } else if !g.quiet {
+        print_plan(target, installed.as_deref(), &candidate, &p, &mask);
+    }
+    p.review.gate(&target.name)?;
+    Ok(exit::OK)
+}
+
+/// The plan, for a person.
+fn print_plan(
+    target: &Target,
+    installed: Option<&str>,
+    candidate: &Candidate,
+    p: &Prepared,
+    mask: &Masker,
+) {
+    let from = installed.unwrap_or("not installed");
+    println!("{}: {from} → {}", target.name, candidate.version);
+    if p.hops.len() > 1 {
+        println!(
+            "\npath: {from} → {} ({} hops; upgrade_path requires the stepping stone{} {}; each hop is its own backed-up, health-gated run)",
+            p.hops
+                .iter()
+                .map(|c| c.version.to_string())
+                .collect::<Vec<_>>()
+                .join(" → "),
+            p.hops.len(),
+            if p.hops.len() > 2 { "s" } else { "" },
+            p.hops[..p.hops.len() - 1]
+                .iter()
+                .map(|c| c.version.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !p.review.hops.is_empty() {
+        println!(
+            "\npackages (downloaded, SHA-256 verified against the signed metadata, {:.2} s):",
+            p.took.as_secs_f64()
+        );
+        for (c, h) in p.hops.iter().zip(&p.review.hops) {
+            println!(
+                "  {} {} ({} bytes) → {}",
+                c.version,
+                c.url,
+                c.size,
+                h.package.display()
+            );
+        }
+    }
+    if !p.review.notes.is_empty() {
+        let breaking = p.review.notes.iter().filter(|n| n.breaking).count();
+        println!(
+            "\nrelease notes ({} version{}, newest first{}):",
+            p.review.notes.len(),
+            if p.review.notes.len() == 1 { "" } else { "s" },
+            match breaking {
+                0 => String::new(),
+                n => format!("; {n} BREAKING"),
+            }
+        );
+        for n in &p.review.notes {
+            println!(
+                "  {}{}{}",
+                if n.breaking { "!! " } else { "" },
+                n.version,
+                match (&n.date, n.breaking) {
+                    (Some(d), true) => format!(" ({}) — BREAKING", &d[..d.len().min(10)]),
+                    (Some(d), false) => format!(" ({})", &d[..d.len().min(10)]),
+                    (None, true) => " — BREAKING".into(),
+                    (None, false) => String::new(),
+                }
+            );
+            for line in mask.mask_text(&n.text, &[]).lines() {
+                println!("      {line}");
+            }
+        }
+    }
+    print_config(target, p, mask);
+    println!("\nchecks:");
+    for c in &p.review.checks {
+        let mark = match c.status {
+            Status::Ok => "ok     ",
+            Status::Warning => "WARNING",
+            Status::Error => "ERROR  ",
+        };
+        println!("  {mark}  {:<17} {}", c.name, c.message);
+    }
+    let errors = p.review.errors().len();
+    if errors == 0 {
+        println!(
+            "\nready: `upkeep upgrade {} --to {}` would run {}",
+            target.name,
+            candidate.version,
+            orchestrator::UPGRADE_STEPS
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(" → ")
+        );
+    } else {
+        println!(
+            "\nBLOCKED by {errors} error{}: `upkeep upgrade` will not start until {} fixed; nothing was changed",
+            if errors == 1 { "" } else { "s" },
+            if errors == 1 { "it is" } else { "they are" }
+        );
+    }
+}
+
+/// The config section: per hop, what happens to each file; then the diff
+/// from the live files to the files after the upgrade.
+fn print_config(target: &Target, p: &Prepared, mask: &Masker) {
+    let changed: Vec<_> = p
+        .review
+        .hops
+        .iter()
+        .flat_map(|h| h.configs.iter().map(move |c| (h, c)))
+        .filter(|(_, c)| c.action != orchestrator::configs::Action::Unchanged)
+        .collect();
+    if changed.is_empty() {
+        if !p.review.hops.is_empty() {
+            println!("\nconfig: no changes");
+        }
+        return;
+    }
+    println!(
+        "\nconfig (config_merge = \"{}\"; the previous files go into the run's backup):",
+        target.config_merge
+    );
+    for (h, c) in changed {
+        println!(
+            "  {} at {}: {}",
+            c.path.display(),
+            h.version,
+            serde_json::to_value(c.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        );
+        for change in c.outcome.iter().flat_map(|o| &o.changes) {
+            println!("    {}", change.describe(mask));
+        }
+        for line in c.conflicts(mask) {
+            println!("    CONFLICT {line}");
+        }
+        if let Some(note) = &c.note {
+            println!("    {note}");
+        }
+        if c.action == orchestrator::configs::Action::Keep && !c.diff.is_empty() {
+            println!("    the new default, not applied:");
+            for line in c.diff.lines() {
+                println!("      {line}");
+            }
+        }
+    }
+    for (_, diff) in &p.review.diffs {
+        println!();
+        for line in diff.lines() {
+            println!("  {line}");
+        }
+    }
+}
+
+/// `diff-config`: the config changes between the installed and a candidate
+/// version (the newest by default), secrets masked.
+pub(super) async fn diff_config(
+    g: &Global,
+    settings: &Settings,
+    name: Option<&str>,
+    to: Option<&str>,
+) -> CmdResult {
+    let target = settings.target(name)?;
+    let http = super::http_for(g, settings, target)?;
+    let s = super::situation(target, &http, &settings.cache_dir).await?;
+    let installed = s.installed.as_ref().map(|i| i.version.clone());
+    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
+        if g.json {
+            print_json(
+                &json!({"target": target.name, "installed": installed, "to": null, "files": []}),
+            )?;
+        } else if !g.quiet {
+            println!(
+                "{}: {} is installed and is the version asked for; no config changes",
+                target.name,
+                installed.as_deref().unwrap_or("?")
+            );
+        }
+        return Ok(exit::OK);
+    };
+    let schema = review::schema_check(target, installed.as_deref(), candidate.version.as_str());
+    if schema.status == Status::Error {
+        return Err(Error::Failed(anyhow!("{}", schema.message)));
+    }
+    let p = prepare(settings, target, &http, &s, &candidate).await?;
+    let mask = Masker::portal_default();
+    if g.json {
+        print_json(&json!({
+            "target": target.name,
+            "installed": installed,
+            "to": candidate.version.to_string(),
+            "policy": target.config_merge.as_str(),
+            "hops": p.review.to_json(&mask)["hops"],
+            "files": p.review.diffs.iter().map(|(p, d)| json!({"path": p, "diff": d})).collect::<Vec<_>>(),
+        }))?;
+    } else if !g.quiet {
+        println!(
+            "{}: config changes {} → {}",
+            target.name,
+            installed.as_deref().unwrap_or("not installed"),
+            candidate.version
+        );
+        print_config(target, &p, &mask);
+        if p.review.hops.iter().all(|h| {
+            h.configs
+                .iter()
+                .all(|c| c.action == orchestrator::configs::Action::Unchanged)
+        }) {
+            println!("no config file changes");
+        }
+    }
+    Ok(exit::OK)
+}
