@@ -232,19 +232,19 @@ pub fn resolve(database: &Database) -> anyhow::Result<Option<Db>> {
 }
 
 /// The database named by a portal.conf document (already parsed).
+///
+/// Without a `Database` section, or with an empty `Dialect`, the portal
+/// uses SQLite (its 1.x default), and so does this.
 fn portal_db(conf: &serde_json::Value, file: &Path) -> Result<Db, String> {
-    let database = get_key(conf, "Database").ok_or("Database: missing")?;
-    if !database.is_object() {
-        return Err("Database: must be an object".to_owned());
-    }
+    let empty = serde_json::json!({});
+    let database = match get_key(conf, "Database") {
+        None | Some(serde_json::Value::Null) => &empty,
+        Some(d) if d.is_object() => d,
+        Some(_) => return Err("Database: must be an object".to_owned()),
+    };
     let dialect = match get_key(database, "Dialect") {
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim(),
-        Some(serde_json::Value::String(_)) | None | Some(serde_json::Value::Null) => {
-            return Err(
-                "Database.Dialect: missing (expected \"sqlite3\", \"postgres\" or \"mysql\")"
-                    .to_owned(),
-            );
-        }
+        Some(serde_json::Value::String(_)) | None | Some(serde_json::Value::Null) => "sqlite3",
         Some(_) => return Err("Database.Dialect: must be a string".to_owned()),
     };
     let connection = match get_key(database, "ConnectionString") {
@@ -1817,6 +1817,25 @@ mod tests {
     }
 
     #[test]
+    fn portal_conf_without_a_database_section_is_the_implicit_sqlite() {
+        let tmp = tempfile::tempdir().unwrap();
+        for text in [
+            r#"{"HostPort":3001}"#,
+            r#"{"Database":null}"#,
+            r#"{"Database":{"Dialect":"","ConnectionString":""}}"#,
+        ] {
+            let path = conf(tmp.path(), text);
+            assert_eq!(
+                resolve_conf(&path).unwrap(),
+                Some(Db::Sqlite {
+                    path: "/var/lib/portal/portal.db".into()
+                }),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn portal_conf_resolution() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
@@ -1881,11 +1900,7 @@ mod tests {
 
         // Errors: one line, naming the file and key, never the password.
         let cases = [
-            (r#"{"HostPort":3001}"#, "Database: missing"),
-            (
-                r#"{"Database":{"ConnectionString":"x"}}"#,
-                "Database.Dialect: missing",
-            ),
+            (r#"{"Database":"sqlite3"}"#, "Database: must be an object"),
             (
                 r#"{"Database":{"Dialect":"oracle","ConnectionString":"x"}}"#,
                 "unknown dialect",

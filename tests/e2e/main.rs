@@ -5,6 +5,7 @@
 #[path = "../rig/mod.rs"]
 mod rig;
 
+mod configs;
 #[cfg(feature = "failpoints")]
 mod crash;
 mod gate;

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use super::{Fail, cmd_ok, cmd_stdout, host};
 
 /// Bump when the way fixtures are built changes.
-const FORMAT: &str = "fixtures v4";
+const FORMAT: &str = "fixtures v5";
 /// Package name of the sample product.
 pub const PACKAGE: &str = "portal";
 /// Suite of the fixture APT repository.

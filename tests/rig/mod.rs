@@ -258,6 +258,17 @@ impl PortalHost {
         let mut json: serde_json::Value = serde_json::from_str(&conf)
             .map_err(|e| Fail(format!("packaged portal.conf is not JSON: {e}")))?;
         json["LicenseKey"] = serde_json::Value::String(LICENSE_KEY.into());
+        // The database named explicitly, as 2.0.0's release notes ask (1.x
+        // defaults to SQLite without it; 2.x ships it empty).
+        let unset = json["Database"]["Dialect"]
+            .as_str()
+            .is_none_or(|d| d.trim().is_empty());
+        if unset {
+            json["Database"] = serde_json::json!({
+                "Dialect": "sqlite3",
+                "ConnectionString": "/var/lib/portal/portal.db",
+            });
+        }
         let text = serde_json::to_string_pretty(&json).expect("json");
         self.c.write("/opt/portal/portal.conf", text, 0o640)?;
         self.c.run(&["systemctl", "restart", "portal.service"])?;
@@ -354,6 +365,11 @@ type = "portal-conf"
 url = "{READY_URL}"
 timeout = "60s"
 log_errors = ["failed to migrate database"]
+
+# What 2.0.0's release notes require of portal.conf.
+[[targets.portal.required_keys]]
+version = ">=2.0.0"
+keys = ["LicenseKey", "Database.Dialect", "Database.ConnectionString"]
 "#
     )
 }
