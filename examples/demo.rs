@@ -82,7 +82,14 @@ fn demo() -> Result<(), rig::Fail> {
 
     banner("1. check: is there a newer version? (exit 100 = yes)");
     shown(&h, &[rig::UPKEEP, "check"])?;
-    banner("2. a bad release: 2.0.1 never becomes ready — upkeep rolls back by itself (exit 4)");
+    banner(
+        "2. plan: path, verified packages, release notes, config merge, preflight checks — service untouched",
+    );
+    let code = shown(&h, &[rig::UPKEEP, "plan"])?;
+    if code != 0 {
+        return Err(rig::Fail(format!("plan exited {code}")));
+    }
+    banner("3. a bad release: 2.0.1 never becomes ready — upkeep rolls back by itself (exit 4)");
     let code = shown(&h, &[rig::UPKEEP, "upgrade", "--to", "2.0.1", "--yes"])?;
     if code != 4 {
         return Err(rig::Fail(format!("upgrade to 2.0.1 exited {code}, not 4")));
@@ -91,29 +98,29 @@ fn demo() -> Result<(), rig::Fail> {
     println!();
     shown(&h, &["curl", "-s", "http://127.0.0.1:3001/api/pages"])?;
     println!();
-    banner("3. upgrade to the newest: backups, stop, install, start, health gate");
+    banner("4. upgrade to the newest: backups, stop, install, start, health gate");
     let code = shown(&h, &[rig::UPKEEP, "upgrade", "portal", "--yes"])?;
     if code != 0 {
         return Err(rig::Fail(format!("upgrade exited {code}")));
     }
-    banner("4. verify: the portal answers with its new version and its data");
+    banner("5. verify: the portal answers with its new version and its data");
     shown(&h, &["curl", "-s", rig::READY_URL])?;
     println!();
     shown(&h, &["curl", "-s", "http://127.0.0.1:3001/api/pages"])?;
     println!();
     shown(&h, &["dpkg-query", "-W", "portal"])?;
-    banner("5. status");
+    banner("6. status");
     shown(&h, &[rig::UPKEEP, "status"])?;
-    banner("6. roll the upgrade back: previous package from the cache, its config and database");
+    banner("7. roll the upgrade back: previous package from the cache, its config and database");
     let code = shown(&h, &[rig::UPKEEP, "rollback", "--yes"])?;
     if code != 0 {
         return Err(rig::Fail(format!("rollback exited {code}")));
     }
     shown(&h, &["curl", "-s", rig::READY_URL])?;
     println!();
-    banner("7. history: every run and every step, with durations");
+    banner("8. history: every run and every step, with durations");
     shown(&h, &[rig::UPKEEP, "history"])?;
-    banner("8. check again: 2.1.0 is still available (exit 100)");
+    banner("9. check again: 2.1.0 is still available (exit 100)");
     shown(&h, &[rig::UPKEEP, "check"])?;
     let v = h.ready_version().unwrap_or_default();
     banner(&format!(

@@ -422,11 +422,29 @@ fn print_report(g: &Global, report: &orchestrator::Report) {
     for b in &report.backups {
         println!("backup: {} ({} bytes)", b.path.display(), b.size);
     }
-    for p in &report.pending_config {
+    for c in &report.config {
+        let changes = c["changes"].as_array().map_or(0, Vec::len);
         println!(
-            "config: {} holds the packaged version; your file was kept (compare and merge it)",
-            p.display()
+            "config: {} {} ({} change{}; the previous file is in the files backup)",
+            c["path"].as_str().unwrap_or("?"),
+            match c["action"].as_str() {
+                Some("merge") => "merged",
+                Some("new") => "replaced by the new default",
+                Some("keep") => "kept as it was",
+                other => other.unwrap_or("?"),
+            },
+            changes,
+            if changes == 1 { "" } else { "s" }
         );
+    }
+    for p in &report.pending_config {
+        let name = p.to_string_lossy();
+        let what = if name.ends_with(".dpkg-old") || name.ends_with(".rpmsave") {
+            "holds your previous file, which the package manager replaced (compare and merge it)"
+        } else {
+            "holds the new packaged default, not applied: your file was kept (compare and merge it)"
+        };
+        println!("config: {} {what}", p.display());
     }
 }
 

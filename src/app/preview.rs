@@ -262,6 +262,12 @@ pub(super) async fn plan_cmd(
                 }))
                 .collect::<Vec<_>>()
         );
+        // The target's package, as before there were hops.
+        doc["package"] = doc["packages"]
+            .as_array()
+            .and_then(|a| a.last())
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         doc["steps"] = json!(
             orchestrator::UPGRADE_STEPS
                 .iter()

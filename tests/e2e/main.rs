@@ -107,6 +107,7 @@ fn upgrade_takes_the_portal_from_1_0_0_to_the_newest_version() {
             "stop",
             "backup-database",
             "install",
+            "config",
             "reload",
             "start",
             "health",
@@ -149,10 +150,19 @@ fn upgrade_takes_the_portal_from_1_0_0_to_the_newest_version() {
         "check --quiet must print nothing when up to date"
     );
 
-    // dpkg kept the edited conffile and left the packaged one beside it;
-    // upkeep says so.
-    assert!(h.c.path("/opt/portal/portal.conf.dpkg-dist").exists());
-    assert!(String::from_utf8_lossy(&up.stdout).contains("/opt/portal/portal.conf.dpkg-dist"));
+    // dpkg kept the edited conffile; upkeep merged the new default into it
+    // and removed the .dpkg-dist it consumed, and says so.
+    let conf = h.c.read("/opt/portal/portal.conf").unwrap();
+    assert!(
+        conf.contains(rig::LICENSE_KEY) && conf.contains("PortalAPISecret"),
+        "{conf}"
+    );
+    assert!(!h.c.path("/opt/portal/portal.conf.dpkg-dist").exists());
+    assert!(
+        String::from_utf8_lossy(&up.stdout).contains("/opt/portal/portal.conf merged"),
+        "{}",
+        show(&up)
+    );
 
     // Secrets stay out of everything upkeep printed or stored.
     for out in [&up, &check] {
@@ -212,15 +222,9 @@ fn package_with_a_wrong_sha256_is_refused_before_the_unit_stops() {
     assert_eq!(main_start(&h), before, "the unit was stopped or restarted");
     assert_eq!(h.dpkg_version().as_deref(), Some("1.0.0-1"));
     assert_eq!(h.ready_version().as_deref(), Some("1.0.0"));
+    // The download is part of the review before the run: no run began.
     let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
-    assert_eq!(hist["runs"][0]["outcome"], "failed");
-    let steps = hist["runs"][0]["steps"].as_array().unwrap();
-    let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        ["preflight", "download"],
-        "nothing after the download may run: {hist:#}"
-    );
+    assert_eq!(hist["runs"], serde_json::json!([]), "{hist:#}");
     // Nothing unverified is left in the cache.
     let cache = h.c.path("/var/cache/upkeep/packages/portal");
     let left: Vec<_> = std::fs::read_dir(&cache)
@@ -301,17 +305,18 @@ fn upgrade_on_an_rpm_host_from_a_signed_yum_repository() {
         h.installed_version().as_deref(),
         Some(newest.deb_version().as_str())
     );
-    // The edited %config(noreplace) file is kept (with its licence key);
-    // rpm leaves the packaged one beside it.
+    // rpm kept the edited %config(noreplace) file (with its licence key)
+    // and wrote the packaged one beside it; upkeep merged it in and removed
+    // the .rpmnew.
+    let conf = h.c.read("/opt/portal/portal.conf").unwrap();
     assert!(
-        h.c.read("/opt/portal/portal.conf")
-            .unwrap()
-            .contains(rig::LICENSE_KEY)
+        conf.contains(rig::LICENSE_KEY) && conf.contains("PortalAPISecret"),
+        "{conf}"
     );
-    assert!(h.c.path("/opt/portal/portal.conf.rpmnew").exists());
+    assert!(!h.c.path("/opt/portal/portal.conf.rpmnew").exists());
     let text = String::from_utf8_lossy(&up.stdout);
     assert!(
-        text.contains("/opt/portal/portal.conf.rpmnew"),
+        text.contains("/opt/portal/portal.conf merged"),
         "not reported: {text}"
     );
     let hist = json(&h.upkeep(&["history", "--json"]).unwrap());
