@@ -582,10 +582,20 @@ async fn upgrade(
             );
         }
     }
-    prepared
-        .review
-        .gate(&target.name)
-        .map_err(|e| json_failure(g, target, "upgrade", e))?;
+    if let Err(e) = prepared.review.gate(&target.name) {
+        if g.json {
+            // The whole review, so that a script sees every failed check.
+            let mut doc = prepared
+                .review
+                .to_json(&crate::confmerge::Masker::portal_default());
+            doc["target"] = json!(target.name);
+            doc["kind"] = json!("upgrade");
+            doc["outcome"] = json!("blocked");
+            doc["error"] = json!(e.to_string());
+            print_json(&doc)?;
+        }
+        return Err(e);
+    }
     let path = prepared.hops;
     let route = std::iter::once(
         installed_text
@@ -862,6 +872,7 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
         interrupted.as_ref(),
         lock_held,
     );
+    let pending = orchestrator::pending_config_files(&target.config_files);
     if g.json {
         print_json(&json!({
             "target": target.name,
@@ -870,6 +881,7 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
             "last_run": last,
             "interrupted_run": interrupted,
             "next_step": next_step,
+            "pending_config": pending,
         }))?;
         return Ok(exit::OK);
     }
@@ -884,6 +896,12 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
     }
     for s in &services {
         println!("unit:      {} {}/{}", s.unit, s.active_state, s.sub_state);
+    }
+    for p in &pending {
+        println!(
+            "config:    {} is pending: compare it with the live file, then remove it",
+            p.display()
+        );
     }
     match &last {
         Some(r) => println!(

@@ -305,6 +305,14 @@ fn blocked_upgrades_change_nothing(family: Family) {
     assert_eq!(hist["runs"], serde_json::json!([]), "no run was started");
     let blocked = json(&h.upkeep(&["upgrade", "--yes", "--json"]).unwrap());
     assert_eq!(blocked["outcome"], "blocked");
+    assert!(
+        blocked["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "config-merge" && c["status"] == "error"),
+        "{blocked:#}"
+    );
 
     // Resolved by taking the new default: the merge goes through.
     edit(&h, |d| d["Session"]["IdleTimeout"] = 1800.into());
@@ -380,4 +388,9 @@ fn config_merge_keep_leaves_the_live_file_and_reports_the_new_default() {
     assert_eq!(leftovers(&h), ["portal.conf.dpkg-dist"]);
     let text = String::from_utf8_lossy(&up.stdout);
     assert!(text.contains("portal.conf.dpkg-dist"), "reported: {text}");
+    let status = json(&h.upkeep(&["status", "--json"]).unwrap());
+    assert_eq!(
+        status["pending_config"],
+        serde_json::json!(["/opt/portal/portal.conf.dpkg-dist"])
+    );
 }
