@@ -233,7 +233,12 @@ pub async fn review<P: PackageManager>(inputs: Inputs<'_>, pkg: &P) -> anyhow::R
     let mut installed_size = 0u64;
     for (version, path) in &hops {
         let info = package::read(path)?;
-        installed_size = installed_size.max(info.installed_size.unwrap_or(0));
+        // Unknown (a .deb without Installed-Size): about three times the
+        // compressed package.
+        let size = info
+            .installed_size
+            .unwrap_or_else(|| std::fs::metadata(path).map_or(0, |m| m.len().saturating_mul(3)));
+        installed_size = installed_size.max(size);
         for f in configs::files_of(target, &info.conffiles) {
             if !files.contains(&f) {
                 files.push(f);
