@@ -59,9 +59,6 @@ pub enum Error {
     /// The host was changed and is not in a known-good state.
     #[error("{}", one_line(.0))]
     NeedsAttention(anyhow::Error),
-    /// A command that a later version fills in.
-    #[error("upkeep {0}: not implemented yet")]
-    NotImplemented(&'static str),
 }
 
 impl Error {
@@ -69,10 +66,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) => exit::USAGE,
-            Error::NotRoot { .. }
-            | Error::Declined(_)
-            | Error::Failed(_)
-            | Error::NotImplemented(_) => exit::FAILED,
+            Error::NotRoot { .. } | Error::Declined(_) | Error::Failed(_) => exit::FAILED,
             Error::Locked(_) => exit::LOCKED,
             Error::Preflight(_) => exit::PREFLIGHT,
             Error::RolledBack(_) => exit::ROLLED_BACK,
@@ -156,7 +150,6 @@ mod tests {
         assert_eq!(Error::Usage("x".into()).exit_code(), 2);
         assert_eq!(Error::NotRoot { command: "upgrade" }.exit_code(), 1);
         assert_eq!(Error::Locked("x".into()).exit_code(), 6);
-        assert_eq!(Error::NotImplemented("rollback").exit_code(), 1);
         assert_eq!(Error::NeedsAttention(anyhow::anyhow!("x")).exit_code(), 5);
         assert_eq!(Error::Preflight(anyhow::anyhow!("x")).exit_code(), 3);
         assert_eq!(Error::RolledBack(anyhow::anyhow!("x")).exit_code(), 4);

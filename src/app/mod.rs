@@ -81,7 +81,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Rollback(t) => rollback(g, &settings, t.target.as_deref()).await,
         Command::Downgrade(d) => downgrade(g, &settings, d.target.as_deref(), &d.to).await,
         Command::Recover(t) => recover_cmd(g, &settings, t.target.as_deref()).await,
-        other => Err(Error::NotImplemented(other.name())),
+        Command::Clean => clean(g, &settings).await,
     }
 }
 
@@ -801,6 +801,84 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
             },
             report.run
         );
+    }
+    Ok(exit::OK)
+}
+
+/// `clean`: every target's packages and backups beyond `keep_versions`,
+/// keeping what a rollback of the installed version or the recovery of an
+/// interrupted run needs.
+async fn clean(g: &Global, settings: &Settings) -> CmdResult {
+    use orchestrator::clean;
+    let _lock = Lock::acquire(&settings.lock_file)?;
+    let Some(history) = History::open_existing(&settings.state_dir)? else {
+        if g.json {
+            print_json(&json!({"targets": [], "freed_bytes": 0}))?;
+        } else if !g.quiet {
+            println!(
+                "nothing to clean: no history in {}",
+                settings.state_dir.display()
+            );
+        }
+        return Ok(exit::OK);
+    };
+    let mut out = Vec::new();
+    let mut freed = 0u64;
+    for target in settings.targets.values() {
+        let installed = Manager::for_repository(&target.repository.kind)
+            .installed(&target.package)
+            .await?;
+        let mut protected = clean::Protected::default();
+        if let Some(i) = &installed {
+            protected.versions.push(i.version.clone());
+        }
+        // What `rollback` would use: the last completed upgrade's run.
+        if let Some(last) = history.last_run_where(
+            &target.name,
+            &["upgrade", "rollback", "downgrade"],
+            "succeeded",
+        )? && last.kind == "upgrade"
+        {
+            protected.runs.push(last.id);
+            protected.versions.extend(last.from.clone());
+        }
+        if let Some(run) = recover::needs_recovery(&history, &target.name)? {
+            protected.runs.push(run.id);
+        }
+        let records = clean::records(&history, &target.name)?;
+        let selected = clean::select(&records, settings.keep_versions as usize, &protected);
+        let removed = clean::prune(selected).map_err(Error::Failed)?;
+        let bytes: u64 = removed.iter().map(|r| r.size).sum();
+        freed += bytes;
+        if !g.json && !g.quiet {
+            for r in &removed {
+                println!(
+                    "{}: removed {} {} (run #{}, {} bytes)",
+                    target.name,
+                    r.role,
+                    r.path.display(),
+                    r.run,
+                    r.size
+                );
+            }
+            println!(
+                "{}: {} file{} removed, {} freed; kept the newest {} versions and what `rollback`{} needs",
+                target.name,
+                removed.len(),
+                if removed.len() == 1 { "" } else { "s" },
+                orchestrator::review::human(bytes),
+                settings.keep_versions,
+                if protected.runs.len() > 1 {
+                    " and `recover`"
+                } else {
+                    ""
+                }
+            );
+        }
+        out.push(json!({"target": target.name, "removed": removed, "freed_bytes": bytes}));
+    }
+    if g.json {
+        print_json(&json!({"targets": out, "freed_bytes": freed}))?;
     }
     Ok(exit::OK)
 }

@@ -24,6 +24,7 @@
 //! the database is dumped after it, so that the dump is consistent.
 
 pub mod apply;
+pub mod clean;
 pub mod configs;
 pub mod journal;
 pub mod path;

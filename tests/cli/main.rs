@@ -1,5 +1,5 @@
 //! The command line from the outside, without the rig: configuration errors,
-//! usage errors and commands not implemented yet, with their exit codes.
+//! usage errors, with their exit codes.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -56,15 +56,28 @@ fn unknown_command_is_a_usage_error() {
 }
 
 #[test]
-fn later_commands_say_not_implemented_yet_with_exit_1() {
+fn clean_without_history_has_nothing_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("upkeep.toml");
-    std::fs::write(&main, VALID).unwrap();
-    for args in [&["diff-config"][..], &["clean"][..]] {
-        let out = upkeep(&main, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
-        assert!(out.stdout.is_empty(), "no fake output");
+    let state = dir.path().join("state");
+    std::fs::write(
+        &main,
+        format!(
+            "state_dir = \"{}\"\ncache_dir = \"{}\"\nlock_file = \"{}\"\n{VALID}",
+            state.display(),
+            dir.path().join("cache").display(),
+            dir.path().join("upkeep.lock").display()
+        ),
+    )
+    .unwrap();
+    let out = upkeep(&main, &["clean"]);
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to clean"));
+        assert!(!state.exists(), "clean creates no state");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("root"));
     }
 }
 

@@ -353,3 +353,59 @@ fn upgrade_waits_for_the_dpkg_lock_then_proceeds() {
         Some(h.f.newest().version.as_str())
     );
 }
+
+#[test]
+fn clean_prunes_old_runs_but_keeps_what_a_rollback_needs() {
+    let h = host();
+    h.install("1.0.0").unwrap();
+    h.add_pages("p", 3).unwrap();
+    let conf = h.c.read("/etc/upkeep/upkeep.toml").unwrap();
+    h.c.write(
+        "/etc/upkeep/upkeep.toml",
+        format!("keep_versions = 1\n{conf}"),
+        0o644,
+    )
+    .unwrap();
+    for to in ["1.1.0", "2.1.0"] {
+        let up = h.upkeep(&["upgrade", "--to", to, "--yes"]).unwrap();
+        assert_eq!(up.status.code(), Some(0), "{}", show(&up));
+    }
+    let out = h.upkeep(&["clean", "--json"]).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let j = json(&out);
+    let removed: Vec<String> = j["targets"][0]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["role"].as_str().unwrap(),
+                r["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // Run 1's backups (taken at 1.0.0) and the 1.0.0 package go; run 2's
+    // backups and 1.1.0's package stay, because a rollback needs them.
+    assert!(
+        removed.contains(&"files-backup 1.0.0-1".to_string()),
+        "{removed:?}"
+    );
+    assert!(
+        removed.contains(&"previous-package 1.0.0-1".to_string()),
+        "{removed:?}"
+    );
+    assert!(
+        !removed
+            .iter()
+            .any(|r| r.contains("1.1.0-1") || r.contains("2.1.0-1")),
+        "{removed:?}"
+    );
+    let again = json(&h.upkeep(&["clean", "--json"]).unwrap());
+    assert_eq!(again["freed_bytes"], 0, "{again:#}");
+
+    let back = h.upkeep(&["rollback", "--yes"]).unwrap();
+    assert_eq!(back.status.code(), Some(0), "{}", show(&back));
+    assert_eq!(h.ready_version().as_deref(), Some("1.1.0"));
+    assert_eq!(h.page_titles().unwrap().len(), 3);
+}
