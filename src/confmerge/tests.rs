@@ -1,5 +1,8 @@
-//! Tests of the merge, the policies and the diff, on the sample product's
-//! real packaged `portal.conf` files (`tests/portal/releases/*/`).
+//! Tests of the merge, the policies and the diff, on packaged `portal.conf`
+//! files of the sample product as they were before its 2.0.0 renamed and
+//! changed keys (`testdata/`, frozen so that these cases stay as written;
+//! the current releases' files are merged on the rig by
+//! `tests/e2e/configs.rs` and in `orchestrator::configs`).
 
 use std::path::PathBuf;
 
@@ -16,9 +19,8 @@ const SESSION_KEY: &str = "sess-planted-5b2d";
 
 fn release_text(version: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/portal/releases")
-        .join(version)
-        .join("portal.conf");
+        .join("src/confmerge/testdata")
+        .join(format!("{version}.conf"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

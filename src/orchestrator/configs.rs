@@ -381,6 +381,41 @@ mod tests {
         assert!(!j.contains("LIC-secret-1"), "{j}");
     }
 
+    /// The sample portal's packaged defaults, as its packages ship them.
+    fn release(version: &str) -> String {
+        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/portal/releases")
+            .join(version)
+            .join("portal.conf");
+        std::fs::read_to_string(&p).unwrap()
+    }
+
+    #[test]
+    fn sample_1_1_to_2_0_renames_adds_and_takes_new_defaults() {
+        let mut ours: Value = serde_json::from_str(&release("1.1.0")).unwrap();
+        ours["LicenseKey"] = json!("LIC-secret-2");
+        ours["Theming"]["Path"] = json!("/srv/themes");
+        ours["Database"] =
+            json!({"Dialect": "sqlite3", "ConnectionString": "/var/lib/portal/portal.db"});
+        let ours = serde_json::to_string_pretty(&ours).unwrap();
+        let r = review_one(Policy::Merge, &release("1.1.0"), &ours, &release("2.0.0"));
+        assert_eq!(r.action, Action::Merge, "{:?}", r.outcome);
+        let doc: Value = serde_json::from_slice(r.result.as_ref().unwrap()).unwrap();
+        assert_eq!(doc["Theming"]["Directory"], "/srv/themes");
+        assert!(doc["Theming"].get("Path").is_none());
+        assert_eq!(doc["Session"]["IdleTimeout"], 1800);
+        assert_eq!(doc["Database"]["Dialect"], "sqlite3");
+        assert_eq!(doc["LicenseKey"], "LIC-secret-2");
+        assert_eq!(doc["CORS"]["AllowedOrigins"], json!([]));
+        // The operator's IdleTimeout against the vendor's new default.
+        let mut edited: Value = serde_json::from_str(&ours).unwrap();
+        edited["Session"]["IdleTimeout"] = json!(7200);
+        let edited = serde_json::to_string(&edited).unwrap();
+        let c = review_one(Policy::Merge, &release("1.1.0"), &edited, &release("2.0.0"));
+        assert!(c.blocks());
+        assert!(c.conflicts(&Masker::portal_default())[0].contains("Session.IdleTimeout"));
+    }
+
     #[test]
     fn a_conflict_blocks_and_is_described_masked() {
         let base = r#"{"Storage": "fs", "Session": {"Key": "old-key-1"}}"#;
