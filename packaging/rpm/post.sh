@@ -1,0 +1,12 @@
+# upkeep %post. The directories are made here, not owned by the package, so
+# that erasing it never touches the history and backups in /var/lib/upkeep
+# or the operator's files in /etc/upkeep.
+[ -d /var/lib/upkeep ] || install -d -m 0700 /var/lib/upkeep
+[ -d /var/cache/upkeep ] || install -d -m 0755 /var/cache/upkeep
+[ -d /etc/upkeep/conf.d ] || install -d -m 0755 /etc/upkeep/conf.d
+[ -d /etc/upkeep/keys ] || install -d -m 0755 /etc/upkeep/keys
+# The units may be new or changed; the timers stay as the operator set them
+# (not enabled on a first install).
+if [ -d /run/systemd/system ]; then
+    systemctl --system daemon-reload >/dev/null 2>&1 || :
+fi
