@@ -170,6 +170,7 @@ fn packaged_default_config_is_inert_and_its_example_is_valid() {
     assert_eq!(portal.package, "portal");
     assert_eq!(portal.services, ["portal.service"]);
     assert_eq!(portal.upgrade_path.len(), 1);
+    assert_eq!(portal.required_keys.len(), 1);
 }
 
 /// The `ExecStart=` command lines of a unit in systemd/.
@@ -214,4 +215,28 @@ fn upgrade_unit_runs_an_unattended_upgrade() {
     let unit = read("systemd/upkeep-upgrade.service");
     assert!(unit.lines().any(|l| l == "KillMode=mixed"));
     assert!(!unit.lines().any(|l| l.starts_with("ProtectSystem=")));
+}
+
+#[test]
+fn config_examples_in_the_man_page_are_valid() {
+    let page = read("man/upkeep.toml.5");
+    let mut examples = Vec::new();
+    let mut current: Option<String> = None;
+    for line in page.lines() {
+        match (line, current.as_mut()) {
+            (".EX", None) => current = Some(String::new()),
+            (".EE", Some(_)) => examples.extend(current.take()),
+            (text, Some(example)) => {
+                example.push_str(&text.replace("\\-", "-").replace("\\e", "\\"));
+                example.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(examples.len(), 2, "the portal and the shop");
+    for example in examples {
+        let path = PathBuf::from(upkeep::config::DEFAULT_CONFIG);
+        upkeep::config::Settings::from_sources(&[(path, example.clone())])
+            .unwrap_or_else(|e| panic!("man/upkeep.toml.5 example: {e}\n{example}"));
+    }
 }
