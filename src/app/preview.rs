@@ -195,6 +195,50 @@ pub(super) async fn prepare(
     })
 }
 
+/// What a target has, what its repository offers, and the version asked for.
+struct Asked {
+    http: Http,
+    s: Situation,
+    installed: Option<String>,
+    candidate: Candidate,
+}
+
+/// The version `to` asks for (the newest by default), or `None` after
+/// saying that it is installed already (`--json`: an empty `list_key`
+/// list and `"to": null`; else `{nothing}` in words).
+async fn asked(
+    g: &Global,
+    settings: &Settings,
+    target: &Target,
+    to: Option<&str>,
+    list_key: &str,
+    nothing: &str,
+) -> Result<Option<Asked>, Error> {
+    let http = super::http_for(g, settings, target)?;
+    let s = super::situation(target, &http, &settings.cache_dir).await?;
+    let installed = s.installed.as_ref().map(|i| i.version.clone());
+    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
+        if g.json {
+            let mut doc = json!({"target": target.name, "installed": installed, "to": null});
+            doc[list_key] = json!([]);
+            print_json(&doc)?;
+        } else if !g.quiet {
+            println!(
+                "{}: {} is installed and is the version asked for; {nothing}",
+                target.name,
+                installed.as_deref().unwrap_or("?")
+            );
+        }
+        return Ok(None);
+    };
+    Ok(Some(Asked {
+        http,
+        s,
+        installed,
+        candidate,
+    }))
+}
+
 /// `plan`: prints the review; exit 3 when a check blocks the upgrade.
 pub(super) async fn plan_cmd(
     g: &Global,
@@ -203,21 +247,13 @@ pub(super) async fn plan_cmd(
     to: Option<&str>,
 ) -> CmdResult {
     let target = settings.target(name)?;
-    let http = super::http_for(g, settings, target)?;
-    let s = super::situation(target, &http, &settings.cache_dir).await?;
-    let installed = s.installed.as_ref().map(|i| i.version.clone());
-    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
-        if g.json {
-            print_json(
-                &json!({"target": target.name, "installed": installed, "to": null, "steps": []}),
-            )?;
-        } else if !g.quiet {
-            println!(
-                "{}: {} is installed and is the version asked for; nothing to plan",
-                target.name,
-                installed.as_deref().unwrap_or("?")
-            );
-        }
+    let Some(Asked {
+        http,
+        s,
+        installed,
+        candidate,
+    }) = asked(g, settings, target, to, "steps", "nothing to plan").await?
+    else {
         return Ok(exit::OK);
     };
     let schema = review::schema_check(target, installed.as_deref(), candidate.version.as_str());
@@ -446,21 +482,13 @@ pub(super) async fn diff_config(
     to: Option<&str>,
 ) -> CmdResult {
     let target = settings.target(name)?;
-    let http = super::http_for(g, settings, target)?;
-    let s = super::situation(target, &http, &settings.cache_dir).await?;
-    let installed = s.installed.as_ref().map(|i| i.version.clone());
-    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
-        if g.json {
-            print_json(
-                &json!({"target": target.name, "installed": installed, "to": null, "files": []}),
-            )?;
-        } else if !g.quiet {
-            println!(
-                "{}: {} is installed and is the version asked for; no config changes",
-                target.name,
-                installed.as_deref().unwrap_or("?")
-            );
-        }
+    let Some(Asked {
+        http,
+        s,
+        installed,
+        candidate,
+    }) = asked(g, settings, target, to, "files", "no config changes").await?
+    else {
         return Ok(exit::OK);
     };
     let schema = review::schema_check(target, installed.as_deref(), candidate.version.as_str());
