@@ -271,11 +271,13 @@ pub fn row_apt_small(upkeep: &Path, arch: &str, newest: &str, r: &mut Report) ->
     let warm_met = m.up_warm.median_s <= 0.020;
     r.push(
         Row::times("1a. APT check, small repo, cold", &m.up_cold, &m.apt_cold)
-            .target("≥ 5× faster than apt", cold_met),
+            .target("≥ 5× faster than apt", cold_met)
+            .by_min(m.apt_cold.min_s >= 5.0 * m.up_cold.min_s),
     );
     r.push(
         Row::times("1a. APT check, small repo, warm", &m.up_warm, &m.apt_warm)
-            .target("upkeep ≤ 20 ms", warm_met),
+            .target("upkeep ≤ 20 ms", warm_met)
+            .by_min(m.up_warm.min_s <= 0.020),
     );
     let rest = m.up_warm.median_s - p.start.median_s - p.dpkg.median_s;
     r.note(format!(
@@ -422,7 +424,8 @@ pub fn row_apt_big(
             &m.up_cold,
             &m.apt_cold,
         )
-        .target("≥ 5× faster than apt", cold_met),
+        .target("≥ 5× faster than apt", cold_met)
+        .by_min(m.apt_cold.min_s >= 5.0 * m.up_cold.min_s),
     );
     r.push(
         Row::times(
@@ -430,7 +433,8 @@ pub fn row_apt_big(
             &m.up_warm,
             &m.apt_warm,
         )
-        .target("upkeep ≤ 20 ms", warm_met),
+        .target("upkeep ≤ 20 ms", warm_met)
+        .by_min(m.up_warm.min_s <= 0.020),
     );
     let up = if m.up_cold.peak_rss_kib >= m.up_warm.peak_rss_kib {
         &m.up_cold
@@ -611,10 +615,13 @@ pub fn row_yum(upkeep: &Path, f: &rig::Fixtures, work: &Path, r: &mut Report) ->
     let warm_met = up_warm.median_s <= 0.020;
     r.push(
         Row::times("1c. YUM check, cold", &up_cold, &dnf_cold)
-            .target("≥ 5× faster than dnf", cold_met),
+            .target("≥ 5× faster than dnf", cold_met)
+            .by_min(dnf_cold.min_s >= 5.0 * up_cold.min_s),
     );
     r.push(
-        Row::times("1c. YUM check, warm", &up_warm, &dnf_warm).target("upkeep ≤ 20 ms", warm_met),
+        Row::times("1c. YUM check, warm", &up_warm, &dnf_warm)
+            .target("upkeep ≤ 20 ms", warm_met)
+            .by_min(up_warm.min_s <= 0.020),
     );
     r.note(format!(
         "Row 1c runs on the host, upkeep with a configuration of its own (state and cache in a temporary directory). The host's rpm database has no portal, so upkeep reports {newest} as available over nothing installed, while dnf compares with 1.0.0 in its installroot; both fetch repomd.xml, check its signature and read the primary metadata. dnf also fetches filelists.xml.gz and builds its solv cache; warm, dnf makes no request at all (its metadata has not expired) while upkeep makes conditional ones. upkeep is {cold_ratio:.1}× faster cold ({}) and {:.1}× warm ({}: {}); of its warm {}, the two rpm queries it runs (`rpm --eval %{{_arch}}`, `rpm -q portal`) take {}. It peaks at {} against dnf's {}.",

@@ -423,7 +423,8 @@ pub fn row_downtime(upkeep: &Path, f: &rig::Fixtures, r: &mut Report) -> Result<
             );
             r.push(
                 Row::times(&name, &c.up, &c.manual)
-                    .target("upkeep ≤ 1.1 × the manual procedure with its dump", met),
+                    .target("upkeep ≤ 1.1 × the manual procedure with its dump", met)
+                    .by_min(met_by_min),
             );
             let steps = c
                 .up_steps

@@ -229,11 +229,18 @@ pub fn row_curve(
     drop(server);
     fs::remove_dir_all(&dir).map_err(Fail::io("remove the curve dir"))?;
 
-    // Marginal cost per 1,000 packages between consecutive points.
-    let slope =
-        |a: &Point, b: &Point| (b.cold.median_s - a.cold.median_s) / ((b.n - a.n) as f64 / 1e3);
-    let s_mid = slope(&points[1], &points[2]);
-    let s_top = slope(&points[2], &points[3]);
+    // Marginal cost per 1,000 packages between consecutive points, in CPU
+    // time (the work; wall time on a shared machine adds waiting for a
+    // core) and in wall time (for the note).
+    let slope = |a: &Point, b: &Point, t: fn(&Series) -> f64| {
+        (t(&b.cold) - t(&a.cold)) / ((b.n - a.n) as f64 / 1e3)
+    };
+    let cpu: fn(&Series) -> f64 = Series::cpu_s;
+    let wall: fn(&Series) -> f64 = |s| s.median_s;
+    let s_mid = slope(&points[1], &points[2], cpu);
+    let s_top = slope(&points[2], &points[3], cpu);
+    let w_mid = slope(&points[1], &points[2], wall);
+    let w_top = slope(&points[2], &points[3], wall);
     let linear = s_top <= 1.25 * s_mid;
     let rss_max = points
         .iter()
@@ -260,7 +267,7 @@ pub fn row_curve(
             "s",
         )
         .target(
-            "linear: cost per 1k packages from 60k to 200k ≤ 1.25× that from 10k to 60k",
+            "linear: CPU per 1k packages from 60k to 200k ≤ 1.25× that from 10k to 60k",
             linear,
         ),
     );
@@ -274,16 +281,17 @@ pub fn row_curve(
         .target("upkeep ≤ 40 MiB", rss_met),
     );
     let mut table = String::from(
-        "| packages in the index | Packages | Packages.xz | cold check, min / median | ms per 1k packages (cold) | warm check, min / median | peak RSS (cold) |\n|---|---|---|---|---|---|---|\n",
+        "| packages in the index | Packages | Packages.xz | cold check, min / median | CPU (cold, median) | ms per 1k packages (cold, median) | warm check, min / median | peak RSS (cold) |\n|---|---|---|---|---|---|---|---|\n",
     );
     for p in &points {
         let _ = writeln!(
             table,
-            "| {} | {:.1} MB | {:.1} MB | {} | {:.2} | {} | {} |",
+            "| {} | {:.1} MB | {:.1} MB | {} | {} | {:.2} | {} | {} |",
             p.n,
             p.plain as f64 / 1e6,
             p.xz as f64 / 1e6,
             cell(&p.cold),
+            dur(p.cold.cpu_s()),
             p.cold.median_s * 1e3 / (p.n as f64 / 1e3),
             cell(&p.warm),
             r.rss(&p.cold)
@@ -291,11 +299,14 @@ pub fn row_curve(
     }
     r.tables.push(("Cost curve of a check".into(), table));
     r.note(format!(
-        "Row 5b: indexes of 1k to 200k paragraphs made of the host's Debian list repeated (copies renamed, so 200k is the real list three times and a part), portal's paragraphs last, compressed with `xz -1`, signed, on the host's loopback; `upkeep check` on the host with a configuration of its own. Linearity ({}): a cold check costs {} per 1,000 packages between 10k and 60k and {} between 60k and 200k ({:.2}×); the fixed part (process, dpkg query, requests, signature) is the warm check's ~{}. Warm checks stay flat, since the signed Release names the same index hash. Peak RSS ({}): at most {}{}.",
+        "Row 5b: indexes of 1k to 200k paragraphs made of the host's Debian list repeated (copies renamed, so 200k is the real list three times and a part), portal's paragraphs last, compressed with `xz -1`, signed, on the host's loopback; `upkeep check` on the host with a configuration of its own. Linearity ({}), judged on CPU time (user + system, the work done; wall time on a shared machine adds waiting for a core): a cold check costs {} of CPU per 1,000 packages between 10k and 60k and {} between 60k and 200k ({:.2}×); in wall time (medians) {} and {} ({:.2}×). The fixed part (process, dpkg query, requests, signature) is the warm check's ~{}. Warm checks stay flat, since the signed Release names the same index hash. Peak RSS ({}): at most {}{}.",
         met_text(linear),
         dur(s_mid),
         dur(s_top),
         s_top / s_mid,
+        dur(w_mid),
+        dur(w_top),
+        w_top / w_mid,
         dur(points[0].warm.median_s),
         met_text(rss_met),
         mib(rss_max),
@@ -552,7 +563,8 @@ pub fn row_history(upkeep: &Path, work: &Path, r: &mut Report) -> Result<(), Fai
             Some(top[0].median_s),
             "s",
         )
-        .target("≤ 50 ms", plain_met),
+        .target("≤ 50 ms", plain_met)
+        .by_min(top[0].min_s <= 0.050),
     );
     r.push(
         Row::new(
@@ -561,7 +573,8 @@ pub fn row_history(upkeep: &Path, work: &Path, r: &mut Report) -> Result<(), Fai
             Some(top[1].median_s),
             "s",
         )
-        .target("≤ 50 ms", json_met),
+        .target("≤ 50 ms", json_met)
+        .by_min(top[1].min_s <= 0.050),
     );
     r.push(Row::new(
         &format!("5c. `upkeep history --limit {n_top}` / `--json` (all {n_top} runs)"),
