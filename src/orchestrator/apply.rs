@@ -59,6 +59,12 @@ pub(super) struct Ctx {
     pub config_files: Vec<PathBuf>,
     /// Their content before the install (the merge's `ours`).
     pub config_before: configs::Contents,
+    /// What the package to install ships for them (the merge's `theirs`),
+    /// read before the stop.
+    pub config_new: configs::Contents,
+    /// What the installed version's package ships for them (the merge's
+    /// `base`), read before the stop.
+    pub config_base: configs::Contents,
     /// What the config step did, masked, for the report.
     pub config: Vec<serde_json::Value>,
     /// True once a step that changes data or files began: undoing the run
@@ -236,6 +242,12 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             let info = crate::package::read(&package)?;
             ctx.config_files = configs::files_of(target, &info.conffiles);
             ctx.config_before = configs::live(&ctx.config_files)?;
+            // The packaged defaults too: reading a package is slow work,
+            // done while the service still runs.
+            ctx.config_new = configs::packaged(&package, &ctx.config_files)?;
+            if let Some(previous) = &ctx.previous {
+                ctx.config_base = configs::packaged(previous, &ctx.config_files)?;
+            }
             let paths: Vec<PathBuf> = ctx
                 .config_files
                 .iter()
@@ -532,7 +544,14 @@ async fn backward<S: ServiceManager, P: PackageManager>(
                 .with_context(|| format!("the package of {version} is not in the local cache"))?;
             let output = install(target, sys, &path, &version, true).await?;
             let files = configs::files_of(target, &[]);
-            let (removed, left) = tidy_pending(&files, &path)?;
+            // Read before the stop, unless `recover` rebuilt this run from
+            // the history.
+            let shipped = if ctx.config_base.is_empty() {
+                configs::packaged(&path, &files)?
+            } else {
+                ctx.config_base.clone()
+            };
+            let (removed, left) = tidy_pending(&files, &shipped)?;
             Ok(json!({"output": output, "version": version, "removed": removed, "pending_config": left}).into())
         }
         Step::Reload => {
@@ -562,21 +581,15 @@ async fn backward<S: ServiceManager, P: PackageManager>(
 /// file; anything else left beside the live files is reported.
 fn config_step(target: &Target, kind: RunKind, ctx: &mut Ctx) -> anyhow::Result<serde_json::Value> {
     let mask = crate::confmerge::Masker::portal_default();
-    let new = ctx.package.clone().context("no downloaded package")?;
     let files = ctx.config_files.clone();
     let mut done = Vec::new();
     let mut keep_pending = Vec::new();
     if kind == RunKind::Upgrade {
-        let theirs = configs::packaged(&new, &files)?;
-        let base = match &ctx.previous {
-            Some(p) => configs::packaged(p, &files)?,
-            None => configs::Contents::new(),
-        };
         let reviews = configs::review(
             target.config_merge,
-            &base,
+            &ctx.config_base,
             &ctx.config_before,
-            &theirs,
+            &ctx.config_new,
             &mask,
         );
         let conflicts: Vec<String> = reviews.iter().flat_map(|r| r.conflicts(&mask)).collect();
@@ -603,7 +616,7 @@ fn config_step(target: &Target, kind: RunKind, ctx: &mut Ctx) -> anyhow::Result<
         .filter(|f| !keep_pending.contains(f))
         .cloned()
         .collect();
-    let (removed, _) = tidy_pending(&tidy, &new)?;
+    let (removed, _) = tidy_pending(&tidy, &ctx.config_new)?;
     ctx.pending_config = pending_config_files(&files);
     ctx.config = done.clone();
     Ok(json!({
@@ -615,13 +628,13 @@ fn config_step(target: &Target, kind: RunKind, ctx: &mut Ctx) -> anyhow::Result<
 }
 
 /// Removes the `.dpkg-dist`/`.dpkg-new`/`.rpmnew` beside `files` that hold
-/// exactly what `package` ships for the file (nothing is lost: the package
-/// is in the cache). Returns what was removed and what is left.
+/// exactly what the installed package ships for the file (`shipped`;
+/// nothing is lost: the package is in the cache). Returns what was removed
+/// and what is left.
 fn tidy_pending(
     files: &[PathBuf],
-    package: &std::path::Path,
+    shipped: &configs::Contents,
 ) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let shipped = configs::packaged(package, files)?;
     let mut removed = Vec::new();
     for f in files {
         let Some(Some(default)) = shipped.get(f) else {
