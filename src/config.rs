@@ -1266,6 +1266,20 @@ fn check_unit(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A target named `portal` from an APT repository, for tests elsewhere in
+/// the crate: `keys` go into `[targets.portal]`, `tables` after its
+/// repository table.
+#[cfg(test)]
+pub(crate) fn test_target(keys: &str, tables: &str) -> Target {
+    let toml = format!(
+        "[targets.portal]\npackage = \"portal\"\nservices = [\"portal.service\"]\n{keys}\n\
+         [targets.portal.repository]\ntype = \"apt\"\nurl = \"http://r/debian\"\n\
+         suite = \"stable\"\ncomponent = \"main\"\nallow_unsigned = true\n{tables}\n"
+    );
+    let s = Settings::from_sources(&[("/t/upkeep.toml".into(), toml)]).expect("test target");
+    s.targets["portal"].clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -444,10 +444,7 @@ fn print_config(target: &Target, p: &Prepared, mask: &Masker) {
             "  {} at {}: {}",
             c.path.display(),
             h.version,
-            serde_json::to_value(c.action)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
+            c.action.name()
         );
         for change in c.outcome.iter().flat_map(|o| &o.changes) {
             println!("    {}", change.describe(mask));

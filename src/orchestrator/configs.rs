@@ -65,6 +65,20 @@ pub struct FileReview {
     pub note: Option<String>,
 }
 
+impl Action {
+    /// The name in the output and the JSON: `unchanged`, `merge`, `keep`,
+    /// `new`, `blocked`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Unchanged => "unchanged",
+            Action::Merge => "merge",
+            Action::Keep => "keep",
+            Action::New => "new",
+            Action::Blocked => "blocked",
+        }
+    }
+}
+
 impl FileReview {
     /// Whether this file blocks the upgrade.
     pub fn blocks(&self) -> bool {
@@ -362,6 +376,19 @@ mod tests {
             &Masker::portal_default(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn action_names_are_the_json_ones() {
+        for a in [
+            Action::Unchanged,
+            Action::Merge,
+            Action::Keep,
+            Action::New,
+            Action::Blocked,
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
+        }
     }
 
     #[test]

@@ -337,22 +337,7 @@ mod tests {
     use crate::history::NewArtifact;
 
     fn target(db: &str) -> Target {
-        let toml = format!(
-            r#"
-[targets.portal]
-package = "portal"
-services = ["portal.service"]
-[targets.portal.repository]
-type = "apt"
-url = "http://r/debian"
-suite = "stable"
-component = "main"
-allow_unsigned = true
-{db}
-"#
-        );
-        let s = crate::config::Settings::from_sources(&[("/t/upkeep.toml".into(), toml)]).unwrap();
-        s.targets["portal"].clone()
+        crate::config::test_target("", db)
     }
 
     fn installed(v: &str) -> Installed {

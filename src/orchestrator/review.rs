@@ -337,16 +337,7 @@ pub fn config_checks(target: &Target, hops: &[Hop], mask: &Masker) -> Vec<Check>
             .iter()
             .flat_map(|h| &h.configs)
             .filter(|r| r.action != configs::Action::Unchanged)
-            .map(|r| {
-                format!(
-                    "{}: {}",
-                    r.path.display(),
-                    serde_json::to_value(r.action)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                )
-            })
+            .map(|r| format!("{}: {}", r.path.display(), r.action.name()))
             .collect();
         let keeps = hops
             .iter()
@@ -573,23 +564,7 @@ mod tests {
     use super::*;
 
     fn target(extra: &str) -> Target {
-        let toml = format!(
-            r#"
-[targets.portal]
-package = "portal"
-services = ["portal.service"]
-config_files = ["/opt/portal/portal.conf"]
-[targets.portal.repository]
-type = "apt"
-url = "http://r/debian"
-suite = "stable"
-component = "main"
-allow_unsigned = true
-{extra}
-"#
-        );
-        let s = crate::config::Settings::from_sources(&[("/t/upkeep.toml".into(), toml)]).unwrap();
-        s.targets["portal"].clone()
+        crate::config::test_target("config_files = [\"/opt/portal/portal.conf\"]", extra)
     }
 
     #[test]
