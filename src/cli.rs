@@ -45,13 +45,18 @@ pub struct Global {
     /// Draw no progress bars.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Run upgrade, rollback or downgrade in this process, not in a
+    /// transient systemd unit that survives the terminal going away.
+    #[arg(long, global = true, env = "UPKEEP_NO_DETACH")]
+    pub no_detach: bool,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch repository metadata and report whether a newer version exists
-    /// (exit 100 when one does).
+    /// (exit 100 when one does). Without TARGET: every target, one line each
+    /// that has an update; nothing when all are up to date (for cron).
     Check(TargetArg),
     /// List available versions, newest first, marking the installed one and
     /// those cached locally.
@@ -97,6 +102,16 @@ impl Command {
         }
     }
 
+    /// Whether the command is one that re-executes in a transient systemd
+    /// unit when started from a terminal (see [`crate::detach`]).
+    pub fn detaches(&self) -> bool {
+        match self {
+            Command::Upgrade(u) => !u.dry_run,
+            Command::Rollback(_) | Command::Downgrade(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether the command changes the host (and so needs root and the lock).
     pub fn mutates(&self) -> bool {
         matches!(
@@ -137,6 +152,11 @@ pub struct UpgradeArgs {
     /// Show what would be done and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// For timers: act on every target (or the one named) by its
+    /// `auto_upgrade` setting, and apply only inside its maintenance window;
+    /// never asks. Quiet when there is nothing to do.
+    #[arg(long, conflicts_with_all = ["dry_run", "to"])]
+    pub unattended: bool,
 }
 
 /// Options of `downgrade`.

@@ -100,7 +100,8 @@ pub struct Settings {
     pub lock_file: PathBuf,
     /// Number of packages and backups kept per target; at least 1.
     pub keep_versions: u32,
-    /// The targets by name; never empty.
+    /// The targets by name; empty when the configuration defines none (the
+    /// packaged default), which only commands that need a target refuse.
     pub targets: BTreeMap<String, Target>,
     /// The files read, in the order they were applied (main file first).
     pub sources: Vec<PathBuf>,
@@ -134,6 +135,38 @@ pub struct Target {
     /// Config keys each target version needs (`required_keys`), checked by
     /// `plan` and `upgrade` before anything changes.
     pub required_keys: Vec<RequiredKeys>,
+    /// What `upgrade --unattended` may do (`auto_upgrade`, default `off`).
+    pub auto_upgrade: AutoUpgrade,
+    /// When `upgrade --unattended` may apply (`[[targets.X.window]]`).
+    pub windows: Vec<crate::window::Window>,
+    /// A program (and its arguments) given each run's JSON result on stdin
+    /// (`notify`); empty for none.
+    pub notify: Vec<String>,
+}
+
+/// What `upgrade --unattended` may do for a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoUpgrade {
+    /// Nothing (the default).
+    #[default]
+    Off,
+    /// Download and verify the packages of an update into the cache, so that
+    /// an operator's upgrade skips the wait; never stop or install.
+    Download,
+    /// Download, then upgrade, inside a maintenance window only.
+    Apply,
+}
+
+impl AutoUpgrade {
+    /// The value as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            AutoUpgrade::Off => "off",
+            AutoUpgrade::Download => "download",
+            AutoUpgrade::Apply => "apply",
+        }
+    }
 }
 
 /// Keys that product versions matching `version` need in a JSON config file,
@@ -418,7 +451,11 @@ impl Settings {
                 let mut all = self.targets.values();
                 match (all.next(), all.next()) {
                     (Some(only), None) => Ok(only),
-                    (None, _) => Err(ConfigError::new(file, None, "no targets are defined")),
+                    (None, _) => Err(ConfigError::new(
+                        file,
+                        Some("targets".to_owned()),
+                        "no targets defined; add a [targets.<name>] table",
+                    )),
                     (Some(_), Some(_)) => Err(ConfigError::new(
                         file,
                         None,
@@ -688,6 +725,26 @@ struct RawTarget {
     upgrade_path: Option<Vec<RawUpgradePath>>,
     config_merge: Option<String>,
     required_keys: Option<Vec<RawRequiredKeys>>,
+    auto_upgrade: Option<String>,
+    window: Option<Vec<RawWindow>>,
+    notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    days: Option<Vec<String>>,
+    start: Option<String>,
+    length: Option<String>,
+    time_zone: Option<String>,
+}
+
+/// `notify = "/path"` or `notify = ["/path", "arg", ...]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawNotify {
+    Program(PathBuf),
+    Argv(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -803,14 +860,9 @@ impl Validator<'_> {
         if keep_versions < 1 {
             return Err(self.invalid(&root.k("keep_versions"), "must be at least 1"));
         }
+        // No targets is valid: the packaged default configures nothing, and
+        // `check` or the timers then do nothing rather than fail.
         let raw_targets = raw.targets.unwrap_or_default();
-        if raw_targets.is_empty() {
-            return Err(ConfigError::new(
-                self.origins.main.clone(),
-                Some("targets".to_owned()),
-                "no targets defined; add a [targets.<name>] table",
-            ));
-        }
         let mut targets = BTreeMap::new();
         for (name, raw_target) in raw_targets {
             let target = self.target(&root.k("targets").k(&name), &name, raw_target)?;
@@ -912,6 +964,34 @@ impl Validator<'_> {
             .map(|(i, r)| self.required(key, &required_key.i(i), r, &config_files))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let auto_key = key.k("auto_upgrade");
+        let auto_upgrade = match raw.auto_upgrade.as_deref() {
+            None | Some("off") => AutoUpgrade::Off,
+            Some("download") => AutoUpgrade::Download,
+            Some("apply") => AutoUpgrade::Apply,
+            Some(other) => {
+                return Err(self.invalid(
+                    &auto_key,
+                    format!("{other:?} is not one of \"off\", \"download\", \"apply\""),
+                ));
+            }
+        };
+        let window_key = key.k("window");
+        let windows = raw
+            .window
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| self.window(key, &window_key.i(i), w))
+            .collect::<Result<Vec<_>, _>>()?;
+        if auto_upgrade == AutoUpgrade::Apply && windows.is_empty() {
+            return Err(self.invalid(
+                &auto_key,
+                "\"apply\" needs at least one [[targets.NAME.window]] to apply in",
+            ));
+        }
+        let notify = self.notify(&key.k("notify"), raw.notify)?;
+
         Ok(Target {
             name: name.to_owned(),
             package,
@@ -924,7 +1004,45 @@ impl Validator<'_> {
             upgrade_path,
             config_merge,
             required_keys,
+            auto_upgrade,
+            windows,
+            notify,
         })
+    }
+
+    fn window(
+        &self,
+        target: &Key,
+        key: &Key,
+        raw: RawWindow,
+    ) -> Result<crate::window::Window, ConfigError> {
+        let days = raw
+            .days
+            .ok_or_else(|| self.missing(target, &key.k("days")))?;
+        let start = raw
+            .start
+            .ok_or_else(|| self.missing(target, &key.k("start")))?;
+        let length = raw
+            .length
+            .ok_or_else(|| self.missing(target, &key.k("length")))?;
+        crate::window::Window::parse(&days, &start, &length, raw.time_zone.as_deref())
+            .map_err(|e| self.invalid(&key.k(e.key()), e.to_string()))
+    }
+
+    fn notify(&self, key: &Key, raw: Option<RawNotify>) -> Result<Vec<String>, ConfigError> {
+        let argv = match raw {
+            None => return Ok(Vec::new()),
+            Some(RawNotify::Program(p)) => vec![p.to_string_lossy().into_owned()],
+            Some(RawNotify::Argv(argv)) => argv,
+        };
+        match argv.first() {
+            None => Err(self.invalid(key, "must name a program")),
+            Some(p) if !Path::new(p).is_absolute() => Err(self.invalid(
+                key,
+                format!("the program must be an absolute path, got {p:?}"),
+            )),
+            Some(_) => Ok(argv),
+        }
     }
 
     fn required(
@@ -1434,6 +1552,9 @@ keyring = "/etc/upkeep/keys/portal.asc"
                     }],
                     config_merge: crate::confmerge::Policy::Merge,
                     required_keys: Vec::new(),
+                    auto_upgrade: AutoUpgrade::Off,
+                    windows: Vec::new(),
+                    notify: Vec::new(),
                 },
             )]),
             sources: vec![PathBuf::from(MAIN)],
@@ -1849,11 +1970,80 @@ keyring = "/etc/upkeep/keys/portal.asc"
     }
 
     #[test]
-    fn at_least_one_target() {
-        let e = err("keep_versions = 2\n", &[]);
-        assert_err(&e, MAIN, Some("targets"), "no targets defined");
-        let e = err("[targets]\n", &[]);
-        assert_err(&e, MAIN, Some("targets"), "no targets defined");
+    fn unattended_windows_and_notify_parse() {
+        let s = ok(
+            CONTRACT,
+            &[(
+                "10-test.toml",
+                "[targets.portal]\nauto_upgrade = \"apply\"\nnotify = [\"/usr/local/bin/tell\", \"--ops\"]\n\
+                 [[targets.portal.window]]\ndays = [\"Sat\", \"Sun\"]\nstart = \"02:00\"\nlength = \"2h\"\ntime_zone = \"UTC\"\n",
+            )],
+        );
+        let p = portal(&s);
+        assert_eq!(p.auto_upgrade, AutoUpgrade::Apply);
+        assert_eq!(p.windows.len(), 1);
+        assert_eq!(p.windows[0].days.len(), 2);
+        assert_eq!(p.notify, ["/usr/local/bin/tell", "--ops"]);
+        let s = ok(
+            CONTRACT,
+            &[(
+                "10-test.toml",
+                "[targets.portal]\nnotify = \"/usr/bin/logger\"\n",
+            )],
+        );
+        assert_eq!(portal(&s).notify, ["/usr/bin/logger"]);
+        assert_eq!(portal(&s).auto_upgrade, AutoUpgrade::Off);
+    }
+
+    #[test]
+    fn unattended_settings_are_validated_with_file_and_key() {
+        let e = err_with("[targets.portal]\nauto_upgrade = \"always\"\n");
+        assert_err(
+            &e,
+            DROP_IN,
+            Some("targets.portal.auto_upgrade"),
+            "is not one of",
+        );
+        let e = err_with("[targets.portal]\nauto_upgrade = \"apply\"\n");
+        assert_err(
+            &e,
+            DROP_IN,
+            Some("targets.portal.auto_upgrade"),
+            "needs at least one",
+        );
+        let e = err_with(
+            "[[targets.portal.window]]\ndays = [\"Sat\"]\nstart = \"2am\"\nlength = \"2h\"\n",
+        );
+        assert_err(
+            &e,
+            DROP_IN,
+            Some("targets.portal.window[0].start"),
+            "time of day",
+        );
+        let e = err_with("[[targets.portal.window]]\ndays = [\"Sat\"]\nstart = \"02:00\"\n");
+        assert!(
+            e.to_string().contains("targets.portal.window[0].length"),
+            "{e}"
+        );
+        let e = err_with("[targets.portal]\nnotify = [\"mail\", \"ops\"]\n");
+        assert_err(&e, DROP_IN, Some("targets.portal.notify"), "absolute path");
+        let e = err_with("[targets.portal]\nnotify = []\n");
+        assert_err(
+            &e,
+            DROP_IN,
+            Some("targets.portal.notify"),
+            "must name a program",
+        );
+    }
+
+    #[test]
+    fn no_targets_loads_but_a_command_that_needs_one_is_told_to_add_one() {
+        for text in ["keep_versions = 2\n", "[targets]\n"] {
+            let s = Settings::from_sources(&[(PathBuf::from(MAIN), text.to_owned())]).unwrap();
+            assert!(s.targets.is_empty());
+            let e = s.target(None).unwrap_err();
+            assert_err(&e, MAIN, Some("targets"), "no targets defined");
+        }
     }
 
     // --- validation rules -------------------------------------------------

@@ -129,7 +129,7 @@ pub fn finish(result: CmdResult) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("upkeep: error: {e}");
+            errln!("upkeep: error: {e}");
             ExitCode::from(e.exit_code())
         }
     }

@@ -15,6 +15,33 @@
 //!                                 └──────────┴─► history   (SQLite journal of runs and steps)
 //! ```
 
+/// `println!` that never panics: a run that outlives its terminal (a dropped
+/// SSH session, a closed pipe) must carry on, not die writing a line.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see [`outln!`]); flushes, for prompts.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let mut o = ::std::io::stdout();
+        let _ = ::std::write!(o, $($arg)*);
+        let _ = o.flush();
+    }};
+}
+
+/// `eprintln!` that never panics (see [`outln!`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Command implementations: what each CLI command does and prints.
 pub mod app;
 /// Backups: config and theme files (tar.gz), the product's database.
@@ -25,6 +52,8 @@ pub mod cli;
 pub mod config;
 /// Config files across an upgrade: three-way JSON merge, diffs, secrets masked.
 pub mod confmerge;
+/// Running an interactive upgrade inside a transient systemd unit.
+pub mod detach;
 /// HTTP: fetching metadata and downloading packages into the cache, verified.
 pub mod download;
 /// Errors and the contract's exit codes.
@@ -37,6 +66,8 @@ pub mod health;
 pub mod history;
 /// The exclusive lock that keeps two mutating runs apart.
 pub mod lock;
+/// The notify hook: a program given each run's JSON result.
+pub mod notify;
 /// The orchestrator: plans and the journaled steps that apply them.
 pub mod orchestrator;
 /// Reading .deb and .rpm files without installing them: config files, packaged defaults, release notes.
@@ -51,5 +82,7 @@ pub mod signals;
 pub mod systemd;
 /// Package version ordering (dpkg) and product versions (semver).
 pub mod version;
+/// Maintenance windows for unattended upgrades.
+pub mod window;
 /// A streaming zstd reader (several frames, checksums checked).
 pub(crate) mod zstd;

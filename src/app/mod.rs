@@ -27,21 +27,45 @@ use crate::signals::Interrupt;
 use crate::systemd::{ServiceManager, Systemd, UnitState};
 use crate::version::PkgVersion;
 
-/// Sets up logging on stderr: warnings by default, more with `-v`.
+/// Sets up logging. Under systemd (a timer's service, or the transient unit
+/// of an interactive run) the log goes to the journal with structured fields
+/// (`UPKEEP_TARGET`, `UPKEEP_RUN`, `UPKEEP_STEP`, ...), at `info` and up
+/// (`-v`: `debug`). Otherwise, and also for the transient unit of a run
+/// started from a terminal, readable lines go to stderr: warnings by
+/// default, more with `-v`.
 pub fn init_logging(g: &Global) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
     let level = match (g.quiet, g.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("UPKEEP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("upkeep={level},warn")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
+    let filter = |level: &str| {
+        EnvFilter::try_from_env("UPKEEP_LOG")
+            .unwrap_or_else(|_| EnvFilter::new(format!("upkeep={level},warn")))
+    };
+    let journald = crate::detach::under_systemd()
+        .then(|| tracing_journald::layer().ok())
+        .flatten()
+        .map(|l| {
+            l.with_field_prefix(None)
+                .with_syslog_identifier("upkeep".into())
+                .with_filter(filter(if g.verbose > 0 { "debug" } else { "info" }))
+        });
+    // Under a timer's service, stderr is the journal too: one copy is enough.
+    let stderr = (journald.is_none() || crate::detach::is_detached()).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .without_time()
+            .with_filter(filter(level))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(journald)
+        .with(stderr)
         .try_init();
 }
 
@@ -57,15 +81,22 @@ pub async fn run(cli: Cli) -> CmdResult {
     match &cli.command {
         Command::Check(t) => check(g, &settings, t.target.as_deref()).await,
         Command::Versions(t) => versions(g, &settings, t.target.as_deref()).await,
+        Command::Upgrade(u) if u.unattended => {
+            unattended(g, &settings, u.to.target.as_deref()).await
+        }
         Command::Upgrade(u) => {
-            upgrade(
+            let run = upgrade(
                 g,
                 &settings,
                 u.to.target.as_deref(),
                 u.to.to.as_deref(),
                 u.dry_run,
-            )
-            .await
+            );
+            if u.dry_run {
+                run.await
+            } else {
+                notified(&settings, u.to.target.as_deref(), "upgrade", run).await
+            }
         }
         Command::Plan(p) => {
             preview::plan_cmd(g, &settings, p.target.as_deref(), p.to.as_deref()).await
@@ -78,17 +109,282 @@ pub async fn run(cli: Cli) -> CmdResult {
             Some(HistoryCommand::Show { run }) => history_show(g, &settings, *run),
             None => history(g, &settings, h.target.as_deref(), h.limit),
         },
-        Command::Rollback(t) => rollback(g, &settings, t.target.as_deref()).await,
-        Command::Downgrade(d) => downgrade(g, &settings, d.target.as_deref(), &d.to).await,
+        Command::Rollback(t) => {
+            let run = rollback(g, &settings, t.target.as_deref());
+            notified(&settings, t.target.as_deref(), "rollback", run).await
+        }
+        Command::Downgrade(d) => {
+            let run = downgrade(g, &settings, d.target.as_deref(), &d.to);
+            notified(&settings, d.target.as_deref(), "downgrade", run).await
+        }
         Command::Recover(t) => recover_cmd(g, &settings, t.target.as_deref()).await,
         Command::Clean => clean(g, &settings).await,
     }
 }
 
+/// Re-executes an interactive upgrade, rollback or downgrade inside a
+/// transient systemd unit (see [`crate::detach`]) and returns its exit code;
+/// `None` when the command runs in this process.
+pub fn maybe_detach(cli: &Cli) -> Option<std::process::ExitCode> {
+    if !cli.command.detaches() || cli.global.no_detach || !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let systemd_run = crate::detach::which("systemd-run");
+    if let Some(why) = crate::detach::stay_reason(
+        std::path::Path::new("/run/systemd/system"),
+        systemd_run.as_deref(),
+    ) {
+        tracing::debug!("running in this process: {why}");
+        return None;
+    }
+    let systemd_run = systemd_run?;
+    let quiet = cli.global.quiet || cli.global.json;
+    match crate::detach::reexec(&systemd_run, cli.command.name(), quiet) {
+        Ok(code) => Some(code),
+        Err(e) => {
+            tracing::warn!("cannot run in a transient systemd unit ({e}); running here");
+            None
+        }
+    }
+}
+
+/// The id of the target's newest run in the history, 0 when there is none.
+fn last_run_id(settings: &Settings, target: &Target) -> i64 {
+    History::open_existing(&settings.state_dir)
+        .ok()
+        .flatten()
+        .and_then(|h| h.last_run(&target.name).ok().flatten())
+        .map_or(0, |r| r.id)
+}
+
+/// Runs an upgrade, rollback or downgrade, then its target's notify hook
+/// with the result: the run as the history has it (when one started), the
+/// exit code and the error. Nothing is sent when nothing was attempted (up
+/// to date, declined, lock held). The hook never changes the exit code.
+async fn notified(
+    settings: &Settings,
+    name: Option<&str>,
+    event: &str,
+    run: impl std::future::Future<Output = CmdResult>,
+) -> CmdResult {
+    let Ok(target) = settings.target(name) else {
+        return run.await;
+    };
+    if target.notify.is_empty() {
+        return run.await;
+    }
+    let before = last_run_id(settings, target);
+    let result = run.await;
+    let new_run = History::open_existing(&settings.state_dir)
+        .ok()
+        .flatten()
+        .and_then(|h| h.last_run(&target.name).ok().flatten())
+        .filter(|r| r.id > before);
+    let (code, error) = match &result {
+        Ok(code) => (*code, None),
+        Err(e) => (e.exit_code(), Some(crate::error::one_line(&anyhow!("{e}")))),
+    };
+    let quiet = matches!(result, Err(Error::Declined(_)) | Err(Error::Locked(_)));
+    if new_run.is_none() && (code == exit::OK || quiet) {
+        return result;
+    }
+    let outcome = match (&new_run, &result) {
+        (Some(r), _) => r.outcome.clone().unwrap_or_else(|| "interrupted".into()),
+        (None, Err(Error::Preflight(_))) => "blocked".into(),
+        (None, _) => "failed_unchanged".into(),
+    };
+    let payload = crate::notify::payload(
+        event,
+        &target.name,
+        code,
+        json!({"outcome": outcome, "error": error, "run": new_run}),
+    );
+    crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
+    result
+}
+
+/// `upgrade --unattended`: for each target (or the one named), what its
+/// `auto_upgrade` allows — nothing (`off`), download the update into the
+/// cache (`download`), or upgrade inside a maintenance window (`apply`).
+/// Never asks. Quiet when there is nothing to do. The exit code is the
+/// worst of the targets'.
+async fn unattended(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
+    let targets: Vec<&Target> = match name {
+        Some(n) => vec![settings.target(Some(n))?],
+        None => settings.targets.values().collect(),
+    };
+    let yes = Global {
+        yes: true,
+        no_progress: true,
+        ..g.clone()
+    };
+    let mut worst = exit::OK;
+    let mut docs = Vec::new();
+    for target in targets {
+        let (code, doc) = unattended_one(&yes, settings, target).await;
+        worst = worse(worst, code);
+        docs.push(doc);
+    }
+    if g.json {
+        print_json(&json!({"targets": docs}))?;
+    }
+    Ok(worst)
+}
+
+/// The more serious of two exit codes (for a run over several targets).
+fn worse(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        exit::OK => 0,
+        exit::LOCKED => 1,
+        exit::PREFLIGHT => 2,
+        exit::FAILED => 3,
+        exit::ROLLED_BACK => 4,
+        exit::NEEDS_ATTENTION => 5,
+        _ => 3,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+async fn unattended_one(
+    g: &Global,
+    settings: &Settings,
+    target: &Target,
+) -> (u8, serde_json::Value) {
+    use crate::config::AutoUpgrade;
+    let now = jiff::Timestamp::now();
+    let mode = target.auto_upgrade;
+    let window = crate::window::next_after(&target.windows, now);
+    let doc = |action: &str, code: u8, extra: serde_json::Value| {
+        let mut d = json!({
+            "target": target.name,
+            "auto_upgrade": mode,
+            "action": action,
+            "exit_code": code,
+            "next_window": window.as_ref().map(|w| w.start.timestamp().to_string()),
+        });
+        if let (Some(d), serde_json::Value::Object(extra)) = (d.as_object_mut(), extra) {
+            d.extend(extra);
+        }
+        d
+    };
+    match mode {
+        AutoUpgrade::Off => {
+            tracing::info!(upkeep_target = %target.name, "auto_upgrade is off: nothing to do");
+            return (
+                exit::OK,
+                doc("none", exit::OK, json!({"reason": "auto_upgrade is off"})),
+            );
+        }
+        AutoUpgrade::Apply if !window.as_ref().is_some_and(|w| w.contains(now)) => {
+            let next = window.as_ref().map_or("none".into(), |w| w.to_string());
+            tracing::info!(upkeep_target = %target.name, "outside the maintenance window: nothing to do; next window {next}");
+            return (
+                exit::OK,
+                doc(
+                    "none",
+                    exit::OK,
+                    json!({"reason": "outside the maintenance window"}),
+                ),
+            );
+        }
+        _ => {}
+    }
+    let quiet_json = Global {
+        json: false,
+        quiet: true,
+        ..g.clone()
+    };
+    if mode == AutoUpgrade::Download {
+        let result = download_update(settings, target).await;
+        let (code, extra) = match &result {
+            Ok(Some(v)) => (exit::OK, json!({"version": v})),
+            Ok(None) => (exit::OK, json!({"reason": "up to date"})),
+            Err(e) => (e.exit_code(), json!({"error": e.to_string()})),
+        };
+        match &result {
+            Ok(Some(v)) => {
+                if !g.quiet && !g.json {
+                    outln!(
+                        "{}: {v} downloaded and verified; `upkeep upgrade {}` applies it",
+                        target.name,
+                        target.name
+                    );
+                }
+                let payload = crate::notify::payload("download", &target.name, code, extra.clone());
+                crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                errln!("upkeep: error: {}: {e}", target.name);
+                let payload = crate::notify::payload("download", &target.name, code, extra.clone());
+                crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
+            }
+        }
+        return (
+            code,
+            doc(
+                if matches!(result, Ok(Some(_))) {
+                    "downloaded"
+                } else {
+                    "none"
+                },
+                code,
+                extra,
+            ),
+        );
+    }
+    // apply, inside the window: the interactive upgrade, answered yes.
+    let run = upgrade(
+        if g.json { &quiet_json } else { g },
+        settings,
+        Some(&target.name),
+        None,
+        false,
+    );
+    let result = notified(settings, Some(&target.name), "upgrade", run).await;
+    let code = match &result {
+        Ok(c) => *c,
+        Err(e) => {
+            errln!("upkeep: error: {}: {e}", target.name);
+            e.exit_code()
+        }
+    };
+    let extra = match &result {
+        Err(e) => json!({"error": e.to_string()}),
+        Ok(_) => json!({}),
+    };
+    (code, doc("upgrade", code, extra))
+}
+
+/// `auto_upgrade = "download"`: the newest version's packages (every hop,
+/// and the installed version's for a rollback) downloaded and verified into
+/// the cache, as `plan` does. The version, or `None` when up to date.
+async fn download_update(settings: &Settings, target: &Target) -> Result<Option<String>, Error> {
+    let g = Global {
+        config: settings.sources.first().cloned().unwrap_or_default(),
+        json: false,
+        quiet: true,
+        verbose: 0,
+        yes: true,
+        no_progress: true,
+        no_detach: true,
+    };
+    let http = http_for(&g, settings, target)?;
+    let s = situation(target, &http, &settings.cache_dir).await?;
+    let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), None)? else {
+        return Ok(None);
+    };
+    if !is_newer(&candidate, s.installed.as_ref()) {
+        return Ok(None);
+    }
+    preview::prepare(settings, target, &http, &s, &candidate).await?;
+    Ok(Some(candidate.version.to_string()))
+}
+
 /// Prints a JSON document on stdout.
 fn print_json(value: &impl Serialize) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Failed(e.into()))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -173,41 +469,178 @@ fn is_newer(candidate: &Candidate, installed: Option<&Installed>) -> bool {
     }
 }
 
+/// `check`: the named target, or every target. One line per target with an
+/// update (breaking release notes flagged), nothing when all are up to date
+/// unless a person is watching, exit 100 when any has an update. A target
+/// whose check fails is reported on stderr; the others are still checked.
 async fn check(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
-    let target = settings.target(name)?;
+    let targets: Vec<&Target> = match name {
+        Some(_) => vec![settings.target(name)?],
+        None => settings.targets.values().collect(),
+    };
+    if targets.is_empty() {
+        tracing::info!(
+            "no targets defined in {}: nothing to check",
+            g.config.display()
+        );
+    }
+    let mut docs = Vec::new();
+    let mut failed = None;
+    let mut any_update = false;
+    for target in &targets {
+        match check_one(g, settings, target).await {
+            Ok(doc) => {
+                any_update |= doc["update_available"] == true;
+                docs.push(doc);
+            }
+            Err(e) if targets.len() == 1 => {
+                notify_check_failure(target, &e).await;
+                return Err(e);
+            }
+            Err(e) => {
+                errln!("upkeep: error: {}: {e}", target.name);
+                notify_check_failure(target, &e).await;
+                failed = Some(failed.map_or(e.exit_code(), |c| worse(c, e.exit_code())));
+            }
+        }
+    }
+    if g.json {
+        match docs.as_slice() {
+            [one] if targets.len() == 1 => print_json(one)?,
+            _ => print_json(&json!({"targets": docs}))?,
+        }
+    }
+    Ok(match failed {
+        Some(code) => code,
+        None if any_update => exit::UPDATE_AVAILABLE,
+        None => exit::OK,
+    })
+}
+
+/// A failed check, for the notify hook.
+async fn notify_check_failure(target: &Target, e: &Error) {
+    let payload = crate::notify::payload(
+        "check",
+        &target.name,
+        e.exit_code(),
+        json!({"outcome": "failed", "error": e.to_string()}),
+    );
+    crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
+}
+
+/// One target's check: its JSON document; prints its line.
+async fn check_one(
+    g: &Global,
+    settings: &Settings,
+    target: &Target,
+) -> Result<serde_json::Value, Error> {
     let http = http_for(g, settings, target)?;
     let s = situation(target, &http, &settings.cache_dir).await?;
     let installed = s.installed.as_ref().map(|i| i.version.clone());
     let latest = s.candidates.first();
     let update = latest.is_some_and(|l| is_newer(l, s.installed.as_ref()));
+    let breaking = match (latest, &installed) {
+        (Some(l), Some(i)) if update => breaking_news(settings, target, i, l),
+        _ => None,
+    };
+    let doc = json!({
+        "target": target.name,
+        "installed": installed,
+        "latest": latest.map(|c| c.version.to_string()),
+        "update_available": update,
+        "breaking": breaking,
+        "versions": s.candidates.iter().map(|c| c.version.to_string()).collect::<Vec<_>>(),
+    });
+    tracing::info!(
+        upkeep_target = %target.name,
+        upkeep_installed = installed.as_deref().unwrap_or("none"),
+        upkeep_latest = latest.map(|c| c.version.as_str()).unwrap_or("none"),
+        upkeep_update_available = update,
+        upkeep_breaking = breaking.is_some(),
+        "check: {}",
+        if update {
+            format!("{} available (installed: {})", latest.map(|c| c.version.as_str()).unwrap_or("?"), installed.as_deref().unwrap_or("none"))
+        } else {
+            "up to date".to_string()
+        }
+    );
+    if update {
+        let payload =
+            crate::notify::payload("check", &target.name, exit::UPDATE_AVAILABLE, doc.clone());
+        crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
+    }
     if g.json {
-        print_json(&json!({
-            "target": target.name,
-            "installed": installed,
-            "latest": latest.map(|c| c.version.to_string()),
-            "update_available": update,
-            "versions": s.candidates.iter().map(|c| c.version.to_string()).collect::<Vec<_>>(),
-        }))?;
-    } else if update {
+        return Ok(doc);
+    }
+    if update {
         // Printed even with --quiet: cron mails it.
-        println!(
-            "{}: {} available (installed: {})",
+        outln!(
+            "{}: {} available (installed: {}){}",
             target.name,
             latest.map(|c| c.version.as_str()).unwrap_or("?"),
-            installed.as_deref().unwrap_or("none")
+            installed.as_deref().unwrap_or("none"),
+            breaking
+                .as_deref()
+                .map(|b| format!(" !! {b}"))
+                .unwrap_or_default()
         );
-    } else if !g.quiet {
-        println!(
+    } else if !g.quiet && std::io::stdout().is_terminal() {
+        // Only for a person: under cron, up to date prints nothing.
+        outln!(
             "{}: up to date ({})",
             target.name,
             installed.as_deref().unwrap_or("none installed")
         );
     }
-    Ok(if update {
-        exit::UPDATE_AVAILABLE
-    } else {
-        exit::OK
-    })
+    Ok(doc)
+}
+
+/// What an operator must know before the update from `installed` to
+/// `latest`: its breaking release notes when the package is already in the
+/// cache (verified when it was downloaded), else a change of major version.
+/// `check` downloads nothing.
+fn breaking_news(
+    settings: &Settings,
+    target: &Target,
+    installed: &str,
+    latest: &Candidate,
+) -> Option<String> {
+    let cached = orchestrator::cached_path(&settings.cache_dir, &target.name, latest);
+    if let Ok(info) = crate::package::read(&cached) {
+        let notes = crate::package::notes_between(
+            &info.changelog,
+            plan::family(target),
+            installed,
+            latest.version.as_str(),
+        );
+        let breaking: Vec<_> = notes.iter().filter(|n| n.breaking).collect();
+        return breaking.first().map(|n| {
+            let first = n
+                .text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .trim_start_matches(['*', '-', ' ']);
+            format!(
+                "BREAKING in {}: {first} (`upkeep plan {}` shows all notes)",
+                n.version, target.name
+            )
+        });
+    }
+    let major = |v: &str| {
+        PkgVersion::parse(plan::family(target), v)
+            .ok()
+            .and_then(|p| p.product())
+            .map(|p| p.major)
+    };
+    match (major(installed), latest.version.product().map(|p| p.major)) {
+        (Some(a), Some(b)) if b > a => Some(format!(
+            "major version {a} → {b}: may break; read the release notes first (`upkeep plan {}`)",
+            target.name
+        )),
+        _ => None,
+    }
 }
 
 async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
@@ -237,7 +670,7 @@ async fn versions(g: &Global, settings: &Settings, name: Option<&str>) -> CmdRes
             if r["cached"] == true {
                 marks.push("cached");
             }
-            println!(
+            outln!(
                 "{:<20} {}",
                 r["version"].as_str().unwrap_or_default(),
                 if marks.is_empty() {
@@ -315,11 +748,11 @@ fn progress(show: bool) -> impl FnMut(StepEvent<'_>) {
         }
         match ev {
             StepEvent::Started(step) => {
-                print!("  {step:<24}");
+                out!("  {step:<24}");
                 let _ = std::io::stdout().flush();
             }
-            StepEvent::Succeeded(_, d) => println!(" ok     {:>8.3} s", d.as_secs_f64()),
-            StepEvent::Failed(_, d, e) => println!(
+            StepEvent::Succeeded(_, d) => outln!(" ok     {:>8.3} s", d.as_secs_f64()),
+            StepEvent::Failed(_, d, e) => outln!(
                 " FAILED {:>8.3} s  {}",
                 d.as_secs_f64(),
                 crate::error::one_line(e)
@@ -394,7 +827,7 @@ async fn apply_transition(
     let sys = live.systems(http, history);
     let show = !g.json && !g.quiet;
     if show {
-        println!("{summary}");
+        outln!("{summary}");
     }
     let dirs = Dirs {
         cache: &settings.cache_dir,
@@ -410,7 +843,7 @@ fn print_report(g: &Global, report: &orchestrator::Report) {
     if g.quiet {
         return;
     }
-    println!(
+    outln!(
         "{}: {} {} → {} (run {}, service down {:.2} s)",
         report.target,
         report.kind,
@@ -420,11 +853,11 @@ fn print_report(g: &Global, report: &orchestrator::Report) {
         report.downtime_ms as f64 / 1000.0
     );
     for b in &report.backups {
-        println!("backup: {} ({} bytes)", b.path.display(), b.size);
+        outln!("backup: {} ({} bytes)", b.path.display(), b.size);
     }
     for c in &report.config {
         let changes = c["changes"].as_array().map_or(0, Vec::len);
-        println!(
+        outln!(
             "config: {} {} ({} change{}; the previous file is in the files backup)",
             c["path"].as_str().unwrap_or("?"),
             match c["action"].as_str() {
@@ -444,7 +877,7 @@ fn print_report(g: &Global, report: &orchestrator::Report) {
         } else {
             "holds the new packaged default, not applied: your file was kept (compare and merge it)"
         };
-        println!("config: {} {what}", p.display());
+        outln!("config: {} {what}", p.display());
     }
 }
 
@@ -535,7 +968,7 @@ async fn upgrade(
                 "target": target.name, "outcome": "up_to_date", "installed": installed_text,
             }))?;
         } else if !g.quiet {
-            println!(
+            outln!(
                 "{}: {} is already installed and is the newest version; nothing to do",
                 target.name,
                 installed_text.as_deref().unwrap_or("?")
@@ -572,13 +1005,14 @@ async fn upgrade(
                     orchestrator::review::Status::Error => "ERROR",
                     _ => "WARNING",
                 };
-                println!("preflight {mark} {}: {}", c.name, c.message);
+                outln!("preflight {mark} {}: {}", c.name, c.message);
             }
         }
         for n in prepared.review.notes.iter().filter(|n| n.breaking) {
-            println!(
+            outln!(
                 "release notes: {} has BREAKING changes (`upkeep plan {}` shows them)",
-                n.version, target.name
+                n.version,
+                target.name
             );
         }
     }
@@ -627,7 +1061,7 @@ async fn upgrade(
                 "path": path.iter().map(|c| c.version.to_string()).collect::<Vec<_>>(),
             }))?;
         } else {
-            println!("would {summary}");
+            outln!("would {summary}");
         }
         return Ok(exit::OK);
     };
@@ -766,7 +1200,7 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
                 &json!({"target": target.name, "kind": "recover", "outcome": "nothing_to_do"}),
             )?;
         } else if !g.quiet {
-            println!("{}: no interrupted run; nothing to recover", target.name);
+            outln!("{}: no interrupted run; nothing to recover", target.name);
         }
         return Ok(exit::OK);
     };
@@ -775,7 +1209,7 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
     let sys = live.systems(&http, &history);
     let show = !g.json && !g.quiet;
     if show {
-        println!(
+        outln!(
             "recover {}: run #{} ({} {} → {}) stopped at {}",
             target.name,
             subject.id,
@@ -791,7 +1225,7 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
     if g.json {
         print_json(&report)?;
     } else if !g.quiet {
-        println!(
+        outln!(
             "{}: run #{} {} (recover run {})",
             target.name,
             subject.id,
@@ -815,7 +1249,7 @@ async fn clean(g: &Global, settings: &Settings) -> CmdResult {
         if g.json {
             print_json(&json!({"targets": [], "freed_bytes": 0}))?;
         } else if !g.quiet {
-            println!(
+            outln!(
                 "nothing to clean: no history in {}",
                 settings.state_dir.display()
             );
@@ -852,7 +1286,7 @@ async fn clean(g: &Global, settings: &Settings) -> CmdResult {
         freed += bytes;
         if !g.json && !g.quiet {
             for r in &removed {
-                println!(
+                outln!(
                     "{}: removed {} {} (run #{}, {} bytes)",
                     target.name,
                     r.role,
@@ -861,7 +1295,7 @@ async fn clean(g: &Global, settings: &Settings) -> CmdResult {
                     r.size
                 );
             }
-            println!(
+            outln!(
                 "{}: {} file{} removed, {} freed; kept the newest {} versions and what `rollback`{} needs",
                 target.name,
                 removed.len(),
@@ -893,7 +1327,7 @@ fn confirm(g: &Global, summary: &str) -> Result<(), Error> {
             "not confirmed: {summary}; no terminal to ask on, pass --yes to go ahead"
         )));
     }
-    print!("{summary}\nProceed? [y/N] ");
+    out!("{summary}\nProceed? [y/N] ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin()
@@ -951,6 +1385,8 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
         lock_held,
     );
     let pending = orchestrator::pending_config_files(&target.config_files);
+    let now = jiff::Timestamp::now();
+    let window = crate::window::next_after(&target.windows, now);
     if g.json {
         print_json(&json!({
             "target": target.name,
@@ -960,29 +1396,36 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
             "interrupted_run": interrupted,
             "next_step": next_step,
             "pending_config": pending,
+            "auto_upgrade": target.auto_upgrade,
+            "next_window": window.as_ref().map(|w| json!({
+                "start": w.start.timestamp().to_string(),
+                "end": w.end.timestamp().to_string(),
+                "open": w.contains(now),
+            })),
         }))?;
         return Ok(exit::OK);
     }
-    println!("target:    {} (package {})", target.name, target.package);
+    outln!("target:    {} (package {})", target.name, target.package);
     match &installed {
-        Some(i) if i.configured => println!("installed: {}", i.version),
-        Some(i) => println!(
+        Some(i) if i.configured => outln!("installed: {}", i.version),
+        Some(i) => outln!(
             "installed: {} — {} (not fully installed)",
-            i.version, i.status
+            i.version,
+            i.status
         ),
-        None => println!("installed: nothing"),
+        None => outln!("installed: nothing"),
     }
     for s in &services {
-        println!("unit:      {} {}/{}", s.unit, s.active_state, s.sub_state);
+        outln!("unit:      {} {}/{}", s.unit, s.active_state, s.sub_state);
     }
     for p in &pending {
-        println!(
+        outln!(
             "config:    {} is pending: compare it with the live file, then remove it",
             p.display()
         );
     }
     match &last {
-        Some(r) => println!(
+        Some(r) => outln!(
             "last run:  #{} {} {} → {}: {} ({}){}",
             r.id,
             r.kind,
@@ -995,7 +1438,15 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
                 .map(|m| format!("\n           {m}"))
                 .unwrap_or_default()
         ),
-        None => println!("last run:  none"),
+        None => outln!("last run:  none"),
+    }
+    let auto = target.auto_upgrade.name();
+    match &window {
+        Some(w) if w.contains(now) => {
+            outln!("unattended: {auto}; a maintenance window is open now: {w}")
+        }
+        Some(w) => outln!("unattended: {auto}; next maintenance window {w}"),
+        None => outln!("unattended: {auto}; no maintenance window"),
     }
     if let Some(r) = &interrupted {
         let at = r
@@ -1003,7 +1454,7 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
             .last()
             .map(|s| format!("{} ({})", s.name, s.status))
             .unwrap_or_else(|| "before its first step".into());
-        println!(
+        outln!(
             "interrupted: run #{} {} → {}, stopped at {}",
             r.id,
             r.kind,
@@ -1011,7 +1462,7 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
             at
         );
     }
-    println!(
+    outln!(
         "next step: {}",
         next_step
             .as_deref()
@@ -1097,7 +1548,7 @@ fn history(g: &Global, settings: &Settings, name: Option<&str>, limit: u32) -> C
         return Ok(exit::OK);
     }
     if runs.is_empty() {
-        println!("no runs recorded");
+        outln!("no runs recorded");
     }
     for r in &runs {
         print_run(r);
@@ -1122,7 +1573,7 @@ fn history_show(g: &Global, settings: &Settings, id: i64) -> CmdResult {
 }
 
 fn print_run(r: &Run) {
-    println!(
+    outln!(
         "#{} {} {} {} → {}: {}  started {}{}",
         r.id,
         r.target,
@@ -1137,10 +1588,10 @@ fn print_run(r: &Run) {
             .unwrap_or_default()
     );
     if let Some(m) = &r.message {
-        println!("    {m}");
+        outln!("    {m}");
     }
     for s in &r.steps {
-        println!(
+        outln!(
             "    {:>2}. {:<10} {:<9} {:>9}{}",
             s.seq,
             s.name,

@@ -223,7 +223,7 @@ async fn asked(
             doc[list_key] = json!([]);
             print_json(&doc)?;
         } else if !g.quiet {
-            println!(
+            outln!(
                 "{}: {} is installed and is the version asked for; {nothing}",
                 target.name,
                 installed.as_deref().unwrap_or("?")
@@ -327,9 +327,9 @@ fn print_plan(
     mask: &Masker,
 ) {
     let from = installed.unwrap_or("not installed");
-    println!("{}: {from} → {}", target.name, candidate.version);
+    outln!("{}: {from} → {}", target.name, candidate.version);
     if p.hops.len() > 1 {
-        println!(
+        outln!(
             "\npath: {from} → {} ({} hops; upgrade_path requires the stepping stone{} {}; each hop is its own backed-up, health-gated run)",
             p.hops
                 .iter()
@@ -346,12 +346,12 @@ fn print_plan(
         );
     }
     if !p.review.hops.is_empty() {
-        println!(
+        outln!(
             "\npackages (downloaded, SHA-256 verified against the signed metadata, {:.2} s):",
             p.took.as_secs_f64()
         );
         for (c, h) in p.hops.iter().zip(&p.review.hops) {
-            println!(
+            outln!(
                 "  {} {} ({} bytes) → {}",
                 c.version,
                 c.url,
@@ -362,7 +362,7 @@ fn print_plan(
     }
     if !p.review.notes.is_empty() {
         let breaking = p.review.notes.iter().filter(|n| n.breaking).count();
-        println!(
+        outln!(
             "\nrelease notes ({} version{}, newest first{}):",
             p.review.notes.len(),
             if p.review.notes.len() == 1 { "" } else { "s" },
@@ -372,7 +372,7 @@ fn print_plan(
             }
         );
         for n in &p.review.notes {
-            println!(
+            outln!(
                 "  {}{}{}",
                 if n.breaking { "!! " } else { "" },
                 n.version,
@@ -384,23 +384,23 @@ fn print_plan(
                 }
             );
             for line in mask.mask_text(&n.text, &[]).lines() {
-                println!("      {line}");
+                outln!("      {line}");
             }
         }
     }
     print_config(target, p, mask);
-    println!("\nchecks:");
+    outln!("\nchecks:");
     for c in &p.review.checks {
         let mark = match c.status {
             Status::Ok => "ok     ",
             Status::Warning => "WARNING",
             Status::Error => "ERROR  ",
         };
-        println!("  {mark}  {:<17} {}", c.name, c.message);
+        outln!("  {mark}  {:<17} {}", c.name, c.message);
     }
     let errors = p.review.errors().len();
     if errors == 0 {
-        println!(
+        outln!(
             "\nready: `upkeep upgrade {} --to {}` would run {}",
             target.name,
             candidate.version,
@@ -411,7 +411,7 @@ fn print_plan(
                 .join(" → ")
         );
     } else {
-        println!(
+        outln!(
             "\nBLOCKED by {errors} error{}: `upkeep upgrade` will not start until {} fixed; nothing was changed",
             if errors == 1 { "" } else { "s" },
             if errors == 1 { "it is" } else { "they are" }
@@ -431,41 +431,41 @@ fn print_config(target: &Target, p: &Prepared, mask: &Masker) {
         .collect();
     if changed.is_empty() {
         if !p.review.hops.is_empty() {
-            println!("\nconfig: no changes");
+            outln!("\nconfig: no changes");
         }
         return;
     }
-    println!(
+    outln!(
         "\nconfig (config_merge = \"{}\"; the previous files go into the run's backup):",
         target.config_merge
     );
     for (h, c) in changed {
-        println!(
+        outln!(
             "  {} at {}: {}",
             c.path.display(),
             h.version,
             c.action.name()
         );
         for change in c.outcome.iter().flat_map(|o| &o.changes) {
-            println!("    {}", change.describe(mask));
+            outln!("    {}", change.describe(mask));
         }
         for line in c.conflicts(mask) {
-            println!("    CONFLICT {line}");
+            outln!("    CONFLICT {line}");
         }
         if let Some(note) = &c.note {
-            println!("    {note}");
+            outln!("    {note}");
         }
         if c.action == orchestrator::configs::Action::Keep && !c.diff.is_empty() {
-            println!("    the new default, not applied:");
+            outln!("    the new default, not applied:");
             for line in c.diff.lines() {
-                println!("      {line}");
+                outln!("      {line}");
             }
         }
     }
     for (_, diff) in &p.review.diffs {
-        println!();
+        outln!();
         for line in diff.lines() {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
 }
@@ -504,7 +504,7 @@ pub(super) async fn diff_config(
             "files": p.review.diffs.iter().map(|(p, d)| json!({"path": p, "diff": d})).collect::<Vec<_>>(),
         }))?;
     } else if !g.quiet {
-        println!(
+        outln!(
             "{}: config changes {} → {}",
             target.name,
             installed.as_deref().unwrap_or("not installed"),
@@ -516,7 +516,7 @@ pub(super) async fn diff_config(
                 .iter()
                 .all(|c| c.action == orchestrator::configs::Action::Unchanged)
         }) {
-            println!("no config file changes");
+            outln!("no config file changes");
         }
     }
     Ok(exit::OK)

@@ -1,6 +1,8 @@
 //! The journal of one run: each step is written to the history before it
 //! runs and again when it ends — with its duration, what it produced and the
-//! artifacts (packages, backups) it made, in one transaction.
+//! artifacts (packages, backups) it made, in one transaction. Each record is
+//! also logged, with the run's target, id, kind and versions as structured
+//! fields (`UPKEEP_TARGET`, `UPKEEP_RUN`, `UPKEEP_STEP`, ... in the journal).
 
 use std::future::Future;
 use std::time::Instant;
@@ -31,6 +33,7 @@ impl From<serde_json::Value> for Produced {
 pub struct Journal<'a> {
     history: &'a History,
     run: i64,
+    span: tracing::Span,
 }
 
 impl<'a> Journal<'a> {
@@ -45,12 +48,33 @@ impl<'a> Journal<'a> {
         let run = history
             .begin_run(target, kind, from, to)
             .map_err(|e| Error::Failed(e.context("cannot record the run in the history")))?;
-        Ok(Journal { history, run })
+        let span = tracing::info_span!(
+            "run",
+            upkeep_target = target,
+            upkeep_run = run,
+            upkeep_kind = kind,
+            upkeep_from = from.unwrap_or("none"),
+            upkeep_to = to.unwrap_or("none"),
+        );
+        tracing::info!(parent: &span, "{kind} {} → {} started (run {run})", from.unwrap_or("none"), to.unwrap_or("none"));
+        Ok(Journal { history, run, span })
     }
 
     /// An existing run (one `recover` finishes or undoes).
     pub fn resume(history: &'a History, run: i64) -> Journal<'a> {
-        Journal { history, run }
+        let found = history.run(run).ok().flatten();
+        let field = |f: fn(&crate::history::Run) -> Option<&str>| {
+            found.as_ref().and_then(f).unwrap_or("none").to_owned()
+        };
+        let span = tracing::info_span!(
+            "run",
+            upkeep_target = field(|r| Some(r.target.as_str())),
+            upkeep_run = run,
+            upkeep_kind = field(|r| Some(r.kind.as_str())),
+            upkeep_from = field(|r| r.from.as_deref()),
+            upkeep_to = field(|r| r.to.as_deref()),
+        );
+        Journal { history, run, span }
     }
 
     /// The run's id.
@@ -66,9 +90,18 @@ impl<'a> Journal<'a> {
         F: Future<Output = anyhow::Result<Produced>>,
     {
         let seq = self.history.begin_step(self.run, name)?;
+        tracing::debug!(parent: &self.span, upkeep_step = name, "step {name} started");
         let started = Instant::now();
         let result = step.await;
         let ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(_) => {
+                tracing::info!(parent: &self.span, upkeep_step = name, upkeep_ms = ms, "step {name} done in {ms} ms")
+            }
+            Err(e) => {
+                tracing::warn!(parent: &self.span, upkeep_step = name, upkeep_ms = ms, "step {name} failed: {}", crate::error::one_line(e))
+            }
+        }
         match result {
             Ok(p) => {
                 self.history.end_step_with(
@@ -96,6 +129,14 @@ impl<'a> Journal<'a> {
 
     /// Records the run's outcome.
     pub fn finish(&self, outcome: &str, message: Option<&str>) -> Result<(), Error> {
+        match outcome {
+            "succeeded" => {
+                tracing::info!(parent: &self.span, upkeep_outcome = outcome, "run {} {outcome}", self.run)
+            }
+            _ => {
+                tracing::error!(parent: &self.span, upkeep_outcome = outcome, "run {} {outcome}: {}", self.run, message.unwrap_or(""))
+            }
+        }
         self.history
             .finish_run(self.run, outcome, message)
             .map_err(|e| {
