@@ -110,7 +110,7 @@ _upkeep() {
 
     case "${cmd}" in
         upkeep)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --help --version check versions plan upgrade rollback downgrade status history diff-config recover clean help"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version check versions plan upgrade rollback downgrade status history diff-config recover clean help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -128,7 +128,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__check)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,7 +146,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__clean)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -164,7 +164,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__diff__subcmd__config)
-            opts="-q -v -y -h -V --to --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --to --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -186,7 +186,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__downgrade)
-            opts="-q -v -y -h -V --to --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --to --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -404,7 +404,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__history)
-            opts="-q -v -y -h -V --limit --config --json --quiet --verbose --yes --no-progress --help --version show help"
+            opts="-q -v -y -h -V --limit --config --json --quiet --verbose --yes --no-progress --no-detach --help --version show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -468,7 +468,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__history__subcmd__show)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -486,7 +486,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__plan)
-            opts="-q -v -y -h -V --to --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --to --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -508,7 +508,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__recover)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -526,7 +526,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__rollback)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -544,7 +544,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__status)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -562,7 +562,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__upgrade)
-            opts="-q -v -y -h -V --to --dry-run --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --to --dry-run --unattended --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -584,7 +584,7 @@ _upkeep() {
             return 0
             ;;
         upkeep__subcmd__versions)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --help --version"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

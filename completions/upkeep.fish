@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_upkeep_global_optspecs
-    string join \n config= json q/quiet v/verbose y/yes no-progress h/help V/version
+    string join \n config= json q/quiet v/verbose y/yes no-progress no-detach h/help V/version
 end
 
 function __fish_upkeep_needs_command
@@ -30,9 +30,10 @@ complete -c upkeep -n "__fish_upkeep_needs_command" -s q -l quiet -d 'Print noth
 complete -c upkeep -n "__fish_upkeep_needs_command" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_needs_command" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_needs_command" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_needs_command" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_needs_command" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_needs_command" -s V -l version -d 'Print version'
-complete -c upkeep -n "__fish_upkeep_needs_command" -f -a "check" -d 'Fetch repository metadata and report whether a newer version exists (exit 100 when one does)'
+complete -c upkeep -n "__fish_upkeep_needs_command" -f -a "check" -d 'Fetch repository metadata and report whether a newer version exists (exit 100 when one does). Without TARGET: every target, one line each that has an update; nothing when all are up to date (for cron)'
 complete -c upkeep -n "__fish_upkeep_needs_command" -f -a "versions" -d 'List available versions, newest first, marking the installed one and those cached locally'
 complete -c upkeep -n "__fish_upkeep_needs_command" -f -a "plan" -d 'Everything short of stopping the service: pick the version and path, download, verify, run preflight checks, show config changes and notes'
 complete -c upkeep -n "__fish_upkeep_needs_command" -f -a "upgrade" -d 'Plan, then apply: back up, stop, install, reload, start, verify health'
@@ -50,6 +51,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand check" -s q -l quiet -d 'P
 complete -c upkeep -n "__fish_upkeep_using_subcommand check" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand check" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand check" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand check" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand check" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand check" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand versions" -l config -d 'Configuration file; drop-ins are read from conf.d/ beside it' -r -F
@@ -58,6 +60,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand versions" -s q -l quiet -d
 complete -c upkeep -n "__fish_upkeep_using_subcommand versions" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand versions" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand versions" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand versions" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand versions" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand versions" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand plan" -l to -d 'The version to aim for: a full package version or the product version it starts with (2.1.0 matches 2.1.0-1). Default: the newest' -r
@@ -67,16 +70,19 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand plan" -s q -l quiet -d 'Pr
 complete -c upkeep -n "__fish_upkeep_using_subcommand plan" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand plan" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand plan" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand plan" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand plan" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -l to -d 'The version to aim for: a full package version or the product version it starts with (2.1.0 matches 2.1.0-1). Default: the newest' -r
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -l config -d 'Configuration file; drop-ins are read from conf.d/ beside it' -r -F
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -l dry-run -d 'Show what would be done and change nothing'
+complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -l unattended -d 'For timers: act on every target (or the one named) by its `auto_upgrade` setting, and apply only inside its maintenance window; never asks. Quiet when there is nothing to do'
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -l json -d 'Machine output: one JSON document on stdout'
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -s q -l quiet -d 'Print nothing but errors (and, for check, updates)'
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand upgrade" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand rollback" -l config -d 'Configuration file; drop-ins are read from conf.d/ beside it' -r -F
@@ -85,6 +91,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand rollback" -s q -l quiet -d
 complete -c upkeep -n "__fish_upkeep_using_subcommand rollback" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand rollback" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand rollback" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand rollback" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand rollback" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand rollback" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand downgrade" -l to -d 'The version to go back to (one recorded in the history)' -r
@@ -94,6 +101,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand downgrade" -s q -l quiet -
 complete -c upkeep -n "__fish_upkeep_using_subcommand downgrade" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand downgrade" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand downgrade" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand downgrade" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand downgrade" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand downgrade" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand status" -l config -d 'Configuration file; drop-ins are read from conf.d/ beside it' -r -F
@@ -102,6 +110,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand status" -s q -l quiet -d '
 complete -c upkeep -n "__fish_upkeep_using_subcommand status" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand status" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand status" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand status" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand status" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand status" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_seen_subcommand_from show help" -l limit -d 'How many runs to list, newest first' -r
@@ -111,6 +120,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_se
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_seen_subcommand_from show help" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_seen_subcommand_from show help" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_seen_subcommand_from show help" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_seen_subcommand_from show help" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_seen_subcommand_from show help" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_seen_subcommand_from show help" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and not __fish_seen_subcommand_from show help" -a "show" -d 'One run with all its steps'
@@ -121,6 +131,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand history; and __fish_seen_s
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and __fish_seen_subcommand_from show" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and __fish_seen_subcommand_from show" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand history; and __fish_seen_subcommand_from show" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "show" -d 'One run with all its steps'
@@ -132,6 +143,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand diff-config" -s q -l quiet
 complete -c upkeep -n "__fish_upkeep_using_subcommand diff-config" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand diff-config" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand diff-config" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand diff-config" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand diff-config" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand diff-config" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand recover" -l config -d 'Configuration file; drop-ins are read from conf.d/ beside it' -r -F
@@ -140,6 +152,7 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand recover" -s q -l quiet -d 
 complete -c upkeep -n "__fish_upkeep_using_subcommand recover" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand recover" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand recover" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand recover" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand recover" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand recover" -s V -l version -d 'Print version'
 complete -c upkeep -n "__fish_upkeep_using_subcommand clean" -l config -d 'Configuration file; drop-ins are read from conf.d/ beside it' -r -F
@@ -148,9 +161,10 @@ complete -c upkeep -n "__fish_upkeep_using_subcommand clean" -s q -l quiet -d 'P
 complete -c upkeep -n "__fish_upkeep_using_subcommand clean" -s v -l verbose -d 'More detail in the log on stderr'
 complete -c upkeep -n "__fish_upkeep_using_subcommand clean" -s y -l yes -d 'Never ask: answer yes to every confirmation'
 complete -c upkeep -n "__fish_upkeep_using_subcommand clean" -l no-progress -d 'Draw no progress bars'
+complete -c upkeep -n "__fish_upkeep_using_subcommand clean" -l no-detach -d 'Run upgrade, rollback or downgrade in this process, not in a transient systemd unit that survives the terminal going away'
 complete -c upkeep -n "__fish_upkeep_using_subcommand clean" -s h -l help -d 'Print help'
 complete -c upkeep -n "__fish_upkeep_using_subcommand clean" -s V -l version -d 'Print version'
-complete -c upkeep -n "__fish_upkeep_using_subcommand help; and not __fish_seen_subcommand_from check versions plan upgrade rollback downgrade status history diff-config recover clean help" -f -a "check" -d 'Fetch repository metadata and report whether a newer version exists (exit 100 when one does)'
+complete -c upkeep -n "__fish_upkeep_using_subcommand help; and not __fish_seen_subcommand_from check versions plan upgrade rollback downgrade status history diff-config recover clean help" -f -a "check" -d 'Fetch repository metadata and report whether a newer version exists (exit 100 when one does). Without TARGET: every target, one line each that has an update; nothing when all are up to date (for cron)'
 complete -c upkeep -n "__fish_upkeep_using_subcommand help; and not __fish_seen_subcommand_from check versions plan upgrade rollback downgrade status history diff-config recover clean help" -f -a "versions" -d 'List available versions, newest first, marking the installed one and those cached locally'
 complete -c upkeep -n "__fish_upkeep_using_subcommand help; and not __fish_seen_subcommand_from check versions plan upgrade rollback downgrade status history diff-config recover clean help" -f -a "plan" -d 'Everything short of stopping the service: pick the version and path, download, verify, run preflight checks, show config changes and notes'
 complete -c upkeep -n "__fish_upkeep_using_subcommand help; and not __fish_seen_subcommand_from check versions plan upgrade rollback downgrade status history diff-config recover clean help" -f -a "upgrade" -d 'Plan, then apply: back up, stop, install, reload, start, verify health'
