@@ -160,7 +160,8 @@ pub fn reexec(systemd_run: &Path, command: &str, quiet: bool) -> std::io::Result
         let mut child = tokio::process::Command::new(systemd_run)
             .args(&argv)
             .spawn()?;
-        if !quiet {
+        // For a person only: a script reads one line of error, no more.
+        if !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             errln!(
                 "upkeep: running as {unit}: it goes on if this terminal goes away (journalctl -u {unit}; then `upkeep status`)"
             );
