@@ -211,7 +211,6 @@ fn check_unit_runs_a_check_and_takes_100_for_success() {
 }
 
 #[test]
-#[ignore = "until `upkeep upgrade --unattended` exists; then remove this line"]
 fn upgrade_unit_runs_an_unattended_upgrade() {
     assert_unit_runs_upkeep("upkeep-upgrade.service", "upgrade");
     let unit = read("systemd/upkeep-upgrade.service");
