@@ -1604,3 +1604,22 @@ fn print_run(r: &Run) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_over_several_targets_exits_with_the_worst_outcome() {
+        let all = |codes: &[u8]| codes.iter().fold(exit::OK, |w, &c| worse(w, c));
+        assert_eq!(all(&[]), exit::OK);
+        assert_eq!(all(&[exit::OK, exit::LOCKED]), exit::LOCKED);
+        assert_eq!(all(&[exit::PREFLIGHT, exit::OK]), exit::PREFLIGHT);
+        assert_eq!(all(&[exit::ROLLED_BACK, exit::FAILED]), exit::ROLLED_BACK);
+        assert_eq!(
+            all(&[exit::NEEDS_ATTENTION, exit::ROLLED_BACK, exit::OK]),
+            exit::NEEDS_ATTENTION
+        );
+        assert_eq!(all(&[exit::FAILED, exit::PREFLIGHT]), exit::FAILED);
+    }
+}

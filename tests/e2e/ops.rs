@@ -22,26 +22,25 @@ fn boot(family: Family) -> PortalHost {
 const HOOK: &str = "#!/bin/sh\ncat > \"/var/lib/upkeep/notified-$UPKEEP_EVENT.json\"\n";
 
 fn install_hook(h: &PortalHost) {
-    h.c.write("/usr/local/bin/upkeep-hook", HOOK, 0o755).unwrap();
+    h.c.write("/usr/local/bin/upkeep-hook", HOOK, 0o755)
+        .unwrap();
 }
 
 /// What the hook received for `event`, once it has.
 fn notified(h: &PortalHost, event: &str) -> serde_json::Value {
     let path = format!("/var/lib/upkeep/notified-{event}.json");
-    let text = h
-        .c
-        .read(&path)
-        .unwrap_or_else(|e| panic!("the notify hook got no {event} event: {e}"));
+    let text =
+        h.c.read(&path)
+            .unwrap_or_else(|e| panic!("the notify hook got no {event} event: {e}"));
     serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("the notify hook got invalid JSON ({e}): {text}"))
 }
 
 /// The journal entries of `unit` (as JSON objects).
 fn journal(h: &PortalHost, unit: &str) -> Vec<serde_json::Value> {
-    let out = h
-        .c
-        .run(&["journalctl", "-u", unit, "-o", "json", "--no-pager"])
-        .unwrap();
+    let out =
+        h.c.run(&["journalctl", "-u", unit, "-o", "json", "--no-pager"])
+            .unwrap();
     out.lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
@@ -74,20 +73,39 @@ fn check_timer_is_enabled_and_its_service_logs_structured_fields_and_notifies() 
     .unwrap();
 
     // Installed from upkeep's own package, enabled, and scheduled.
-    let enabled = h.c.exec(&["systemctl", "is-enabled", "upkeep-check.timer"]).unwrap();
-    assert_eq!(String::from_utf8_lossy(&enabled.stdout).trim(), "enabled", "{}", show(&enabled));
-    let timers = h.c.run(&["systemctl", "list-timers", "--all", "--no-pager"]).unwrap();
+    let enabled =
+        h.c.exec(&["systemctl", "is-enabled", "upkeep-check.timer"])
+            .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&enabled.stdout).trim(),
+        "enabled",
+        "{}",
+        show(&enabled)
+    );
+    let timers =
+        h.c.run(&["systemctl", "list-timers", "--all", "--no-pager"])
+            .unwrap();
     assert!(timers.contains("upkeep-check.timer"), "{timers}");
 
     // What the timer would start, started now (a oneshot: waits for it).
-    let started = h.c.exec(&["systemctl", "start", "upkeep-check.service"]).unwrap();
+    let started =
+        h.c.exec(&["systemctl", "start", "upkeep-check.service"])
+            .unwrap();
     assert!(started.status.success(), "{}", show(&started));
     // Exit 100 (an update) is success for the unit.
-    let result = h
-        .c
-        .run(&["systemctl", "show", "-p", "Result,ExecMainStatus", "upkeep-check.service"])
+    let result =
+        h.c.run(&[
+            "systemctl",
+            "show",
+            "-p",
+            "Result,ExecMainStatus",
+            "upkeep-check.service",
+        ])
         .unwrap();
-    assert!(result.contains("Result=success") && result.contains("ExecMainStatus=100"), "{result}");
+    assert!(
+        result.contains("Result=success") && result.contains("ExecMainStatus=100"),
+        "{result}"
+    );
 
     let newest = h.f.newest().deb_version();
     let entry = eventually(10, || {
@@ -98,8 +116,15 @@ fn check_timer_is_enabled_and_its_service_logs_structured_fields_and_notifies() 
     .unwrap_or_else(|| {
         panic!(
             "no structured check entry in the journal:\n{}",
-            h.c.run(&["journalctl", "-u", "upkeep-check.service", "-o", "verbose", "--no-pager"])
-                .unwrap_or_default()
+            h.c.run(&[
+                "journalctl",
+                "-u",
+                "upkeep-check.service",
+                "-o",
+                "verbose",
+                "--no-pager"
+            ])
+            .unwrap_or_default()
         )
     });
     assert_eq!(entry["SYSLOG_IDENTIFIER"], "upkeep", "{entry:#}");
@@ -107,9 +132,11 @@ fn check_timer_is_enabled_and_its_service_logs_structured_fields_and_notifies() 
     assert_eq!(entry["UPKEEP_LATEST"], newest.as_str(), "{entry:#}");
     // The one line cron or the journal shows for a person.
     assert!(
-        journal(&h, "upkeep-check.service").iter().any(|e| e["MESSAGE"]
-            .as_str()
-            .is_some_and(|m| m.starts_with(&format!("portal: {newest} available")))),
+        journal(&h, "upkeep-check.service")
+            .iter()
+            .any(|e| e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&format!("portal: {newest} available")))),
         "the update line is not in the journal"
     );
 
@@ -133,7 +160,10 @@ fn check_under_cron_prints_one_line_per_update_and_nothing_when_up_to_date() {
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1, "{text}");
-    assert!(lines[0].starts_with(&format!("portal: {newest} available (installed: 1.0.0-1)")), "{text}");
+    assert!(
+        lines[0].starts_with(&format!("portal: {newest} available (installed: 1.0.0-1)")),
+        "{text}"
+    );
     // 1.0.0 → 2.x crosses a major version: flagged, without downloading.
     assert!(lines[0].contains("!! major version 1 → 2"), "{text}");
     assert!(out.stderr.is_empty(), "{}", show(&out));
@@ -142,7 +172,11 @@ fn check_under_cron_prints_one_line_per_update_and_nothing_when_up_to_date() {
     assert_eq!(up.status.code(), Some(0), "{}", show(&up));
     let out = h.upkeep(&["check"]).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{}", show(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        show(&out)
+    );
 }
 
 /// The container's local weekday (1 = Monday) and minutes since midnight.
@@ -173,14 +207,26 @@ fn unattended_upgrade_does_nothing_outside_its_window_and_upgrades_inside_it() {
     let (_, now) = local_now(&h);
 
     // A window that opens in two hours: closed now.
-    h.c.write("/etc/upkeep/conf.d/50-auto.toml", window_drop_in(now + 120, "1h"), 0o644)
-        .unwrap();
+    h.c.write(
+        "/etc/upkeep/conf.d/50-auto.toml",
+        window_drop_in(now + 120, "1h"),
+        0o644,
+    )
+    .unwrap();
     let out = h.upkeep(&["upgrade", "--unattended"]).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(out.stdout.is_empty(), "outside its window it is quiet: {}", show(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "outside its window it is quiet: {}",
+        show(&out)
+    );
     assert_eq!(h.installed_version().as_deref(), Some("1.0.0-1"));
     let history = crate::json(&h.upkeep(&["history", "--json"]).unwrap());
-    assert_eq!(history["runs"].as_array().map(Vec::len), Some(0), "{history:#}");
+    assert_eq!(
+        history["runs"].as_array().map(Vec::len),
+        Some(0),
+        "{history:#}"
+    );
     let status = crate::json(&h.upkeep(&["status", "--json"]).unwrap());
     assert_eq!(status["auto_upgrade"], "apply", "{status:#}");
     assert_eq!(status["next_window"]["open"], false, "{status:#}");
@@ -195,15 +241,21 @@ fn unattended_upgrade_does_nothing_outside_its_window_and_upgrades_inside_it() {
         0o644,
     )
     .unwrap();
-    let started = h.c.exec(&["systemctl", "start", "upkeep-upgrade.service"]).unwrap();
+    let started =
+        h.c.exec(&["systemctl", "start", "upkeep-upgrade.service"])
+            .unwrap();
     assert!(
         started.status.success(),
         "{}\n{}",
         show(&started),
-        h.c.run(&["journalctl", "-u", "upkeep-upgrade.service", "--no-pager"]).unwrap_or_default()
+        h.c.run(&["journalctl", "-u", "upkeep-upgrade.service", "--no-pager"])
+            .unwrap_or_default()
     );
     let newest = h.f.newest();
-    assert_eq!(h.installed_version().as_deref(), Some(newest.deb_version().as_str()));
+    assert_eq!(
+        h.installed_version().as_deref(),
+        Some(newest.deb_version().as_str())
+    );
     assert_eq!(h.ready_version().as_deref(), Some(newest.version.as_str()));
     let n = notified(&h, "upgrade");
     assert_eq!(n["outcome"], "succeeded", "{n:#}");
@@ -216,7 +268,10 @@ fn unattended_upgrade_does_nothing_outside_its_window_and_upgrades_inside_it() {
         .filter_map(|e| e["UPKEEP_STEP"].as_str().map(str::to_owned))
         .collect();
     for step in ["backup-files", "stop", "install", "start", "health"] {
-        assert!(steps.iter().any(|s| s == step), "{step} not in the journal: {steps:?}");
+        assert!(
+            steps.iter().any(|s| s == step),
+            "{step} not in the journal: {steps:?}"
+        );
     }
 }
 
@@ -226,18 +281,16 @@ fn killing_the_ssh_like_parent_does_not_interrupt_the_upgrade() {
     h.install("1.0.0").unwrap();
     let newest = h.f.newest();
     // A pause while the portal is stopped, to kill the parent mid-run.
-    let mut parent = h
-        .c
-        .command(&[rig::UPKEEP, "upgrade", "--yes"])
-        .env("FAILPOINTS", "before-install=sleep(4000)")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut parent =
+        h.c.command(&[rig::UPKEEP, "upgrade", "--yes"])
+            .env("FAILPOINTS", "before-install=sleep(4000)")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     let unit = eventually(60, || {
-        let units = h
-            .c
-            .run(&[
+        let units =
+            h.c.run(&[
                 "systemctl",
                 "list-units",
                 "--type=service",
@@ -254,12 +307,15 @@ fn killing_the_ssh_like_parent_does_not_interrupt_the_upgrade() {
 
     // The SSH session dies: the parent upkeep and systemd-run are killed,
     // the terminal's pipes close.
-    let main_pid = h
-        .c
-        .run(&["systemctl", "show", "-p", "MainPID", "--value", &unit])
-        .unwrap();
+    let main_pid =
+        h.c.run(&["systemctl", "show", "-p", "MainPID", "--value", &unit])
+            .unwrap();
     let main_pid = main_pid.trim();
-    for pid in h.c.run(&["pgrep", "-x", "upkeep"]).unwrap().split_whitespace() {
+    for pid in
+        h.c.run(&["pgrep", "-x", "upkeep"])
+            .unwrap()
+            .split_whitespace()
+    {
         if pid != main_pid {
             h.c.run(&["kill", "-KILL", pid]).unwrap();
         }
@@ -275,16 +331,18 @@ fn killing_the_ssh_like_parent_does_not_interrupt_the_upgrade() {
         (String::from_utf8_lossy(&s.stdout).trim() != "active").then_some(())
     })
     .unwrap_or_else(|| panic!("{unit} never finished"));
-    assert_eq!(h.installed_version().as_deref(), Some(newest.deb_version().as_str()));
+    assert_eq!(
+        h.installed_version().as_deref(),
+        Some(newest.deb_version().as_str())
+    );
     let ready = h.wait_ready(Duration::from_secs(10)).unwrap();
     assert_eq!(ready["version"], newest.version.as_str());
     let status = crate::json(&h.upkeep(&["status", "--json"]).unwrap());
     assert_eq!(status["last_run"]["outcome"], "succeeded", "{status:#}");
     assert!(status["interrupted_run"].is_null(), "{status:#}");
     // Its log stayed in the journal.
-    let logged = h
-        .c
-        .run(&["journalctl", "-u", &unit, "-o", "json", "--no-pager"])
-        .unwrap();
+    let logged =
+        h.c.run(&["journalctl", "-u", &unit, "-o", "json", "--no-pager"])
+            .unwrap();
     assert!(logged.contains("\"UPKEEP_STEP\":\"health\""), "{logged}");
 }
