@@ -10,6 +10,7 @@ mod configs;
 mod crash;
 mod gate;
 mod notes;
+mod packages;
 mod paths;
 mod safe_apply;
 
