@@ -11,6 +11,7 @@ mod crash;
 mod gate;
 mod notes;
 mod ops;
+mod packages;
 mod paths;
 mod safe_apply;
 

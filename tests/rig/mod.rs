@@ -1,6 +1,10 @@
 //! The test rig: real systemd hosts in throwaway containers, with the sample
 //! portal installed from a real signed repository served over HTTP.
 //!
+//! upkeep itself is installed in every container from its own .deb (dpkg
+//! hosts) or .rpm (rpm hosts), built from the project's packaging metadata
+//! around the binary under test (see [`own`]), and runs as `/usr/bin/upkeep`.
+//!
 //! Database servers (PostgreSQL, MariaDB) are installed in the containers but
 //! started only on demand: [`PortalHost::use_database`] (see [`db`]).
 //!
@@ -15,6 +19,7 @@ pub mod container;
 pub mod db;
 pub mod fixtures;
 pub mod host;
+pub mod own;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,8 +78,9 @@ pub fn cmd_stdout(cmd: &mut Command) -> Result<String, Fail> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Where the upkeep binary sits inside the containers.
-pub const UPKEEP: &str = "/usr/local/sbin/upkeep";
+/// Where the upkeep binary sits inside the containers: installed there by
+/// upkeep's own package.
+pub const UPKEEP: &str = "/usr/bin/upkeep";
 /// Where the APT repository is served inside the containers.
 pub const REPO_URL: &str = "http://127.0.0.1:8080/debian";
 /// Where the YUM repository is served inside the containers.
@@ -99,7 +105,9 @@ pub struct HostSpec {
     pub family: Family,
     /// Host directory served as the repository root (defaults to the fixtures').
     pub repo_root: Option<PathBuf>,
-    /// The upkeep binary to bind into the container.
+    /// The upkeep binary to install in the container: the rig packages it
+    /// with the project's own packaging metadata ([`own`]) and installs the
+    /// .deb (dpkg hosts) or the .rpm (rpm hosts) at boot.
     pub upkeep: PathBuf,
 }
 
@@ -112,13 +120,17 @@ pub struct PortalHost {
     pub family: Family,
     /// The fixtures it was built from.
     pub f: &'static Fixtures,
+    /// upkeep's own packages; the one of this host's family is installed.
+    pub own: own::OwnPackages,
 }
 
 impl PortalHost {
-    /// Boots a container, serves the repository on 127.0.0.1:8080 inside it
-    /// and writes upkeep's configuration.
+    /// Boots a container, serves the repository on 127.0.0.1:8080 inside it,
+    /// installs upkeep from its own package and writes upkeep's
+    /// configuration (in place of the packaged, inert default).
     pub fn boot(spec: HostSpec) -> Result<PortalHost, Fail> {
         let f = fixtures::get()?;
+        let own = own::get(&spec.upkeep)?;
         let repo = spec.repo_root.unwrap_or_else(|| f.repo_root.clone());
         let c = Container::boot(&[
             Bind {
@@ -127,8 +139,8 @@ impl PortalHost {
                 read_only: true,
             },
             Bind {
-                host: spec.upkeep,
-                guest: UPKEEP.into(),
+                host: own::host_dir(),
+                guest: own::GUEST_DIR.into(),
                 read_only: true,
             },
             Bind {
@@ -159,24 +171,32 @@ impl PortalHost {
             &["curl", "-sf", "-o", "/dev/null", &format!("{REPO_URL}/")],
             Duration::from_secs(10),
         )?;
+        match spec.family {
+            Family::Deb => {
+                c.run(&["dpkg", "-i", &own.guest_deb()])?;
+            }
+            Family::Rpm => {
+                // Debian's rpm keeps its database in ~/.rpmdb unless told otherwise.
+                c.write("/etc/rpm/macros", "%_dbpath /var/lib/rpm\n", 0o644)?;
+                c.run(&["rpm", "--initdb"])?;
+                let base = f
+                    .rpm_base
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| Fail("rpm base name".into()))?;
+                c.run(&["rpm", "-i", &format!("/srv/rpms/{base}")])?;
+                // The Debian root filesystem provides no libc.so.6 to rpm.
+                c.run(&["rpm", "-i", "--nodeps", &own.guest_rpm()])?;
+            }
+        }
         let key = std::fs::read(&f.keyring).map_err(Fail::io("keyring"))?;
         c.write("/etc/upkeep/keys/portal.asc", key, 0o644)?;
         c.write("/etc/upkeep/upkeep.toml", upkeep_toml(spec.family), 0o644)?;
-        if spec.family == Family::Rpm {
-            // Debian's rpm keeps its database in ~/.rpmdb unless told otherwise.
-            c.write("/etc/rpm/macros", "%_dbpath /var/lib/rpm\n", 0o644)?;
-            c.run(&["rpm", "--initdb"])?;
-            let base = f
-                .rpm_base
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| Fail("rpm base name".into()))?;
-            c.run(&["rpm", "-i", &format!("/srv/rpms/{base}")])?;
-        }
         Ok(PortalHost {
             c,
             f,
             family: spec.family,
+            own,
         })
     }
 
@@ -374,12 +394,16 @@ keys = ["LicenseKey", "Database.Dialect", "Database.ConnectionString"]
     )
 }
 
-/// The upkeep binary cargo built for the tests (or the demo).
+/// The upkeep binary cargo built for the tests (or, for the demo, the debug
+/// build in `$CARGO_TARGET_DIR`, by default `target/`).
 pub fn upkeep_binary() -> PathBuf {
     if let Some(p) = option_env!("CARGO_BIN_EXE_upkeep") {
         return PathBuf::from(p);
     }
-    fixtures::project_dir().join("target/debug/upkeep")
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fixtures::project_dir().join("target"));
+    target.join("debug/upkeep")
 }
 
 /// Output as text, for messages.
