@@ -33,7 +33,23 @@ impl From<serde_json::Value> for Produced {
 pub struct Journal<'a> {
     history: &'a History,
     run: i64,
-    span: tracing::Span,
+    /// Target, kind, from and to, for the log's structured fields.
+    about: [String; 4],
+}
+
+/// Logs an event of a run with its structured fields (every event carries
+/// them itself: the journald layer reads fields of entered spans only).
+macro_rules! run_event {
+    ($level:ident, $j:expr, $($rest:tt)*) => {
+        tracing::$level!(
+            upkeep_target = %$j.about[0],
+            upkeep_run = $j.run,
+            upkeep_kind = %$j.about[1],
+            upkeep_from = %$j.about[2],
+            upkeep_to = %$j.about[3],
+            $($rest)*
+        )
+    };
 }
 
 impl<'a> Journal<'a> {
@@ -48,16 +64,24 @@ impl<'a> Journal<'a> {
         let run = history
             .begin_run(target, kind, from, to)
             .map_err(|e| Error::Failed(e.context("cannot record the run in the history")))?;
-        let span = tracing::info_span!(
-            "run",
-            upkeep_target = target,
-            upkeep_run = run,
-            upkeep_kind = kind,
-            upkeep_from = from.unwrap_or("none"),
-            upkeep_to = to.unwrap_or("none"),
+        let j = Journal {
+            history,
+            run,
+            about: [
+                target.to_owned(),
+                kind.to_owned(),
+                from.unwrap_or("none").to_owned(),
+                to.unwrap_or("none").to_owned(),
+            ],
+        };
+        run_event!(
+            info,
+            j,
+            "{kind} {} → {} started (run {run})",
+            j.about[2],
+            j.about[3]
         );
-        tracing::info!(parent: &span, "{kind} {} → {} started (run {run})", from.unwrap_or("none"), to.unwrap_or("none"));
-        Ok(Journal { history, run, span })
+        Ok(j)
     }
 
     /// An existing run (one `recover` finishes or undoes).
@@ -66,15 +90,17 @@ impl<'a> Journal<'a> {
         let field = |f: fn(&crate::history::Run) -> Option<&str>| {
             found.as_ref().and_then(f).unwrap_or("none").to_owned()
         };
-        let span = tracing::info_span!(
-            "run",
-            upkeep_target = field(|r| Some(r.target.as_str())),
-            upkeep_run = run,
-            upkeep_kind = field(|r| Some(r.kind.as_str())),
-            upkeep_from = field(|r| r.from.as_deref()),
-            upkeep_to = field(|r| r.to.as_deref()),
-        );
-        Journal { history, run, span }
+        let about = [
+            field(|r| Some(r.target.as_str())),
+            field(|r| Some(r.kind.as_str())),
+            field(|r| r.from.as_deref()),
+            field(|r| r.to.as_deref()),
+        ];
+        Journal {
+            history,
+            run,
+            about,
+        }
     }
 
     /// The run's id.
@@ -90,16 +116,29 @@ impl<'a> Journal<'a> {
         F: Future<Output = anyhow::Result<Produced>>,
     {
         let seq = self.history.begin_step(self.run, name)?;
-        tracing::debug!(parent: &self.span, upkeep_step = name, "step {name} started");
+        run_event!(debug, self, upkeep_step = name, "step {name} started");
         let started = Instant::now();
         let result = step.await;
         let ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(_) => {
-                tracing::info!(parent: &self.span, upkeep_step = name, upkeep_ms = ms, "step {name} done in {ms} ms")
+                run_event!(
+                    info,
+                    self,
+                    upkeep_step = name,
+                    upkeep_ms = ms,
+                    "step {name} done in {ms} ms"
+                )
             }
             Err(e) => {
-                tracing::warn!(parent: &self.span, upkeep_step = name, upkeep_ms = ms, "step {name} failed: {}", crate::error::one_line(e))
+                run_event!(
+                    warn,
+                    self,
+                    upkeep_step = name,
+                    upkeep_ms = ms,
+                    "step {name} failed: {}",
+                    crate::error::one_line(e)
+                )
             }
         }
         match result {
@@ -131,10 +170,23 @@ impl<'a> Journal<'a> {
     pub fn finish(&self, outcome: &str, message: Option<&str>) -> Result<(), Error> {
         match outcome {
             "succeeded" => {
-                tracing::info!(parent: &self.span, upkeep_outcome = outcome, "run {} {outcome}", self.run)
+                run_event!(
+                    info,
+                    self,
+                    upkeep_outcome = outcome,
+                    "run {} {outcome}",
+                    self.run
+                )
             }
             _ => {
-                tracing::error!(parent: &self.span, upkeep_outcome = outcome, "run {} {outcome}: {}", self.run, message.unwrap_or(""))
+                run_event!(
+                    error,
+                    self,
+                    upkeep_outcome = outcome,
+                    "run {} {outcome}: {}",
+                    self.run,
+                    message.unwrap_or("")
+                )
             }
         }
         self.history
