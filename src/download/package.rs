@@ -453,36 +453,10 @@ pub(super) enum Pumped<E> {
 /// writes ([`write_chunks`]), at most [`PIPELINE_DEPTH`] chunks behind;
 /// `received` is told the length of each chunk handed over.
 pub(super) async fn pump<B, E>(
-    body: impl futures_util::Stream<Item = Result<B, E>> + Unpin,
-    file: std::fs::File,
-    have: Have,
-    size: u64,
-    received: impl FnMut(u64),
-) -> Pumped<E>
-where
-    B: AsRef<[u8]> + Send + 'static,
-{
-    pump_into(body, file, have, size, Sink::Package, received).await
-}
-
-/// What the file [`pump_into`] writes is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Sink {
-    /// A package of exactly the size given: its disk space is reserved and
-    /// its writeback started as it goes, for the fsync that follows.
-    Package,
-    /// A document of at most the size given (a metadata index), neither
-    /// reserved nor synced.
-    Document,
-}
-
-/// [`pump`], for a package or a document (see [`Sink`]).
-pub(super) async fn pump_into<B, E>(
     mut body: impl futures_util::Stream<Item = Result<B, E>> + Unpin,
     file: std::fs::File,
     have: Have,
     size: u64,
-    sink: Sink,
     mut received: impl FnMut(u64),
 ) -> Pumped<E>
 where
@@ -490,7 +464,7 @@ where
 {
     let mut offset = have.len;
     let (tx, rx) = tokio::sync::mpsc::channel::<B>(PIPELINE_DEPTH);
-    let writer = tokio::task::spawn_blocking(move || write_chunks(file, have, size, sink, rx));
+    let writer = tokio::task::spawn_blocking(move || write_chunks(file, have, size, rx));
     // Why the reading stopped before the end of the body, if it did.
     let mut broken = None;
     let mut too_large = false;
@@ -531,25 +505,19 @@ where
     }
 }
 
-/// The other end of [`pump_into`], on a thread of its own: for a package,
-/// reserves the disk space for the rest of the file ([`reserve`]); then
-/// hashes and writes each chunk (plain blocking writes, no buffer: the
-/// chunks are large), starting a package's writeback as it goes. Returns
-/// the file and what it holds once the channel is closed and drained, or
-/// the first error.
+/// The other end of [`pump`], on a thread of its own: reserves the disk
+/// space for the rest of the file ([`reserve`]), then hashes and writes
+/// each chunk (plain blocking writes, no buffer: the chunks are large), and
+/// starts the writeback as it goes. Returns the file and what it holds
+/// once the channel is closed and drained, or the first error.
 fn write_chunks<B: AsRef<[u8]>>(
     mut file: std::fs::File,
     mut have: Have,
     size: u64,
-    sink: Sink,
     mut chunks: tokio::sync::mpsc::Receiver<B>,
 ) -> std::io::Result<(std::fs::File, Have)> {
+    reserve(&file, have.len, size)?;
     let mut writeback = Writeback::new(have.len);
-    if sink == Sink::Package {
-        reserve(&file, have.len, size)?;
-    } else {
-        writeback.supported = false;
-    }
     while let Some(chunk) = chunks.blocking_recv() {
         let chunk = chunk.as_ref();
         // Hashed first, then copied to the file while still in the cache.
