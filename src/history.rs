@@ -5,6 +5,7 @@
 //! The schema is versioned with `PRAGMA user_version`; each migration is one
 //! transaction.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -401,17 +402,39 @@ impl History {
 
     /// Runs, newest first, optionally of one target, with their steps.
     pub fn runs(&self, target: Option<&str>, limit: u32) -> anyhow::Result<Vec<Run>> {
-        let mut stmt = self.db.prepare(
+        let mut runs = Vec::new();
+        self.each_run(target, limit, true, |r| {
+            runs.push(r);
+            Ok(())
+        })?;
+        Ok(runs)
+    }
+
+    /// Hands `each` the runs, newest first, optionally of one target, at
+    /// most `limit`, each with its steps: one run in memory at a time,
+    /// however long the history (a listing of 100,000 runs stays as small
+    /// as one of 20). `details`: whether the steps' `detail` is read (a
+    /// listing that does not show it leaves it `None` and skips parsing
+    /// it). An error from `each` stops the listing and is returned.
+    pub fn each_run(
+        &self,
+        target: Option<&str>,
+        limit: u32,
+        details: bool,
+        mut each: impl FnMut(Run) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut runs = self.db.prepare(
             "SELECT id, target, kind, from_version, to_version, outcome, message, pid, started_at, finished_at
              FROM runs WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2",
         )?;
-        let mut runs: Vec<Run> = stmt
-            .query_map(params![target, limit], row_to_run)?
-            .collect::<Result<_, _>>()?;
-        for r in &mut runs {
-            r.steps = self.steps(r.id)?;
+        let mut steps = self.steps_query()?;
+        let mut rows = runs.query(params![target, limit])?;
+        while let Some(row) = rows.next()? {
+            let mut run = row_to_run(row)?;
+            run.steps = read_steps(&mut steps, run.id, details)?;
+            each(run)?;
         }
-        Ok(runs)
+        Ok(())
     }
 
     /// One run with its steps.
@@ -440,26 +463,93 @@ impl History {
     }
 
     fn steps(&self, run: i64) -> anyhow::Result<Vec<StepRecord>> {
-        let mut stmt = self.db.prepare(
+        read_steps(&mut self.steps_query()?, run, true)
+    }
+
+    /// The query of a run's steps, prepared once for a whole listing.
+    fn steps_query(&self) -> rusqlite::Result<rusqlite::Statement<'_>> {
+        self.db.prepare(
             "SELECT seq, name, status, started_at, finished_at, duration_ms, detail, error
              FROM steps WHERE run_id = ?1 ORDER BY seq",
-        )?;
-        let steps = stmt
-            .query_map([run], |r| {
-                let detail: Option<String> = r.get(6)?;
-                Ok(StepRecord {
-                    seq: r.get(0)?,
-                    name: r.get(1)?,
-                    status: r.get(2)?,
-                    started_at: r.get(3)?,
-                    finished_at: r.get(4)?,
-                    duration_ms: r.get(5)?,
-                    detail: detail.and_then(|d: String| serde_json::from_str(&d).ok()),
-                    error: r.get(7)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(steps)
+        )
+    }
+}
+
+/// The steps of a run in order, by [`History::steps_query`], their
+/// `detail` parsed when `details`.
+fn read_steps(
+    stmt: &mut rusqlite::Statement<'_>,
+    run: i64,
+    details: bool,
+) -> anyhow::Result<Vec<StepRecord>> {
+    let steps = stmt
+        .query_map([run], |r| {
+            let detail = if details {
+                r.get::<_, Option<String>>(6)?
+                    .and_then(|d| serde_json::from_str(&d).ok())
+            } else {
+                None
+            };
+            Ok(StepRecord {
+                seq: r.get(0)?,
+                name: r.get(1)?,
+                status: r.get(2)?,
+                started_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                duration_ms: r.get(5)?,
+                detail,
+                error: r.get(7)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(steps)
+}
+
+/// Writes `{"KEY": [ITEM, ...]}` followed by a newline, exactly as
+/// `serde_json::to_string_pretty` prints that object (two-space indent),
+/// but one item at a time, so that a long listing is never held in memory
+/// whole. A JSON string holds no raw newline, so every line of an item's
+/// own pretty form is its line in the whole document, indented by the two
+/// levels it sits at.
+pub struct PrettyList<W: Write> {
+    out: W,
+    items: u64,
+}
+
+impl<W: Write> PrettyList<W> {
+    /// Writes the opening of the object and of its list `key`.
+    pub fn begin(mut out: W, key: &str) -> std::io::Result<PrettyList<W>> {
+        let key = serde_json::to_string(key).map_err(std::io::Error::other)?;
+        write!(out, "{{\n  {key}: [")?;
+        Ok(PrettyList { out, items: 0 })
+    }
+
+    /// Writes one item of the list.
+    pub fn push(&mut self, item: &impl Serialize) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(item).map_err(std::io::Error::other)?;
+        self.out
+            .write_all(if self.items == 0 { b"\n" } else { b",\n" })?;
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n")?;
+            }
+            self.out.write_all(b"    ")?;
+            self.out.write_all(line.as_bytes())?;
+        }
+        self.items += 1;
+        Ok(())
+    }
+
+    /// Closes the list and the object, flushes, and gives the writer back.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        let end: &[u8] = if self.items == 0 {
+            b"]\n}\n"
+        } else {
+            b"\n  ]\n}\n"
+        };
+        self.out.write_all(end)?;
+        self.out.flush()?;
+        Ok(self.out)
     }
 }
 
@@ -640,5 +730,95 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(History::open_existing(dir.path()).unwrap().is_none());
         assert!(!dir.path().join("history.db").exists());
+    }
+
+    /// A history of `n` runs of `portal` (every third of `other`), each
+    /// with steps whose details hold nested objects, arrays, escapes and
+    /// empty containers; the last run unfinished.
+    fn generated(dir: &Path, n: usize) -> History {
+        let h = History::open(dir).unwrap();
+        for i in 0..n {
+            let target = if i % 3 == 2 { "other" } else { "portal" };
+            let run = h
+                .begin_run(target, "upgrade", Some(&format!("1.{i}.0-1")), None)
+                .unwrap();
+            for (k, name) in ["download", "install", "health"].iter().enumerate() {
+                let seq = h.begin_step(run, name).unwrap();
+                let detail = match k {
+                    0 => Some(serde_json::json!({
+                        "package": format!("/c/p_{i}.deb"),
+                        "nested": {"list": [1, "two\nlines \"quoted\" é", null, {}], "empty": []},
+                        "size": i * 1000,
+                    })),
+                    1 => Some(serde_json::json!({})),
+                    _ => None,
+                };
+                let error = (i % 4 == 1 && k == 2).then_some("unit failed\twith a tab");
+                h.end_step(run, seq, (i * 7 + k) as u64, detail.as_ref(), error)
+                    .unwrap();
+            }
+            if i + 1 < n {
+                h.finish_run(run, "succeeded", Some("done")).unwrap();
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn pretty_list_prints_what_to_string_pretty_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = generated(dir.path(), 7);
+        for (target, limit) in [(None, 100), (Some("portal"), 100), (None, 3), (None, 0)] {
+            let runs = h.runs(target, limit).unwrap();
+            let expected = format!(
+                "{}\n",
+                serde_json::to_string_pretty(&serde_json::json!({ "runs": runs })).unwrap()
+            );
+            let mut list = PrettyList::begin(Vec::new(), "runs").unwrap();
+            for r in &runs {
+                list.push(r).unwrap();
+            }
+            let got = String::from_utf8(list.finish().unwrap()).unwrap();
+            assert_eq!(got, expected, "{target:?} {limit}");
+        }
+    }
+
+    #[test]
+    fn listing_every_run_hands_them_out_one_at_a_time() {
+        // `history --limit N` used to read every run with its steps into
+        // memory before printing the first (4.5 GB for 100,000 runs).
+        let dir = tempfile::tempdir().unwrap();
+        let h = generated(dir.path(), 40);
+        let all = h.runs(None, 1000).unwrap();
+        assert_eq!(all.len(), 40);
+        let mut seen = Vec::new();
+        h.each_run(None, 1000, true, |r| {
+            seen.push((r.id, r.steps.len(), r.steps[0].detail.clone()));
+            Ok(())
+        })
+        .unwrap();
+        let expected: Vec<_> = all
+            .iter()
+            .map(|r| (r.id, r.steps.len(), r.steps[0].detail.clone()))
+            .collect();
+        assert_eq!(seen, expected, "same runs, newest first, with their steps");
+        assert!(seen.windows(2).all(|w| w[0].0 > w[1].0));
+        // Without details the steps are there, their details are not read.
+        h.each_run(Some("portal"), 5, false, |r| {
+            assert_eq!(r.target, "portal");
+            assert_eq!(r.steps.len(), 3);
+            assert!(r.steps.iter().all(|s| s.detail.is_none()));
+            Ok(())
+        })
+        .unwrap();
+        // The callback's error stops the listing at once.
+        let mut calls = 0;
+        let e = h
+            .each_run(None, 1000, true, |_| {
+                calls += 1;
+                anyhow::bail!("reader gone")
+            })
+            .unwrap_err();
+        assert_eq!((calls, e.to_string().as_str()), (1, "reader gone"));
     }
 }

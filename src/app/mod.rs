@@ -1535,25 +1535,74 @@ fn history(g: &Global, settings: &Settings, name: Option<&str>, limit: u32) -> C
         settings.target(Some(n))?;
     }
     let lock_held = Lock::is_held(&settings.lock_file);
-    let runs: Vec<Run> = match History::open_existing(&settings.state_dir)? {
-        Some(h) => h
-            .runs(name, limit)?
-            .into_iter()
-            .map(|r| public_run(r, lock_held))
-            .collect(),
-        None => Vec::new(),
+    let history = History::open_existing(&settings.state_dir)?;
+    // One run at a time, from the database to stdout: a listing of every
+    // run of a long history holds no more memory than one of 20. (A
+    // database error halfway leaves the document unfinished, and fails.)
+    let out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let written = if g.json {
+        history_json(history.as_ref(), name, limit, lock_held, out)
+    } else {
+        history_text(history.as_ref(), name, limit, lock_held, out)
     };
-    if g.json {
-        print_json(&json!({"runs": runs}))?;
-        return Ok(exit::OK);
+    match written {
+        Ok(()) => Ok(exit::OK),
+        // A reader that has seen enough (`| head`) is no failure.
+        Err(e) if is_broken_pipe(&e) => Ok(exit::OK),
+        Err(e) => Err(Error::Failed(e)),
     }
-    if runs.is_empty() {
-        outln!("no runs recorded");
+}
+
+/// `history --json`: `{"runs": [...]}`, exactly as [`print_json`] prints
+/// it, written run by run.
+fn history_json(
+    history: Option<&History>,
+    name: Option<&str>,
+    limit: u32,
+    lock_held: bool,
+    out: impl Write,
+) -> anyhow::Result<()> {
+    let mut list = crate::history::PrettyList::begin(out, "runs")?;
+    if let Some(h) = history {
+        h.each_run(name, limit, true, |r| {
+            list.push(&public_run(r, lock_held))?;
+            Ok(())
+        })?;
     }
-    for r in &runs {
-        print_run(r);
+    list.finish()?;
+    Ok(())
+}
+
+/// `history`: every run with its steps, as text, written run by run.
+fn history_text(
+    history: Option<&History>,
+    name: Option<&str>,
+    limit: u32,
+    lock_held: bool,
+    mut out: impl Write,
+) -> anyhow::Result<()> {
+    let mut any = false;
+    if let Some(h) = history {
+        // The text shows no step details: they are not even parsed.
+        h.each_run(name, limit, false, |r| {
+            any = true;
+            write_run(&mut out, &public_run(r, lock_held))?;
+            Ok(())
+        })?;
     }
-    Ok(exit::OK)
+    if !any {
+        writeln!(out, "no runs recorded")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Whether writing stopped because stdout's reader went away.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn history_show(g: &Global, settings: &Settings, id: i64) -> CmdResult {
@@ -1567,13 +1616,21 @@ fn history_show(g: &Global, settings: &Settings, id: i64) -> CmdResult {
     if g.json {
         print_json(&run)?;
     } else {
-        print_run(&run);
+        let mut out = std::io::stdout().lock();
+        match write_run(&mut out, &run) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Error::Failed(e.into()));
+            }
+            _ => {}
+        }
     }
     Ok(exit::OK)
 }
 
-fn print_run(r: &Run) {
-    outln!(
+/// A run and its steps, as `history` and `history show` print them.
+fn write_run(out: &mut impl Write, r: &Run) -> std::io::Result<()> {
+    writeln!(
+        out,
         "#{} {} {} {} → {}: {}  started {}{}",
         r.id,
         r.target,
@@ -1586,12 +1643,13 @@ fn print_run(r: &Run) {
             .as_deref()
             .map(|f| format!(", finished {f}"))
             .unwrap_or_default()
-    );
+    )?;
     if let Some(m) = &r.message {
-        outln!("    {m}");
+        writeln!(out, "    {m}")?;
     }
     for s in &r.steps {
-        outln!(
+        writeln!(
+            out,
             "    {:>2}. {:<10} {:<9} {:>9}{}",
             s.seq,
             s.name,
@@ -1601,8 +1659,9 @@ fn print_run(r: &Run) {
                 .as_deref()
                 .map(|e| format!("  {e}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
