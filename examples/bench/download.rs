@@ -18,24 +18,119 @@ use crate::rig::{self, Fail};
 /// The size of the package.
 const BIG_SIZE: u64 = 1 << 30;
 
-/// Writes a 1 GiB file (a random 1 MiB block repeated, each copy stamped
-/// with its index) and returns its SHA-256. The file is synced, so that no
-/// writeback of it runs during the measurements.
-fn write_big_file(path: &Path) -> Result<String, Fail> {
+/// Writes a 1 GiB package, a real `.deb` (the review that `plan` runs
+/// reads its control file and changelog): an ar archive of `debian-binary`,
+/// `control.tar.gz` and an uncompressed `data.tar` holding the changelog
+/// first, then a 1 GiB blob (a random 1 MiB block repeated, each copy
+/// stamped with its index). Returns the SHA-256 and size of the whole file.
+/// The file is synced, so that no writeback of it runs during the
+/// measurements.
+fn write_big_file(path: &Path, arch: &str) -> Result<(String, u64), Fail> {
+    let io = Fail::io("write the big package");
+    let mut file = fs::File::create(path).map_err(Fail::io("create the big file"))?;
+    let mut out = Hashing {
+        file: &mut file,
+        hasher: Sha256::new(),
+        len: 0,
+    };
+    out.write_all(b"!<arch>\n").map_err(&io)?;
+    ar_member(&mut out, "debian-binary", b"2.0\n").map_err(&io)?;
+    let control = format!(
+        "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nDescription: 1 GiB payload for the download benchmark\n"
+    );
+    let control_tar =
+        gz(&tar_of(&[("./control", control.as_bytes())]).map_err(&io)?).map_err(&io)?;
+    ar_member(&mut out, "control.tar.gz", &control_tar).map_err(&io)?;
+    let changelog = gz(b"bigpkg (1.0-1) unstable; urgency=medium\n\n  * A big package.\n\n -- Bench <bench@example.com>  Sat, 21 Nov 2026 10:00:00 +0000\n")
+        .map_err(&io)?;
+    let head =
+        tar_of(&[("./usr/share/doc/bigpkg/changelog.Debian.gz", &changelog)]).map_err(&io)?;
+    // The head without its end-of-archive blocks, then the blob's entry.
+    let head = &head[..head.len() - 1024];
+    let mut blob_header = tar::Header::new_gnu();
+    blob_header
+        .set_path("./usr/share/bigpkg/blob")
+        .map_err(&io)?;
+    blob_header.set_size(BIG_SIZE);
+    blob_header.set_mode(0o644);
+    blob_header.set_cksum();
+    let data_len = head.len() as u64 + 512 + BIG_SIZE + 1024;
+    ar_header(&mut out, "data.tar", data_len).map_err(&io)?;
+    out.write_all(head).map_err(&io)?;
+    out.write_all(blob_header.as_bytes()).map_err(&io)?;
     let mut block = vec![0u8; 1 << 20];
     fs::File::open("/dev/urandom")
         .and_then(|mut u| u.read_exact(&mut block))
         .map_err(Fail::io("read /dev/urandom"))?;
-    let mut file = fs::File::create(path).map_err(Fail::io("create the big file"))?;
-    let mut hasher = Sha256::new();
     for i in 0..(BIG_SIZE >> 20) {
         block[..8].copy_from_slice(&i.to_le_bytes());
-        hasher.update(&block);
-        file.write_all(&block)
-            .map_err(Fail::io("write the big file"))?;
+        out.write_all(&block).map_err(&io)?;
     }
+    out.write_all(&[0u8; 1024]).map_err(&io)?;
+    if data_len % 2 == 1 {
+        out.write_all(b"\n").map_err(&io)?;
+    }
+    let (sha, len) = (hex::encode(out.hasher.finalize()), out.len);
     file.sync_all().map_err(Fail::io("sync the big file"))?;
-    Ok(hex::encode(hasher.finalize()))
+    Ok((sha, len))
+}
+
+/// A writer that hashes and counts what it writes.
+struct Hashing<'a> {
+    file: &'a mut fs::File,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// An ar member header (common format, as dpkg-deb writes it).
+fn ar_header(out: &mut impl Write, name: &str, size: u64) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`",
+        0, 0, 0, "100644"
+    )
+}
+
+/// A whole ar member, padded to an even length.
+fn ar_member(out: &mut impl Write, name: &str, data: &[u8]) -> std::io::Result<()> {
+    ar_header(out, name, data.len() as u64)?;
+    out.write_all(data)?;
+    if data.len() % 2 == 1 {
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// A tar archive of regular files.
+fn tar_of(files: &[(&str, &[u8])]) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, *data)?;
+    }
+    b.into_inner()
+}
+
+/// gzip of `data`.
+fn gz(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data)?;
+    e.finish()
 }
 
 /// An apt of its own for the host: configuration, sources, lists and cache
@@ -91,7 +186,7 @@ pub fn row_download(
     fs::create_dir_all(&bin).map_err(Fail::io("dists"))?;
     let file_name = format!("bigpkg_1.0-1_{}.deb", f.arch);
     let t = Instant::now();
-    let sha256 = write_big_file(&pool.join(&file_name))?;
+    let (sha256, size) = write_big_file(&pool.join(&file_name), &f.arch)?;
     println!(
         "    wrote a 1 GiB package in {:.1} s (SHA-256 {sha256})",
         t.elapsed().as_secs_f64()
@@ -99,7 +194,7 @@ pub fn row_download(
     fs::write(
         bin.join("Packages"),
         format!(
-            "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nFilename: pool/main/b/bigpkg/{file_name}\nSize: {BIG_SIZE}\nSHA256: {sha256}\nDescription: 1 GiB payload for the download benchmark\n\n",
+            "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nFilename: pool/main/b/bigpkg/{file_name}\nSize: {size}\nSHA256: {sha256}\nDescription: 1 GiB payload for the download benchmark\n\n",
             arch = f.arch
         ),
     )
