@@ -295,30 +295,25 @@ async fn unattended_one(
         ..g.clone()
     };
     if mode == AutoUpgrade::Download {
-        let result = download_update(settings, target).await;
+        let result = download_update(g, settings, target).await;
         let (code, extra) = match &result {
             Ok(Some(v)) => (exit::OK, json!({"version": v})),
             Ok(None) => (exit::OK, json!({"reason": "up to date"})),
             Err(e) => (e.exit_code(), json!({"error": e.to_string()})),
         };
         match &result {
-            Ok(Some(v)) => {
-                if !g.quiet && !g.json {
-                    outln!(
-                        "{}: {v} downloaded and verified; `upkeep upgrade {}` applies it",
-                        target.name,
-                        target.name
-                    );
-                }
-                let payload = crate::notify::payload("download", &target.name, code, extra.clone());
-                crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                errln!("upkeep: error: {}: {e}", target.name);
-                let payload = crate::notify::payload("download", &target.name, code, extra.clone());
-                crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
-            }
+            Ok(Some(v)) if !g.quiet && !g.json => outln!(
+                "{}: {v} downloaded and verified; `upkeep upgrade {}` applies it",
+                target.name,
+                target.name
+            ),
+            Err(e) => errln!("upkeep: error: {}: {e}", target.name),
+            _ => {}
+        }
+        // A download done or failed is news; an update not there is not.
+        if !matches!(result, Ok(None)) {
+            let payload = crate::notify::payload("download", &target.name, code, extra.clone());
+            crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
         }
         return (
             code,
@@ -359,17 +354,12 @@ async fn unattended_one(
 /// `auto_upgrade = "download"`: the newest version's packages (every hop,
 /// and the installed version's for a rollback) downloaded and verified into
 /// the cache, as `plan` does. The version, or `None` when up to date.
-async fn download_update(settings: &Settings, target: &Target) -> Result<Option<String>, Error> {
-    let g = Global {
-        config: settings.sources.first().cloned().unwrap_or_default(),
-        json: false,
-        quiet: true,
-        verbose: 0,
-        yes: true,
-        no_progress: true,
-        no_detach: true,
-    };
-    let http = http_for(&g, settings, target)?;
+async fn download_update(
+    g: &Global,
+    settings: &Settings,
+    target: &Target,
+) -> Result<Option<String>, Error> {
+    let http = http_for(g, settings, target)?;
     let s = situation(target, &http, &settings.cache_dir).await?;
     let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), None)? else {
         return Ok(None);

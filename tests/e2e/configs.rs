@@ -7,19 +7,10 @@
 
 use std::time::Duration;
 
-use super::rig::{self, Family, HostSpec, PortalHost, show};
+use super::rig::{self, Family, PortalHost, show};
 use super::{json, main_start};
 
 const CONF: &str = "/opt/portal/portal.conf";
-
-fn boot(family: Family) -> PortalHost {
-    PortalHost::boot(HostSpec {
-        family,
-        repo_root: None,
-        upkeep: rig::upkeep_binary(),
-    })
-    .unwrap_or_else(|e| panic!("the rig could not start: {e}"))
-}
 
 fn conf(h: &PortalHost) -> serde_json::Value {
     serde_json::from_str(&h.c.read(CONF).unwrap()).unwrap()
@@ -85,7 +76,7 @@ fn run(h: &PortalHost, log: &mut String, args: &[&str]) -> std::process::Output 
 /// The whole story on one host: edits, plan (notes, path, checks),
 /// diff-config, a two-hop upgrade that merges, and the secret search.
 fn edits_survive_and_vendor_keys_arrive(family: Family, db: rig::db::Db) {
-    let h = boot(family);
+    let h = crate::boot(family);
     h.install("1.0.0").unwrap();
     h.use_database(db).unwrap();
     h.add_pages("before", 4).unwrap();
@@ -269,7 +260,7 @@ fn rpm_on_sqlite_edits_survive_vendor_keys_arrive_and_no_secret_shows() {
 /// A conflict, then a missing required key: each blocks `upgrade` with
 /// exit 3 and changes nothing.
 fn blocked_upgrades_change_nothing(family: Family) {
-    let h = boot(family);
+    let h = crate::boot(family);
     h.install("1.1.0").unwrap();
     let before_start = main_start(&h);
 
@@ -371,7 +362,7 @@ fn rpm_conflict_or_missing_key_blocks_upgrade_with_exit_3_and_changes_nothing() 
 
 #[test]
 fn config_merge_keep_leaves_the_live_file_and_reports_the_new_default() {
-    let h = boot(Family::Deb);
+    let h = crate::boot(Family::Deb);
     h.install("1.1.0").unwrap();
     edit(&h, |d| d["Session"]["IdleTimeout"] = 7200.into());
     h.c.run(&["mkdir", "-p", "/etc/upkeep/conf.d"]).unwrap();

@@ -40,6 +40,34 @@ fn host_with_repo(repo_root: Option<std::path::PathBuf>) -> PortalHost {
     .unwrap_or_else(|e| panic!("the rig could not start: {e}"))
 }
 
+/// A host of `family` on the fixtures' repository.
+fn boot(family: rig::Family) -> PortalHost {
+    PortalHost::boot(HostSpec {
+        family,
+        repo_root: None,
+        upkeep: rig::upkeep_binary(),
+    })
+    .unwrap_or_else(|e| panic!("the rig could not start: {e}"))
+}
+
+/// Starts upkeep-check.service as its timer would (a oneshot: waits for
+/// it), asserts the start succeeded, and returns its `Result` and
+/// `ExecMainStatus`.
+fn run_check_service(h: &PortalHost) -> String {
+    let started =
+        h.c.exec(&["systemctl", "start", "upkeep-check.service"])
+            .unwrap();
+    assert!(started.status.success(), "{}", show(&started));
+    h.c.run(&[
+        "systemctl",
+        "show",
+        "-p",
+        "Result,ExecMainStatus",
+        "upkeep-check.service",
+    ])
+    .unwrap()
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", show(out)))

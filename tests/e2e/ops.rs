@@ -6,16 +6,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::rig::{self, Family, HostSpec, PortalHost, show};
-
-fn boot(family: Family) -> PortalHost {
-    PortalHost::boot(HostSpec {
-        family,
-        repo_root: None,
-        upkeep: rig::upkeep_binary(),
-    })
-    .unwrap_or_else(|e| panic!("the rig could not start: {e}"))
-}
+use crate::rig::{self, Family, PortalHost, show};
 
 /// A notify hook that keeps what it gets, one file per event, where the
 /// sandbox of upkeep-check.service lets it write.
@@ -62,7 +53,7 @@ fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 
 #[test]
 fn check_timer_is_enabled_and_its_service_logs_structured_fields_and_notifies() {
-    let h = boot(Family::Deb);
+    let h = crate::boot(Family::Deb);
     h.install("1.0.0").unwrap();
     install_hook(&h);
     h.c.write(
@@ -87,21 +78,9 @@ fn check_timer_is_enabled_and_its_service_logs_structured_fields_and_notifies() 
             .unwrap();
     assert!(timers.contains("upkeep-check.timer"), "{timers}");
 
-    // What the timer would start, started now (a oneshot: waits for it).
-    let started =
-        h.c.exec(&["systemctl", "start", "upkeep-check.service"])
-            .unwrap();
-    assert!(started.status.success(), "{}", show(&started));
-    // Exit 100 (an update) is success for the unit.
-    let result =
-        h.c.run(&[
-            "systemctl",
-            "show",
-            "-p",
-            "Result,ExecMainStatus",
-            "upkeep-check.service",
-        ])
-        .unwrap();
+    // What the timer would start, started now; exit 100 (an update) is
+    // success for the unit.
+    let result = crate::run_check_service(&h);
     assert!(
         result.contains("Result=success") && result.contains("ExecMainStatus=100"),
         "{result}"
@@ -151,7 +130,7 @@ fn check_timer_is_enabled_and_its_service_logs_structured_fields_and_notifies() 
 
 #[test]
 fn check_under_cron_prints_one_line_per_update_and_nothing_when_up_to_date() {
-    let h = boot(Family::Deb);
+    let h = crate::boot(Family::Deb);
     h.install("1.0.0").unwrap();
     let newest = h.f.newest().deb_version();
     // No terminal, as under cron.
@@ -201,7 +180,7 @@ fn window_drop_in(start: u32, length: &str) -> String {
 
 #[test]
 fn unattended_upgrade_does_nothing_outside_its_window_and_upgrades_inside_it() {
-    let h = boot(Family::Rpm);
+    let h = crate::boot(Family::Rpm);
     h.install("1.0.0").unwrap();
     install_hook(&h);
     let (_, now) = local_now(&h);
@@ -277,7 +256,7 @@ fn unattended_upgrade_does_nothing_outside_its_window_and_upgrades_inside_it() {
 
 #[test]
 fn killing_the_ssh_like_parent_does_not_interrupt_the_upgrade() {
-    let h = boot(Family::Deb);
+    let h = crate::boot(Family::Deb);
     h.install("1.0.0").unwrap();
     let newest = h.f.newest();
     // A pause while the portal is stopped, to kill the parent mid-run.

@@ -5,16 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use super::rig::{self, Family, HostSpec, PortalHost, show};
-
-fn boot(family: Family) -> PortalHost {
-    PortalHost::boot(HostSpec {
-        family,
-        repo_root: None,
-        upkeep: rig::upkeep_binary(),
-    })
-    .unwrap_or_else(|e| panic!("the rig could not start: {e}"))
-}
+use super::rig::{self, Family, PortalHost, show};
 
 /// The units the packages ship.
 const UNITS: [&str; 4] = [
@@ -103,7 +94,7 @@ fn assert_check_timer_on(h: &PortalHost, when: &str) {
 }
 
 fn lifecycle(family: Family) {
-    let h = boot(family);
+    let h = crate::boot(family);
     let installed = format!("{}-1", h.own.version);
 
     // Installed by its package, which owns the binary the rig runs.
@@ -151,19 +142,7 @@ fn lifecycle(family: Family) {
     // The check service, as the timer starts it: sandboxed, exit 100 (an
     // update of the portal is available) counts as success.
     h.install("1.0.0").unwrap();
-    let start =
-        h.c.exec(&["systemctl", "start", "upkeep-check.service"])
-            .unwrap();
-    assert!(start.status.success(), "{}", show(&start));
-    let result =
-        h.c.run(&[
-            "systemctl",
-            "show",
-            "-p",
-            "Result,ExecMainStatus",
-            "upkeep-check.service",
-        ])
-        .unwrap();
+    let result = crate::run_check_service(&h);
     assert!(
         result.contains("Result=success") && result.contains("ExecMainStatus=100"),
         "{result}"
@@ -309,7 +288,7 @@ fn rpm_installs_enables_the_check_timer_upgrades_and_removes_keeping_history_and
 /// check the packages enable must succeed quietly, not fail every day.
 #[test]
 fn the_packaged_default_config_makes_the_daily_check_a_quiet_success() {
-    let h = boot(Family::Deb);
+    let h = crate::boot(Family::Deb);
     let shipped =
         std::fs::read_to_string(rig::fixtures::project_dir().join("packaging/upkeep.toml"))
             .unwrap();
