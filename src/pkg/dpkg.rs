@@ -82,7 +82,7 @@ impl Dpkg {
         }
         let admin = self.admin_dir.clone();
         let package = package.to_string();
-        let answer = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let text = std::fs::read_to_string(admin.join("status")).ok()?;
             // Checked after the read: a journal entry written since makes
             // the file stale, and dpkg-query reads both.
@@ -99,8 +99,7 @@ impl Dpkg {
         })
         .await
         .ok()
-        .flatten();
-        answer
+        .flatten()
     }
 }
 
