@@ -171,18 +171,49 @@ impl<'a> AptRepository<'a> {
             );
             return Ok(found);
         }
-        let data = self.http.get(&url, entry.size).await?;
-        crate::download::check_sha256(&url, &data, &entry.sha256)?;
-        if data.len() as u64 != entry.size {
-            bail!(
-                "{url}: size {} does not match the Release file's {}",
-                data.len(),
-                entry.size
-            );
-        }
-        let reader = BufReader::with_capacity(64 * 1024, decompressor(&entry.path, &data));
-        let entries =
-            parse_packages(reader, package, &self.arch).with_context(|| format!("{url}"))?;
+        let entries = match &self.entries_cache {
+            // Streamed to a file (size and SHA-256 checked as it arrives),
+            // then parsed from there: memory stays flat whatever the size
+            // of the index.
+            Some(dir) => {
+                let dir = dir.join("indexes");
+                let ext = std::path::Path::new(&entry.path)
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("plain");
+                let file = self
+                    .http
+                    .download(&url, entry.size, &entry.sha256, &dir, ext)
+                    .await?;
+                let parsed = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))
+                    .and_then(|f| {
+                        let reader =
+                            BufReader::with_capacity(64 * 1024, decompressor(&entry.path, f));
+                        parse_packages(reader, package, &self.arch)
+                            .with_context(|| format!("{url}"))
+                    });
+                // The entries are cached below; the index is not needed again.
+                if let Err(e) = std::fs::remove_file(&file) {
+                    tracing::debug!("cannot remove {}: {e}", file.display());
+                }
+                parsed?
+            }
+            None => {
+                let data = self.http.get(&url, entry.size).await?;
+                crate::download::check_sha256(&url, &data, &entry.sha256)?;
+                if data.len() as u64 != entry.size {
+                    bail!(
+                        "{url}: size {} does not match the Release file's {}",
+                        data.len(),
+                        entry.size
+                    );
+                }
+                let reader =
+                    BufReader::with_capacity(64 * 1024, decompressor(&entry.path, &data[..]));
+                parse_packages(reader, package, &self.arch).with_context(|| format!("{url}"))?
+            }
+        };
         if let Some(file) = &cache_file
             && let Err(e) = store_entries(file, &entries)
         {
@@ -231,7 +262,7 @@ impl Repository for AptRepository<'_> {
 
 /// A reader that decompresses by the index file's extension, bounded by
 /// [`INDEX_LIMIT`] decompressed bytes (a decompression bomb ends there).
-fn decompressor<'a>(path: &str, data: &'a [u8]) -> Box<dyn Read + 'a> {
+fn decompressor<'a>(path: &str, data: impl Read + 'a) -> Box<dyn Read + 'a> {
     if path.ends_with(".xz") {
         Box::new(liblzma::read::XzDecoder::new(data).take(INDEX_LIMIT))
     } else if path.ends_with(".gz") {
