@@ -15,27 +15,158 @@ use crate::report::{Report, Row, met_text};
 use crate::rig::fixtures::{COMPONENT, SUITE};
 use crate::rig::{self, Fail};
 
-/// The size of the package.
+/// The size of the package's payload (the package is a few kB more).
 const BIG_SIZE: u64 = 1 << 30;
 
-/// Writes a 1 GiB file (a random 1 MiB block repeated, each copy stamped
-/// with its index) and returns its SHA-256. The file is synced, so that no
+/// Writes a `.deb` of bigpkg 1.0-1 whose one file is a 1 GiB payload (a
+/// random 1 MiB block repeated, each copy stamped with its index), and
+/// returns its SHA-256 and size. `upkeep plan` reads the package it
+/// downloaded (control file, changelog), so it must be one; the changelog
+/// comes first in data.tar, which is stored uncompressed, so that reading
+/// it stops long before the payload. The file is synced, so that no
 /// writeback of it runs during the measurements.
-fn write_big_file(path: &Path) -> Result<String, Fail> {
+fn write_big_deb(path: &Path, arch: &str) -> Result<(String, u64), Fail> {
+    let io =
+        |what: &'static str| move |e: std::io::Error| Fail(format!("big package: {what}: {e}"));
+    // control.tar.gz, in memory.
+    let control = format!(
+        "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nInstalled-Size: {}\nDescription: 1 GiB payload for the download benchmark\n",
+        BIG_SIZE / 1024
+    );
+    let mut control_tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(control.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    control_tar
+        .append_data(&mut h, "./control", control.as_bytes())
+        .map_err(io("control.tar"))?;
+    let control_tar = control_tar
+        .into_inner()
+        .and_then(|gz| gz.finish())
+        .map_err(io("control.tar"))?;
+    let mut changelog = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    changelog
+        .write_all(b"bigpkg (1.0-1) stable; urgency=medium\n\n  * Benchmark payload.\n\n -- Bench <bench@example.com>  Sat, 21 Nov 2026 10:00:00 +0000\n")
+        .map_err(io("changelog"))?;
+    let changelog = changelog.finish().map_err(io("changelog"))?;
+    // data.tar: its size is known before it is written (one header block
+    // per file, contents padded to 512 bytes, two blocks at the end).
+    let pad = |n: u64| n.div_ceil(512) * 512;
+    let data_size = 512 + pad(changelog.len() as u64) + 512 + BIG_SIZE + 1024;
+
+    let file = fs::File::create(path).map_err(io("create"))?;
+    let mut out = Hashing {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+        len: 0,
+    };
+    let member = |out: &mut Hashing<std::io::BufWriter<fs::File>>,
+                  name: &str,
+                  size: u64|
+     -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`",
+            0, 0, 0, "100644"
+        )
+    };
+    out.write_all(b"!<arch>\n").map_err(io("write"))?;
+    member(&mut out, "debian-binary", 4).map_err(io("write"))?;
+    out.write_all(b"2.0\n").map_err(io("write"))?;
+    member(&mut out, "control.tar.gz", control_tar.len() as u64).map_err(io("write"))?;
+    out.write_all(&control_tar).map_err(io("write"))?;
+    if control_tar.len() % 2 == 1 {
+        out.write_all(b"\n").map_err(io("write"))?;
+    }
+    member(&mut out, "data.tar", data_size).map_err(io("write"))?;
+    let start = out.len;
+    let mut data = tar::Builder::new(&mut out);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(changelog.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    data.append_data(
+        &mut h,
+        "./usr/share/doc/bigpkg/changelog.Debian.gz",
+        &changelog[..],
+    )
+    .map_err(io("data.tar"))?;
     let mut block = vec![0u8; 1 << 20];
     fs::File::open("/dev/urandom")
         .and_then(|mut u| u.read_exact(&mut block))
-        .map_err(Fail::io("read /dev/urandom"))?;
-    let mut file = fs::File::create(path).map_err(Fail::io("create the big file"))?;
-    let mut hasher = Sha256::new();
-    for i in 0..(BIG_SIZE >> 20) {
-        block[..8].copy_from_slice(&i.to_le_bytes());
-        hasher.update(&block);
-        file.write_all(&block)
-            .map_err(Fail::io("write the big file"))?;
+        .map_err(io("read /dev/urandom"))?;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(BIG_SIZE);
+    h.set_mode(0o644);
+    h.set_cksum();
+    data.append_data(
+        &mut h,
+        "./usr/share/bigpkg/payload",
+        Payload { block, at: 0 },
+    )
+    .map_err(io("data.tar"))?;
+    data.into_inner().map_err(io("data.tar"))?;
+    if out.len - start != data_size {
+        return Err(Fail(format!(
+            "big package: data.tar is {} bytes, {data_size} expected",
+            out.len - start
+        )));
     }
-    file.sync_all().map_err(Fail::io("sync the big file"))?;
-    Ok(hex::encode(hasher.finalize()))
+    let Hashing { inner, hasher, len } = out;
+    let file = inner
+        .into_inner()
+        .map_err(|e| io("write")(e.into_error()))?;
+    file.sync_all().map_err(io("sync"))?;
+    Ok((hex::encode(hasher.finalize()), len))
+}
+
+/// A writer that hashes and counts what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// [`BIG_SIZE`] bytes: `block` repeated, each copy stamped with its index.
+struct Payload {
+    block: Vec<u8>,
+    at: u64,
+}
+
+impl Read for Payload {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = BIG_SIZE - self.at;
+        if left == 0 {
+            return Ok(0);
+        }
+        let bs = self.block.len() as u64;
+        let offset = self.at % bs;
+        if offset == 0 {
+            let copy = self.at / bs;
+            self.block[..8].copy_from_slice(&copy.to_le_bytes());
+        }
+        let n = (bs - offset).min(left).min(buf.len() as u64) as usize;
+        buf[..n].copy_from_slice(&self.block[offset as usize..offset as usize + n]);
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 /// An apt of its own for the host: configuration, sources, lists and cache
@@ -91,7 +222,7 @@ pub fn row_download(
     fs::create_dir_all(&bin).map_err(Fail::io("dists"))?;
     let file_name = format!("bigpkg_1.0-1_{}.deb", f.arch);
     let t = Instant::now();
-    let sha256 = write_big_file(&pool.join(&file_name))?;
+    let (sha256, big_size) = write_big_deb(&pool.join(&file_name), &f.arch)?;
     println!(
         "    wrote a 1 GiB package in {:.1} s (SHA-256 {sha256})",
         t.elapsed().as_secs_f64()
@@ -99,7 +230,7 @@ pub fn row_download(
     fs::write(
         bin.join("Packages"),
         format!(
-            "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nFilename: pool/main/b/bigpkg/{file_name}\nSize: {BIG_SIZE}\nSHA256: {sha256}\nDescription: 1 GiB payload for the download benchmark\n\n",
+            "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nFilename: pool/main/b/bigpkg/{file_name}\nSize: {big_size}\nSHA256: {sha256}\nDescription: 1 GiB payload for the download benchmark\n\n",
             arch = f.arch
         ),
     )
@@ -290,7 +421,7 @@ pub fn row_download(
         dur(up.cpu_sys_s),
         dur(curl_only.cpu_s()),
         met_text(sha_met),
-        BIG_SIZE as f64 / sha_only.median_s / 1e6,
+        big_size as f64 / sha_only.median_s / 1e6,
         dur(sha_only.median_s),
         dur(need),
         need / curl_only.median_s,
@@ -328,6 +459,6 @@ pub fn row_download(
     ] {
         r.keep(k, s);
     }
-    r.method.push("Row 2 runs on the host: a 1 GiB file (a random 1 MiB block repeated, synced before the runs) served by `python3 -m http.server` on loopback; curl, sha256sum, apt-get and upkeep all read it from the page cache and write to the same disk filesystem. upkeep's side is `upkeep plan --json` against a signed APT repository whose only package is that file (a Packages paragraph with Size and SHA256), with a fresh cache dir each run: it fetches and verifies the metadata, streams the package to disk while hashing it, fsyncs it and renames it into the cache. apt-get runs with `APT_CONFIG` pointing at a configuration of its own (no host apt.conf.d, sources `deb [signed-by=KEY] URL stable main`, lists and cache in the work dir, lists removed before each run) as `apt-get update && apt-get download bigpkg` in a directory owned by `_apt`.".into());
+    r.method.push("Row 2 runs on the host: a 1 GiB package (a `.deb` whose data.tar, stored uncompressed, holds the changelog first and then a 1 GiB payload, a random 1 MiB block repeated; synced before the runs) served by `python3 -m http.server` on loopback; curl, sha256sum, apt-get and upkeep all read it from the page cache and write to the same disk filesystem. upkeep's side is `upkeep plan --json` against a signed APT repository whose only package is that file (a Packages paragraph with Size and SHA256), with a fresh cache dir each run: it fetches and verifies the metadata, streams the package to disk while hashing it, fsyncs it and renames it into the cache, then reads its control file and changelog (the start of the file) for the plan. apt-get runs with `APT_CONFIG` pointing at a configuration of its own (no host apt.conf.d, sources `deb [signed-by=KEY] URL stable main`, lists and cache in the work dir, lists removed before each run) as `apt-get update && apt-get download bigpkg` in a directory owned by `_apt`.".into());
     Ok(())
 }
