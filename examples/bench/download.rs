@@ -15,158 +15,122 @@ use crate::report::{Report, Row, met_text};
 use crate::rig::fixtures::{COMPONENT, SUITE};
 use crate::rig::{self, Fail};
 
-/// The size of the package's payload (the package is a few kB more).
+/// The size of the package.
 const BIG_SIZE: u64 = 1 << 30;
 
-/// Writes a `.deb` of bigpkg 1.0-1 whose one file is a 1 GiB payload (a
-/// random 1 MiB block repeated, each copy stamped with its index), and
-/// returns its SHA-256 and size. `upkeep plan` reads the package it
-/// downloaded (control file, changelog), so it must be one; the changelog
-/// comes first in data.tar, which is stored uncompressed, so that reading
-/// it stops long before the payload. The file is synced, so that no
-/// writeback of it runs during the measurements.
-fn write_big_deb(path: &Path, arch: &str) -> Result<(String, u64), Fail> {
-    let io =
-        |what: &'static str| move |e: std::io::Error| Fail(format!("big package: {what}: {e}"));
-    // control.tar.gz, in memory.
-    let control = format!(
-        "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nInstalled-Size: {}\nDescription: 1 GiB payload for the download benchmark\n",
-        BIG_SIZE / 1024
-    );
-    let mut control_tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    let mut h = tar::Header::new_gnu();
-    h.set_size(control.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    control_tar
-        .append_data(&mut h, "./control", control.as_bytes())
-        .map_err(io("control.tar"))?;
-    let control_tar = control_tar
-        .into_inner()
-        .and_then(|gz| gz.finish())
-        .map_err(io("control.tar"))?;
-    let mut changelog = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    changelog
-        .write_all(b"bigpkg (1.0-1) stable; urgency=medium\n\n  * Benchmark payload.\n\n -- Bench <bench@example.com>  Sat, 21 Nov 2026 10:00:00 +0000\n")
-        .map_err(io("changelog"))?;
-    let changelog = changelog.finish().map_err(io("changelog"))?;
-    // data.tar: its size is known before it is written (one header block
-    // per file, contents padded to 512 bytes, two blocks at the end).
-    let pad = |n: u64| n.div_ceil(512) * 512;
-    let data_size = 512 + pad(changelog.len() as u64) + 512 + BIG_SIZE + 1024;
-
-    let file = fs::File::create(path).map_err(io("create"))?;
+/// Writes a 1 GiB package, a real `.deb` (the review that `plan` runs
+/// reads its control file and changelog): an ar archive of `debian-binary`,
+/// `control.tar.gz` and an uncompressed `data.tar` holding the changelog
+/// first, then a 1 GiB blob (a random 1 MiB block repeated, each copy
+/// stamped with its index). Returns the SHA-256 and size of the whole file.
+/// The file is synced, so that no writeback of it runs during the
+/// measurements.
+fn write_big_file(path: &Path, arch: &str) -> Result<(String, u64), Fail> {
+    let io = Fail::io("write the big package");
+    let mut file = fs::File::create(path).map_err(Fail::io("create the big file"))?;
     let mut out = Hashing {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        file: &mut file,
         hasher: Sha256::new(),
         len: 0,
     };
-    let member = |out: &mut Hashing<std::io::BufWriter<fs::File>>,
-                  name: &str,
-                  size: u64|
-     -> std::io::Result<()> {
-        writeln!(
-            out,
-            "{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`",
-            0, 0, 0, "100644"
-        )
-    };
-    out.write_all(b"!<arch>\n").map_err(io("write"))?;
-    member(&mut out, "debian-binary", 4).map_err(io("write"))?;
-    out.write_all(b"2.0\n").map_err(io("write"))?;
-    member(&mut out, "control.tar.gz", control_tar.len() as u64).map_err(io("write"))?;
-    out.write_all(&control_tar).map_err(io("write"))?;
-    if control_tar.len() % 2 == 1 {
-        out.write_all(b"\n").map_err(io("write"))?;
-    }
-    member(&mut out, "data.tar", data_size).map_err(io("write"))?;
-    let start = out.len;
-    let mut data = tar::Builder::new(&mut out);
-    let mut h = tar::Header::new_gnu();
-    h.set_size(changelog.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    data.append_data(
-        &mut h,
-        "./usr/share/doc/bigpkg/changelog.Debian.gz",
-        &changelog[..],
-    )
-    .map_err(io("data.tar"))?;
+    out.write_all(b"!<arch>\n").map_err(&io)?;
+    ar_member(&mut out, "debian-binary", b"2.0\n").map_err(&io)?;
+    let control = format!(
+        "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nDescription: 1 GiB payload for the download benchmark\n"
+    );
+    let control_tar =
+        gz(&tar_of(&[("./control", control.as_bytes())]).map_err(&io)?).map_err(&io)?;
+    ar_member(&mut out, "control.tar.gz", &control_tar).map_err(&io)?;
+    let changelog = gz(b"bigpkg (1.0-1) unstable; urgency=medium\n\n  * A big package.\n\n -- Bench <bench@example.com>  Sat, 21 Nov 2026 10:00:00 +0000\n")
+        .map_err(&io)?;
+    let head =
+        tar_of(&[("./usr/share/doc/bigpkg/changelog.Debian.gz", &changelog)]).map_err(&io)?;
+    // The head without its end-of-archive blocks, then the blob's entry.
+    let head = &head[..head.len() - 1024];
+    let mut blob_header = tar::Header::new_gnu();
+    blob_header
+        .set_path("./usr/share/bigpkg/blob")
+        .map_err(&io)?;
+    blob_header.set_size(BIG_SIZE);
+    blob_header.set_mode(0o644);
+    blob_header.set_cksum();
+    let data_len = head.len() as u64 + 512 + BIG_SIZE + 1024;
+    ar_header(&mut out, "data.tar", data_len).map_err(&io)?;
+    out.write_all(head).map_err(&io)?;
+    out.write_all(blob_header.as_bytes()).map_err(&io)?;
     let mut block = vec![0u8; 1 << 20];
     fs::File::open("/dev/urandom")
         .and_then(|mut u| u.read_exact(&mut block))
-        .map_err(io("read /dev/urandom"))?;
-    let mut h = tar::Header::new_gnu();
-    h.set_size(BIG_SIZE);
-    h.set_mode(0o644);
-    h.set_cksum();
-    data.append_data(
-        &mut h,
-        "./usr/share/bigpkg/payload",
-        Payload { block, at: 0 },
-    )
-    .map_err(io("data.tar"))?;
-    data.into_inner().map_err(io("data.tar"))?;
-    if out.len - start != data_size {
-        return Err(Fail(format!(
-            "big package: data.tar is {} bytes, {data_size} expected",
-            out.len - start
-        )));
+        .map_err(Fail::io("read /dev/urandom"))?;
+    for i in 0..(BIG_SIZE >> 20) {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        out.write_all(&block).map_err(&io)?;
     }
-    let Hashing { inner, hasher, len } = out;
-    let file = inner
-        .into_inner()
-        .map_err(|e| io("write")(e.into_error()))?;
-    file.sync_all().map_err(io("sync"))?;
-    Ok((hex::encode(hasher.finalize()), len))
+    out.write_all(&[0u8; 1024]).map_err(&io)?;
+    if data_len % 2 == 1 {
+        out.write_all(b"\n").map_err(&io)?;
+    }
+    let (sha, len) = (hex::encode(out.hasher.finalize()), out.len);
+    file.sync_all().map_err(Fail::io("sync the big file"))?;
+    Ok((sha, len))
 }
 
-/// A writer that hashes and counts what goes through it.
-struct Hashing<W> {
-    inner: W,
+/// A writer that hashes and counts what it writes.
+struct Hashing<'a> {
+    file: &'a mut fs::File,
     hasher: Sha256,
     len: u64,
 }
 
-impl<W: Write> Write for Hashing<W> {
+impl Write for Hashing<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.len += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        self.file.flush()
     }
 }
 
-/// [`BIG_SIZE`] bytes: `block` repeated, each copy stamped with its index.
-struct Payload {
-    block: Vec<u8>,
-    at: u64,
+/// An ar member header (common format, as dpkg-deb writes it).
+fn ar_header(out: &mut impl Write, name: &str, size: u64) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`",
+        0, 0, 0, "100644"
+    )
 }
 
-impl Read for Payload {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = BIG_SIZE - self.at;
-        if left == 0 {
-            return Ok(0);
-        }
-        let bs = self.block.len() as u64;
-        let offset = self.at % bs;
-        if offset == 0 {
-            let copy = self.at / bs;
-            self.block[..8].copy_from_slice(&copy.to_le_bytes());
-        }
-        let n = (bs - offset).min(left).min(buf.len() as u64) as usize;
-        buf[..n].copy_from_slice(&self.block[offset as usize..offset as usize + n]);
-        self.at += n as u64;
-        Ok(n)
+/// A whole ar member, padded to an even length.
+fn ar_member(out: &mut impl Write, name: &str, data: &[u8]) -> std::io::Result<()> {
+    ar_header(out, name, data.len() as u64)?;
+    out.write_all(data)?;
+    if data.len() % 2 == 1 {
+        out.write_all(b"\n")?;
     }
+    Ok(())
+}
+
+/// A tar archive of regular files.
+fn tar_of(files: &[(&str, &[u8])]) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, *data)?;
+    }
+    b.into_inner()
+}
+
+/// gzip of `data`.
+fn gz(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data)?;
+    e.finish()
 }
 
 /// An apt of its own for the host: configuration, sources, lists and cache
@@ -222,7 +186,7 @@ pub fn row_download(
     fs::create_dir_all(&bin).map_err(Fail::io("dists"))?;
     let file_name = format!("bigpkg_1.0-1_{}.deb", f.arch);
     let t = Instant::now();
-    let (sha256, big_size) = write_big_deb(&pool.join(&file_name), &f.arch)?;
+    let (sha256, size) = write_big_file(&pool.join(&file_name), &f.arch)?;
     println!(
         "    wrote a 1 GiB package in {:.1} s (SHA-256 {sha256})",
         t.elapsed().as_secs_f64()
@@ -230,7 +194,7 @@ pub fn row_download(
     fs::write(
         bin.join("Packages"),
         format!(
-            "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nFilename: pool/main/b/bigpkg/{file_name}\nSize: {big_size}\nSHA256: {sha256}\nDescription: 1 GiB payload for the download benchmark\n\n",
+            "Package: bigpkg\nVersion: 1.0-1\nArchitecture: {arch}\nMaintainer: Bench <bench@example.com>\nFilename: pool/main/b/bigpkg/{file_name}\nSize: {size}\nSHA256: {sha256}\nDescription: 1 GiB payload for the download benchmark\n\n",
             arch = f.arch
         ),
     )
@@ -421,7 +385,7 @@ pub fn row_download(
         dur(up.cpu_sys_s),
         dur(curl_only.cpu_s()),
         met_text(sha_met),
-        big_size as f64 / sha_only.median_s / 1e6,
+        BIG_SIZE as f64 / sha_only.median_s / 1e6,
         dur(sha_only.median_s),
         dur(need),
         need / curl_only.median_s,

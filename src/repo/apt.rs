@@ -171,19 +171,25 @@ impl<'a> AptRepository<'a> {
             );
             return Ok(found);
         }
-        let entries = match &self.entries_cache {
+        // A non-root `check` cannot write the cache: it reads the index in
+        // memory instead.
+        let index_dir = self
+            .entries_cache
+            .as_ref()
+            .map(|d| d.join("indexes"))
+            .filter(|d| writable_dir(d));
+        let entries = match &index_dir {
             // Streamed to a file (size and SHA-256 checked as it arrives),
             // then parsed from there: memory stays flat whatever the size
             // of the index.
             Some(dir) => {
-                let dir = dir.join("indexes");
                 let ext = std::path::Path::new(&entry.path)
                     .extension()
                     .and_then(|e| e.to_str())
                     .unwrap_or("plain");
                 let file = self
                     .http
-                    .download(&url, entry.size, &entry.sha256, &dir, ext)
+                    .download(&url, entry.size, &entry.sha256, dir, ext)
                     .await?;
                 let parsed = std::fs::File::open(&file)
                     .with_context(|| format!("cannot open {}", file.display()))
@@ -258,6 +264,12 @@ impl Repository for AptRepository<'_> {
         }
         Ok(super::newest_first(out))
     }
+}
+
+/// Whether `dir` exists (made if need be) and this process may write in it.
+fn writable_dir(dir: &std::path::Path) -> bool {
+    std::fs::create_dir_all(dir).is_ok()
+        && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
 /// A reader that decompresses by the index file's extension, bounded by
