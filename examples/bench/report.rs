@@ -309,10 +309,27 @@ pub fn markdown(m: &Machine, r: &Report, total: f64) -> String {
     let _ = writeln!(s, "- Memory: {}", m.memory);
     let _ = writeln!(s, "- Kernel: {} ({})", m.kernel, m.os);
     let _ = writeln!(s, "- Temporary files (every row): {}", m.work_filesystem);
+    // More runnable tasks than cores, on average, at either end: the
+    // machine was shared, and the line says so.
+    let busy = [&m.load_before, &m.load_after].iter().any(|l| {
+        l.split_whitespace()
+            .next()
+            .and_then(|x| x.parse::<f64>().ok())
+            .is_some_and(|x| x > m.cores as f64)
+    });
     let _ = writeln!(
         s,
-        "- Load average (1, 5, 15 min) when the measurements started (right after building upkeep) / when they ended: {} / {}",
-        m.load_before, m.load_after
+        "- Load average (1, 5, 15 min) when the measurements started (right after building upkeep) / when they ended: {} / {}{}",
+        m.load_before,
+        m.load_after,
+        if busy {
+            format!(
+                " (busy: more runnable tasks than its {} cores; other work ran beside the bench, so wall times, medians above all, are inflated)",
+                m.cores
+            )
+        } else {
+            String::new()
+        }
     );
     for (k, v) in &m.tools {
         let _ = writeln!(s, "- {k}: {v}");

@@ -314,7 +314,7 @@ pub fn row_curve(
             String::new()
         } else {
             format!(
-                " at {} packages, whose compressed index is {:.1} MB: upkeep fetches the compressed index into memory whole (`Http::get` returns the body) and decompresses it from there, so its peak grows with the compressed size (about twice it here); streaming the body through the hash and the decompressor, or into the cache file first, would bound it",
+                " at {} packages, whose compressed index is {:.1} MB",
                 points.last().map(|p| p.n).unwrap_or(0),
                 points.last().map(|p| p.xz as f64 / 1e6).unwrap_or(0.0)
             )
@@ -603,7 +603,7 @@ pub fn row_history(upkeep: &Path, work: &Path, r: &mut Report) -> Result<(), Fai
     ));
     let small = &rows[0].2;
     r.note(format!(
-        "Row 5c ({} plain, {} JSON): `upkeep history` lists the newest 20 runs with their steps; on a history of {n_top} runs it takes {} (plain) and {} (JSON), against {} and {} on a history of {} runs, so the listing does not grow with the history. The target is read as that command on a history that large. Listing every run (`--limit {n_top}`, one run each: they take seconds) is shown for scale and has no target: it prints every step of every run ({} plain, {} as JSON, peak RSS {} for the JSON), and upkeep reads all of them, with their steps, into memory before printing the first, so both time and memory grow with the history; streaming the rows would bound the memory. The histories are written by the crate's own `History` API (one upgrade run, 12 steps with their details and 4 artifacts, as `upkeep upgrade` records them), then copied by SQL in one transaction into a database whose schema `History::open` made.",
+        "Row 5c ({} plain, {} JSON): `upkeep history` lists the newest 20 runs with their steps; on a history of {n_top} runs it takes {} (plain) and {} (JSON), against {} and {} on a history of {} runs, so the listing does not grow with the history. The target is read as that command on a history that large. Listing every run (`--limit {n_top}`, one run each: they take seconds) is shown for scale and has no target: it prints every step of every run ({} plain, {} as JSON, peak RSS {} for the JSON): upkeep streams the runs from SQLite to stdout one at a time, so its time grows with the history and its memory does not. The histories are written by the crate's own `History` API (one upgrade run, 12 steps with their details and 4 artifacts, as `upkeep upgrade` records them), then copied by SQL in one transaction into a database whose schema `History::open` made.",
         met_text(plain_met),
         met_text(json_met),
         dur(top[0].median_s),

@@ -59,7 +59,7 @@ pub fn row_startup(upkeep: &Path, r: &mut Report) -> Result<(), Fail> {
         &systemctl,
     ));
     r.note(format!(
-        "Row 6 (no target), in a rig container after one `upkeep upgrade`: `upkeep --version` takes {} (a bare `true` started the same way: {}); `upkeep status` {} ({} with --json): it asks dpkg for the installed version, asks systemd over D-Bus for each unit's state and reads the last run from the history. `systemctl status portal.service` takes {}: it asks systemd over D-Bus too and reads the unit's last journal lines.",
+        "Row 6 (no target), in a rig container after one `upkeep upgrade`: `upkeep --version` takes {} (a bare `true` started the same way: {}); `upkeep status` {} ({} with --json): it reads the installed version from dpkg's status file, asks systemd over D-Bus for each unit's state and reads the last run from the history. `systemctl status portal.service` takes {}: it asks systemd over D-Bus too and reads the unit's last journal lines.",
         dur(version.median_s),
         dur(true_.median_s),
         dur(status.median_s),

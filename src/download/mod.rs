@@ -5,7 +5,7 @@
 //!   then renamed into the cache, keyed by their SHA-256: a file in the cache
 //!   is always complete and verified. An interrupted download is resumed
 //!   with `Range` (see [`Http::download`]). The socket is read on the
-//!   runtime while another thread hashes and writes, and the writeback
+//!   runtime while one thread writes and another hashes, and the writeback
 //!   starts during the download, so that the final fsync is short.
 //! * Network errors, `5xx`, `408` and `429` are retried with exponential
 //!   backoff and jitter ([`Policy`]); other `4xx` are not.
@@ -32,6 +32,7 @@ mod package;
 mod test_server;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
@@ -289,7 +290,9 @@ pub struct Http {
     /// Built on first use, once the policy is final.
     client: std::sync::OnceLock<reqwest::Client>,
     policy: Policy,
-    roots: Vec<reqwest::Certificate>,
+    /// Checks servers' certificates: the platform's roots and the
+    /// `ca_file`, loaded on the first TLS handshake (see [`tls`]).
+    verifier: std::sync::Arc<tls::LazyVerifier>,
     env_proxy: bool,
     progress: bool,
     metadata_cache: Option<PathBuf>,
@@ -335,17 +338,21 @@ impl Http {
     pub fn new(ca_file: Option<&Path>) -> anyhow::Result<Http> {
         // reqwest is built without a default crypto provider; install ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
         let mut roots = Vec::new();
         if let Some(ca) = ca_file {
             let pem = std::fs::read(ca).with_context(|| format!("ca_file {}", ca.display()))?;
-            roots = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("ca_file {}: not PEM certificates", ca.display()))?;
+            roots = tls::parse_roots(&pem).map_err(|e| {
+                anyhow::anyhow!("ca_file {}: not PEM certificates ({e})", ca.display())
+            })?;
         }
         let policy = Policy::default();
         Ok(Http {
             client: std::sync::OnceLock::new(),
             policy,
-            roots,
+            verifier: std::sync::Arc::new(tls::LazyVerifier::new(provider, roots)),
             env_proxy: true,
             progress: false,
             metadata_cache: None,
@@ -423,7 +430,7 @@ impl Http {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = build_client(&self.policy, &self.roots, self.env_proxy)?;
+        let client = build_client(&self.policy, &self.verifier, self.env_proxy)?;
         Ok(self.client.get_or_init(|| client))
     }
 
@@ -611,16 +618,21 @@ struct Fetched {
 
 fn build_client(
     policy: &Policy,
-    roots: &[reqwest::Certificate],
+    verifier: &std::sync::Arc<tls::LazyVerifier>,
     env_proxy: bool,
 ) -> anyhow::Result<reqwest::Client> {
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
+    let tls = tls::client_config(provider, verifier.clone())
+        .context("cannot build the TLS configuration")?;
     // No overall timeout: a large package on a slow link must finish.
     let mut builder = reqwest::Client::builder()
         .connect_timeout(policy.connect_timeout)
         .read_timeout(policy.read_timeout)
         .redirect(reqwest::redirect::Policy::limited(policy.max_redirects))
         .user_agent(concat!("upkeep/", env!("CARGO_PKG_VERSION")))
-        .tls_certs_merge(roots.iter().cloned());
+        .tls_backend_preconfigured(tls);
     // Without this, reqwest reads ALL_PROXY, HTTP(S)_PROXY and NO_PROXY
     // (and the lower-case forms) when the client is built.
     if !env_proxy {

@@ -1500,3 +1500,162 @@ fn error_messages_are_one_line_and_name_the_url() {
         assert!(!msg.contains('\n'), "{msg}");
     }
 }
+
+// ---- TLS ---------------------------------------------------------------
+
+#[tokio::test]
+async fn plain_http_reads_no_system_certificate() {
+    // Every check used to read and parse the whole system store
+    // (/etc/ssl/certs) when the client was built, for an http:// repository
+    // that never uses it: three quarters of a warm check's instructions.
+    let server = Server::start(|_, _| Reply::ok("Suite: stable\n")).await;
+    let http = http();
+    http.get(&server.url("/InRelease"), 1000).await.unwrap();
+    assert!(!http.verifier.loaded());
+}
+
+/// Runs `openssl` with `args` in `dir`; panics when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("this test needs openssl installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `openssl s_server` on 127.0.0.1 with a certificate for that address
+/// signed by a CA of its own (`dir/ca.pem`), killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_server(dir: &Path) -> TlsServer {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=upkeep test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-www", "-cert", "srv.pem", "-key", "srv.key",
+        ])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("this test needs openssl installed");
+    let server = TlsServer { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+#[tokio::test]
+async fn https_is_checked_against_the_platform_roots_and_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tls_server(dir.path());
+    let url = Url::parse(&format!("https://127.0.0.1:{}/", server.port)).unwrap();
+    // The test CA is in no system store: refused, and not retried.
+    let http = http();
+    let e = http.get(&url, 1 << 20).await.unwrap_err();
+    assert!(matches!(http_error(&e), HttpError::Tls { .. }), "{e:#}");
+    assert!(http.verifier.loaded());
+    // With it as the ca_file, the same server is trusted.
+    let http = Http::new(Some(&dir.path().join("ca.pem")))
+        .unwrap()
+        .with_policy(policy())
+        .without_env_proxy();
+    assert!(!http.verifier.loaded());
+    let body = http.get(&url, 1 << 20).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("s_server"),
+        "{body:?}"
+    );
+    // A ca_file that holds no certificate the store accepts is refused
+    // when the client is made, as before.
+    std::fs::write(
+        dir.path().join("bad.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let e = Http::new(Some(&dir.path().join("bad.pem"))).err().unwrap();
+    assert!(e.to_string().contains("not PEM certificates"), "{e:#}");
+}
