@@ -336,11 +336,7 @@ impl Http {
     /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read at the
     /// first request).
     pub fn new(ca_file: Option<&Path>) -> anyhow::Result<Http> {
-        // reqwest is built without a default crypto provider; install ring's.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let provider = rustls::crypto::CryptoProvider::get_default()
-            .cloned()
-            .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
+        let provider = tls::provider();
         let mut roots = Vec::new();
         if let Some(ca) = ca_file {
             let pem = std::fs::read(ca).with_context(|| format!("ca_file {}", ca.display()))?;
@@ -621,11 +617,7 @@ fn build_client(
     verifier: &std::sync::Arc<tls::LazyVerifier>,
     env_proxy: bool,
 ) -> anyhow::Result<reqwest::Client> {
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
-    let tls = tls::client_config(provider, verifier.clone())
-        .context("cannot build the TLS configuration")?;
+    let tls = tls::client_config(verifier.clone()).context("cannot build the TLS configuration")?;
     // No overall timeout: a large package on a slow link must finish.
     let mut builder = reqwest::Client::builder()
         .connect_timeout(policy.connect_timeout)

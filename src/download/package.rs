@@ -63,6 +63,38 @@ impl Http {
         cache_dir: &Path,
         extension: &str,
     ) -> anyhow::Result<PathBuf> {
+        self.download_into(url, size, sha256, cache_dir, extension, true)
+            .await
+    }
+
+    /// [`Http::download`] of a file the caller reads once and removes (an
+    /// APT index, parsed into the entries it caches): verified the same
+    /// way, but neither the file nor its directory is fsynced, since
+    /// nothing needs it to survive a crash (a file left by one is hashed
+    /// again before any reuse).
+    pub async fn download_scratch(
+        &self,
+        url: &Url,
+        size: u64,
+        sha256: &str,
+        dir: &Path,
+        extension: &str,
+    ) -> anyhow::Result<PathBuf> {
+        self.download_into(url, size, sha256, dir, extension, false)
+            .await
+    }
+
+    /// [`Http::download`], with the fsyncs of the file and of `cache_dir`
+    /// only when `durable`.
+    async fn download_into(
+        &self,
+        url: &Url,
+        size: u64,
+        sha256: &str,
+        cache_dir: &Path,
+        extension: &str,
+        durable: bool,
+    ) -> anyhow::Result<PathBuf> {
         let name = sha256;
         let sha256 = sha256.to_ascii_lowercase();
         let dest = cache_dir.join(format!("{name}.{extension}"));
@@ -97,6 +129,7 @@ impl Http {
             state: None,
             retried_whole: false,
             received: 0,
+            durable,
         };
         let result = self
             .retrying_with(url, bar.as_ref(), async || transfer.attempt().await)
@@ -108,9 +141,11 @@ impl Http {
         tokio::fs::rename(&partial, &dest).await.with_context(|| {
             format!("cannot rename {} to {}", partial.display(), dest.display())
         })?;
-        sync_dir(cache_dir)
-            .await
-            .with_context(|| format!("cannot sync {}", cache_dir.display()))?;
+        if durable {
+            sync_dir(cache_dir)
+                .await
+                .with_context(|| format!("cannot sync {}", cache_dir.display()))?;
+        }
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             "{url}: {} bytes received in {secs:.1} s ({:.1} MB/s)",
@@ -143,6 +178,8 @@ struct Transfer<'a> {
     retried_whole: bool,
     /// Bytes received over the network, all attempts.
     received: u64,
+    /// fsync the file once complete (see [`Http::download_scratch`]).
+    durable: bool,
 }
 
 impl Transfer<'_> {
@@ -359,11 +396,13 @@ impl Transfer<'_> {
         }
         // Most of it is on disk already (see `Writeback`): this waits for
         // the last few MiB and the metadata.
-        tokio::task::spawn_blocking(move || file.sync_all())
-            .await
-            .map_err(std::io::Error::other)
-            .flatten()
-            .with_context(|| format!("cannot sync {}", self.partial.display()))?;
+        if self.durable {
+            tokio::task::spawn_blocking(move || file.sync_all())
+                .await
+                .map_err(std::io::Error::other)
+                .flatten()
+                .with_context(|| format!("cannot sync {}", self.partial.display()))?;
+        }
         let actual = hex::encode(have.hasher.clone().finalize());
         if actual == self.sha256 {
             self.state = Some(have);

@@ -97,14 +97,22 @@ impl ServerCertVerifier for LazyVerifier {
     }
 }
 
+/// The process's crypto provider: ring's, installed as the default if none
+/// is (reqwest is built without one).
+pub(super) fn provider() -> Arc<CryptoProvider> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
 /// The rustls configuration reqwest would build (TLS 1.2 and 1.3, SNI,
-/// ALPN `http/1.1`, the installed crypto provider), verifying servers with
-/// `verifier`.
+/// ALPN `http/1.1`), with `verifier`'s crypto provider, verifying servers
+/// with `verifier`.
 pub(super) fn client_config(
-    provider: Arc<CryptoProvider>,
     verifier: Arc<LazyVerifier>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
         .with_protocol_versions(rustls::ALL_VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)

@@ -279,15 +279,15 @@ pub(crate) mod tests {
     impl OtherHolder {
         /// Starts the holder and returns once it holds the lock.
         pub fn lock(path: &Path) -> OtherHolder {
+            let script = script(
+                "import fcntl, sys\n\
+                 f = open(sys.argv[1], 'a')\n\
+                 fcntl.lockf(f, fcntl.LOCK_EX)\n\
+                 print('locked', flush=True)\n\
+                 sys.stdin.read()\n",
+            );
             let mut child = Command::new("python3")
-                .args([
-                    "-c",
-                    "import fcntl, sys\n\
-                     f = open(sys.argv[1], 'a')\n\
-                     fcntl.lockf(f, fcntl.LOCK_EX)\n\
-                     print('locked', flush=True)\n\
-                     sys.stdin.read()\n",
-                ])
+                .arg(&script)
                 .arg(path)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -308,19 +308,30 @@ pub(crate) mod tests {
 
         /// Whether another process could take a write lock on `path` now.
         pub fn could_lock(path: &Path) -> bool {
+            let script = script(
+                "import fcntl, sys\n\
+                 f = open(sys.argv[1], 'a')\n\
+                 try:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n\
+                 except OSError:\n    sys.exit(1)\n",
+            );
             let out = Command::new("python3")
-                .args([
-                    "-c",
-                    "import fcntl, sys\n\
-                     f = open(sys.argv[1], 'a')\n\
-                     try:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n\
-                     except OSError:\n    sys.exit(1)\n",
-                ])
+                .arg(&script)
                 .arg(path)
                 .status()
                 .expect("python3");
             out.success()
         }
+    }
+
+    /// `text` in a temporary file, for python3 to run as a script (read
+    /// whole before it starts, so the file may go once it is running).
+    fn script(text: &str) -> tempfile::TempPath {
+        let mut f = tempfile::Builder::new()
+            .suffix(".py")
+            .tempfile()
+            .expect("temp script");
+        std::io::Write::write_all(&mut f, text.as_bytes()).expect("write script");
+        f.into_temp_path()
     }
 
     impl Drop for OtherHolder {

@@ -189,7 +189,7 @@ impl<'a> AptRepository<'a> {
                     .unwrap_or("plain");
                 let file = self
                     .http
-                    .download(&url, entry.size, &entry.sha256, dir, ext)
+                    .download_scratch(&url, entry.size, &entry.sha256, dir, ext)
                     .await?;
                 let parsed = std::fs::File::open(&file)
                     .with_context(|| format!("cannot open {}", file.display()))
