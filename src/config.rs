@@ -112,8 +112,16 @@ pub struct Settings {
 pub struct Target {
     /// The target's name (the key under `[targets]`).
     pub name: String,
-    /// Name of the .deb/.rpm package.
+    /// The product's first package (`packages[0]`): `check` and `versions`
+    /// report the product by it, and its version is the product's.
     pub package: String,
+    /// Every package of the product (`packages`, or the one `package`),
+    /// moved together to the candidate version; never empty, no duplicates,
+    /// `package` first.
+    pub packages: Vec<String>,
+    /// The package family every repository of the target serves (deb: APT
+    /// and dpkg; rpm: YUM and rpm).
+    pub family: crate::version::Family,
     /// systemd units stopped before and started after the upgrade; never
     /// empty, each with a unit suffix such as `.service`.
     pub services: Vec<String>,
@@ -121,8 +129,13 @@ pub struct Target {
     pub config_files: Vec<PathBuf>,
     /// Paths archived before every upgrade (absolute paths).
     pub backup_paths: Vec<PathBuf>,
-    /// Where the packages come from.
-    pub repository: Repository,
+    /// Where the packages come from: every repository is read and verified,
+    /// and the highest version of each package across them wins (as apt
+    /// and dnf do). Empty only when `system_repositories` is set.
+    pub repositories: Vec<Repository>,
+    /// `type = "system"`: the repositories the host's own package manager
+    /// uses (apt sources, yum.repos.d) are read at run time as well.
+    pub system_repositories: bool,
     /// The product's database, backed up before an upgrade.
     pub database: Database,
     /// How to tell that the upgraded product works.
@@ -200,6 +213,16 @@ pub struct Repository {
     pub allow_unsigned: bool,
     /// Extra CA certificate(s) (PEM) trusted for `https`.
     pub ca_file: Option<PathBuf>,
+}
+
+impl Repository {
+    /// The package family the repository serves.
+    pub fn family(&self) -> crate::version::Family {
+        match self.kind {
+            RepoKind::Apt { .. } => crate::version::Family::Deb,
+            RepoKind::Yum => crate::version::Family::Rpm,
+        }
+    }
 }
 
 impl fmt::Debug for Repository {
@@ -716,10 +739,11 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawTarget {
     package: Option<String>,
+    packages: Option<Vec<String>>,
     services: Option<Vec<String>>,
     config_files: Option<Vec<PathBuf>>,
     backup_paths: Option<Vec<PathBuf>>,
-    repository: Option<RawRepository>,
+    repository: Option<RawRepositories>,
     database: Option<RawDatabase>,
     health: Option<RawHealth>,
     upgrade_path: Option<Vec<RawUpgradePath>>,
@@ -752,6 +776,38 @@ enum RawNotify {
 enum RawRepoType {
     Apt,
     Yum,
+    System,
+}
+
+/// `[targets.X.repository]` (one table) or `[[targets.X.repository]]` (an
+/// array of tables). Deserialized by hand so that an error inside either
+/// form keeps its key path (`targets.X.repository.type`,
+/// `targets.X.repository[1].url`), which an untagged enum would lose.
+#[derive(Debug)]
+enum RawRepositories {
+    One(RawRepository),
+    Many(Vec<RawRepository>),
+}
+
+impl<'de> Deserialize<'de> for RawRepositories {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawRepositories;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a repository table or an array of repository tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawRepository::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawRepositories::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<RawRepository>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawRepositories::Many)
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -765,6 +821,10 @@ struct RawRepository {
     keyring: Option<PathBuf>,
     allow_unsigned: Option<bool>,
     ca_file: Option<PathBuf>,
+    /// `type = "system"` only: `deb` or `rpm`, when the host has both
+    /// package managers' files (default: deb when `/var/lib/dpkg/status`
+    /// exists, else rpm).
+    family: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -913,8 +973,36 @@ impl Validator<'_> {
         }
 
         let package_key = key.k("package");
-        let package = raw.package.ok_or_else(|| self.missing(key, &package_key))?;
-        check_package(&package).map_err(|m| self.invalid(&package_key, m))?;
+        let packages_key = key.k("packages");
+        let packages = match (raw.package, raw.packages) {
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    &packages_key,
+                    "give either `package` (one package) or `packages` (a list), not both",
+                ));
+            }
+            (Some(one), None) => {
+                check_package(&one).map_err(|m| self.invalid(&package_key, m))?;
+                vec![one]
+            }
+            (None, Some(list)) => {
+                if list.is_empty() {
+                    return Err(self.invalid(&packages_key, "must name at least one package"));
+                }
+                for (i, p) in list.iter().enumerate() {
+                    check_package(p).map_err(|m| self.invalid(&packages_key.i(i), m))?;
+                    if list[..i].contains(p) {
+                        return Err(self.invalid(
+                            &packages_key.i(i),
+                            format!("{p:?} is listed twice"),
+                        ));
+                    }
+                }
+                list
+            }
+            (None, None) => return Err(self.missing(key, &packages_key)),
+        };
+        let package = packages[0].clone();
 
         let services_key = key.k("services");
         let services = raw
@@ -931,10 +1019,49 @@ impl Validator<'_> {
         let backup_paths = self.absolute_list(&key.k("backup_paths"), raw.backup_paths)?;
 
         let repo_key = key.k("repository");
-        let repository = match raw.repository {
-            Some(repo) => self.repository(key, &repo_key, repo)?,
+        let raw_repos: Vec<(Key, RawRepository)> = match raw.repository {
+            Some(RawRepositories::One(repo)) => vec![(repo_key.clone(), repo)],
+            Some(RawRepositories::Many(list)) if list.is_empty() => {
+                return Err(self.invalid(&repo_key, "must list at least one repository"));
+            }
+            Some(RawRepositories::Many(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (repo_key.i(i), r))
+                .collect(),
             None => return Err(self.missing(key, &repo_key.k("type"))),
         };
+        let mut repositories = Vec::new();
+        let mut system_repositories = false;
+        let mut family: Option<(crate::version::Family, Key)> = None;
+        for (rkey, raw_repo) in raw_repos {
+            let this = if raw_repo.kind == Some(RawRepoType::System) {
+                if system_repositories {
+                    return Err(self.invalid(&rkey.k("type"), "\"system\" is listed twice"));
+                }
+                system_repositories = true;
+                self.system_repository(&rkey, raw_repo)?
+            } else {
+                let repo = self.repository(key, &rkey, raw_repo)?;
+                let f = repo.family();
+                repositories.push(repo);
+                f
+            };
+            match &family {
+                Some((f, first)) if *f != this => {
+                    return Err(self.invalid(
+                        &rkey.k("type"),
+                        format!(
+                            "serves {this} packages, but {} serves {f} packages: a target's repositories are all of one package family",
+                            first.render()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => family = Some((this, rkey.clone())),
+            }
+        }
+        let family = family.map(|(f, _)| f).unwrap_or(crate::version::Family::Deb);
 
         let database = self.database(key, &config_files, raw.database.unwrap_or_default())?;
         let health = self.health(&key.k("health"), raw.health.unwrap_or_default())?;
@@ -995,10 +1122,13 @@ impl Validator<'_> {
         Ok(Target {
             name: name.to_owned(),
             package,
+            packages,
+            family,
             services,
             config_files,
             backup_paths,
-            repository,
+            repositories,
+            system_repositories,
             database,
             health,
             upgrade_path,
@@ -1092,6 +1222,39 @@ impl Validator<'_> {
         })
     }
 
+    /// `type = "system"`: only `family` may be set; the family defaults to
+    /// the host's package manager.
+    fn system_repository(
+        &self,
+        key: &Key,
+        raw: RawRepository,
+    ) -> Result<crate::version::Family, ConfigError> {
+        let unused = [
+            ("url", raw.url.is_some()),
+            ("suite", raw.suite.is_some()),
+            ("component", raw.component.is_some()),
+            ("keyring", raw.keyring.is_some()),
+            ("allow_unsigned", raw.allow_unsigned.is_some()),
+            ("ca_file", raw.ca_file.is_some()),
+        ];
+        if let Some((name, _)) = unused.iter().find(|(_, set)| *set) {
+            return Err(self.invalid(
+                &key.k(name),
+                "not used by type \"system\" (the host's own sources say it); remove it",
+            ));
+        }
+        match raw.family.as_deref() {
+            Some("deb") => Ok(crate::version::Family::Deb),
+            Some("rpm") => Ok(crate::version::Family::Rpm),
+            Some(other) => Err(self.invalid(
+                &key.k("family"),
+                format!("{other:?} is not one of \"deb\", \"rpm\""),
+            )),
+            None if Path::new("/var/lib/dpkg/status").exists() => Ok(crate::version::Family::Deb),
+            None => Ok(crate::version::Family::Rpm),
+        }
+    }
+
     fn repository(
         &self,
         target: &Key,
@@ -1101,6 +1264,12 @@ impl Validator<'_> {
         let kind = raw
             .kind
             .ok_or_else(|| self.missing(target, &key.k("type")))?;
+        if raw.family.is_some() {
+            return Err(self.invalid(
+                &key.k("family"),
+                "only used by type \"system\"; remove it",
+            ));
+        }
         let url_key = key.k("url");
         let url = raw.url.ok_or_else(|| self.missing(target, &url_key))?;
         let mut url = parse_http_url(&url).map_err(|m| self.invalid(&url_key, m))?;
@@ -1151,6 +1320,9 @@ impl Validator<'_> {
                         component: Some(component),
                     }
                 }
+            }
+            RawRepoType::System => {
+                return Err(self.invalid(&key.k("type"), "\"system\" is handled elsewhere"));
             }
             RawRepoType::Yum => {
                 if raw.suite.is_some() {
@@ -1525,10 +1697,13 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 Target {
                     name: "portal".into(),
                     package: "portal".into(),
+                    packages: vec!["portal".into()],
+                    family: crate::version::Family::Deb,
                     services: vec!["portal.service".into()],
                     config_files: vec!["/opt/portal/portal.conf".into()],
                     backup_paths: vec!["/opt/portal/themes".into()],
-                    repository: Repository {
+                    system_repositories: false,
+                    repositories: vec![Repository {
                         url: url("https://repo.example/portal/debian/"),
                         kind: RepoKind::Apt {
                             suite: "bookworm".into(),
@@ -1537,7 +1712,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                         keyring: Some("/etc/upkeep/keys/portal.asc".into()),
                         allow_unsigned: false,
                         ca_file: None,
-                    },
+                    }],
                     database: Database::PortalConf {
                         config_file: "/opt/portal/portal.conf".into(),
                     },
@@ -1584,19 +1759,19 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 log_errors: Vec::new(),
             }
         );
-        assert!(!t.repository.allow_unsigned);
-        assert_eq!(t.repository.ca_file, None);
+        assert!(!t.repositories[0].allow_unsigned);
+        assert_eq!(t.repositories[0].ca_file, None);
     }
 
     #[test]
     fn repository_url_gets_trailing_slash() {
         let s = ok(MINIMAL, &[]);
         assert_eq!(
-            portal(&s).repository.url.as_str(),
+            portal(&s).repositories[0].url.as_str(),
             "https://repo.example/portal/debian/"
         );
         let joined = portal(&s)
-            .repository
+            .repositories[0]
             .url
             .join("dists/bookworm/InRelease")
             .expect("join");
@@ -1611,7 +1786,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 "[targets.portal.repository]\nurl = \"http://repo.example\"\n",
             )],
         );
-        assert_eq!(portal(&s).repository.url.as_str(), "http://repo.example/");
+        assert_eq!(portal(&s).repositories[0].url.as_str(), "http://repo.example/");
     }
 
     // --- drop-ins ---------------------------------------------------------
@@ -1653,17 +1828,17 @@ keyring = "/etc/upkeep/keys/portal.asc"
             )],
         );
         let t = portal(&s);
-        assert_eq!(t.repository.url.as_str(), "https://mirror.example/debian/");
+        assert_eq!(t.repositories[0].url.as_str(), "https://mirror.example/debian/");
         // Siblings from the main file are kept.
         assert_eq!(
-            t.repository.kind,
+            t.repositories[0].kind,
             RepoKind::Apt {
                 suite: "bookworm".into(),
                 component: Some("main".into())
             }
         );
         assert_eq!(
-            t.repository.keyring,
+            t.repositories[0].keyring,
             Some(PathBuf::from("/etc/upkeep/keys/portal.asc"))
         );
         assert_eq!(t.health.timeout, Duration::from_secs(300));
@@ -1731,7 +1906,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
         );
         assert_eq!(s.targets.keys().collect::<Vec<_>>(), vec!["portal", "shop"]);
         let shop = &s.targets["shop"];
-        assert_eq!(shop.repository.kind, RepoKind::Yum);
+        assert_eq!(shop.repositories[0].kind, RepoKind::Yum);
         match &shop.database {
             Database::Postgres { url } => {
                 assert_eq!(url.expose(), "postgres://shop:hunter2@db/shop")
@@ -1937,7 +2112,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
         assert_err(
             &e,
             "/etc/upkeep/conf.d/10-a.toml",
-            Some("targets.shop.repository.type"),
+            Some("targets.shop.repositories[0].type"),
             "missing required key",
         );
     }
@@ -2083,8 +2258,8 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 "[targets.portal.repository]\nallow_unsigned = true\n",
             )],
         );
-        assert!(portal(&s).repository.allow_unsigned);
-        assert_eq!(portal(&s).repository.keyring, None);
+        assert!(portal(&s).repositories[0].allow_unsigned);
+        assert_eq!(portal(&s).repositories[0].keyring, None);
     }
 
     #[test]
@@ -2110,7 +2285,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
             &[("a.toml", "[targets.portal.repository]\nsuite = \"./\"\n")],
         );
         assert_eq!(
-            portal(&s).repository.kind,
+            portal(&s).repositories[0].kind,
             RepoKind::Apt {
                 suite: "./".into(),
                 component: None
@@ -2124,7 +2299,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
             )],
         );
         assert!(matches!(
-            &portal(&s).repository.kind,
+            &portal(&s).repositories[0].kind,
             RepoKind::Apt { suite, component: None } if suite == "stable/"
         ));
         let e = err_with("[targets.portal.repository]\nsuite = \"\"\n");
@@ -2150,7 +2325,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
             .replace("suite = \"bookworm\"\n", "")
             .replace("component = \"main\"\n", "");
         let s = ok(&yum, &[]);
-        assert_eq!(portal(&s).repository.kind, RepoKind::Yum);
+        assert_eq!(portal(&s).repositories[0].kind, RepoKind::Yum);
         let e = err(
             &yum,
             &[(
@@ -2203,7 +2378,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 "[targets.portal.repository]\nurl = \"http://r.example/a/\"\n",
             )],
         );
-        assert_eq!(portal(&s).repository.url.as_str(), "http://r.example/a/");
+        assert_eq!(portal(&s).repositories[0].url.as_str(), "http://r.example/a/");
     }
 
     #[test]
@@ -2388,7 +2563,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
             )],
         );
         assert_eq!(
-            portal(&s).repository.ca_file,
+            portal(&s).repositories[0].ca_file,
             Some(PathBuf::from("/etc/ssl/ca.pem"))
         );
     }
@@ -2616,7 +2791,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
         assert_eq!(format!("{secret:?}"), "********");
         assert_eq!(secret.expose(), "s3cr3t-pw");
         // The repository URL itself is kept intact for use.
-        assert_eq!(portal(&s).repository.url.password(), Some("repo-pw"));
+        assert_eq!(portal(&s).repositories[0].url.password(), Some("repo-pw"));
         // An invalid database setting never echoes the value.
         let e = err_with(
             "[targets.portal.database]\ntype = \"none\"\nurl = \"postgres://u:s3cr3t-pw@h/d\"\n",

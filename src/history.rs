@@ -59,6 +59,13 @@ CREATE TABLE artifacts (
 CREATE INDEX artifacts_by_target ON artifacts(target, role, version);
 CREATE INDEX artifacts_by_run ON artifacts(run_id);
 ",
+    // Products of several packages: which package an artifact is a file of
+    // (NULL: the target's first package, as every artifact was before), and
+    // each run's packages with their versions before and after (JSON).
+    "
+ALTER TABLE artifacts ADD COLUMN package TEXT;
+ALTER TABLE runs ADD COLUMN packages TEXT;
+",
 ];
 
 /// The history database.
@@ -89,8 +96,23 @@ pub struct Run {
     pub started_at: String,
     /// RFC 3339 UTC; None while running.
     pub finished_at: Option<String>,
+    /// Every package the run changes, with its version before and after
+    /// (empty for runs recorded before products had several packages).
+    pub packages: Vec<PackageChange>,
     /// Its steps, in order.
     pub steps: Vec<StepRecord>,
+}
+
+/// One package of a run: its version before (None: not installed) and the
+/// version the run installs (None: the run removes it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PackageChange {
+    /// Package name.
+    pub name: String,
+    /// The version installed before the run.
+    pub installed: Option<String>,
+    /// The version the run installs.
+    pub candidate: Option<String>,
 }
 
 /// A step as recorded.
@@ -118,6 +140,11 @@ pub struct StepRecord {
 /// or a backup. Recorded in the same transaction as the step's end.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NewArtifact {
+    /// The package a package file is of (None for backups, and for the
+    /// target's first package in runs recorded before products had several
+    /// packages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     /// What it is for: `package` (the version a run installs),
     /// `previous-package` (the version it replaces), `files-backup`,
     /// `database-backup`.
@@ -226,6 +253,16 @@ impl History {
         Ok(self.db.last_insert_rowid())
     }
 
+    /// Records the packages a run changes, with their versions before and
+    /// after.
+    pub fn set_packages(&self, run: i64, packages: &[PackageChange]) -> anyhow::Result<()> {
+        self.db.execute(
+            "UPDATE runs SET packages = ?2 WHERE id = ?1",
+            params![run, serde_json::to_string(packages)?],
+        )?;
+        Ok(())
+    }
+
     /// Records the end of a run.
     pub fn finish_run(&self, run: i64, outcome: &str, message: Option<&str>) -> anyhow::Result<()> {
         self.db.execute(
@@ -297,8 +334,8 @@ impl History {
         )?;
         for a in artifacts {
             tx.execute(
-                "INSERT INTO artifacts (run_id, step_seq, target, role, version, kind, path, sha256, size, created_at)
-                 SELECT ?1, ?2, target, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM runs WHERE id = ?1",
+                "INSERT INTO artifacts (run_id, step_seq, target, role, version, kind, path, sha256, size, created_at, package)
+                 SELECT ?1, ?2, target, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM runs WHERE id = ?1",
                 params![
                     run,
                     seq,
@@ -308,7 +345,8 @@ impl History {
                     a.path.to_string_lossy(),
                     a.sha256,
                     a.size as i64,
-                    now
+                    now,
+                    a.package
                 ],
             )?;
         }
@@ -341,7 +379,7 @@ impl History {
         params: impl rusqlite::Params,
     ) -> anyhow::Result<Vec<ArtifactRecord>> {
         let sql = format!(
-            "SELECT a.id, a.run_id, a.step_seq, a.created_at, a.role, a.version, a.kind, a.path, a.sha256, a.size
+            "SELECT a.id, a.run_id, a.step_seq, a.created_at, a.role, a.version, a.kind, a.path, a.sha256, a.size, a.package
              FROM artifacts a JOIN runs r ON r.id = a.run_id {}",
             filter
         );
@@ -356,6 +394,7 @@ impl History {
                     step_seq: r.get(2)?,
                     created_at: r.get(3)?,
                     artifact: NewArtifact {
+                        package: r.get(10)?,
                         role: r.get(4)?,
                         version: r.get(5)?,
                         kind: r.get(6)?,
@@ -424,7 +463,7 @@ impl History {
         mut each: impl FnMut(Run) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut runs = self.db.prepare(
-            "SELECT id, target, kind, from_version, to_version, outcome, message, pid, started_at, finished_at
+            "SELECT id, target, kind, from_version, to_version, outcome, message, pid, started_at, finished_at, packages
              FROM runs WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2",
         )?;
         let mut steps = self.steps_query()?;
@@ -442,7 +481,7 @@ impl History {
         let run = self
             .db
             .query_row(
-                "SELECT id, target, kind, from_version, to_version, outcome, message, pid, started_at, finished_at
+                "SELECT id, target, kind, from_version, to_version, outcome, message, pid, started_at, finished_at, packages
                  FROM runs WHERE id = ?1",
                 [id],
                 row_to_run,
@@ -565,6 +604,10 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
         pid: r.get(7)?,
         started_at: r.get(8)?,
         finished_at: r.get(9)?,
+        packages: r
+            .get::<_, Option<String>>(10)?
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
         steps: Vec::new(),
     })
 }

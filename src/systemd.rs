@@ -63,6 +63,20 @@ pub trait ServiceManager {
     async fn restart(&self, unit: &str, timeout: Duration) -> anyhow::Result<()>;
     /// Reloads unit files (`systemctl daemon-reload`).
     async fn daemon_reload(&self) -> anyhow::Result<()>;
+    /// Masks `units` until the next boot or [`ServiceManager::unmask_runtime`]
+    /// (`systemctl mask --runtime`): while a package installs, its
+    /// maintainer scripts then cannot start them behind upkeep's back
+    /// (`systemctl restart x || :`, `deb-systemd-invoke`, `try-restart`).
+    async fn mask_runtime(&self, units: &[String]) -> anyhow::Result<()> {
+        let _ = units;
+        Ok(())
+    }
+    /// Lifts a runtime mask (`systemctl unmask --runtime`); a unit that is
+    /// not masked is left as it is.
+    async fn unmask_runtime(&self, units: &[String]) -> anyhow::Result<()> {
+        let _ = units;
+        Ok(())
+    }
     /// The unit's current state.
     async fn state(&self, unit: &str) -> anyhow::Result<UnitState>;
     /// The unit's state, result, invocation and restart count, read now.
@@ -211,6 +225,28 @@ impl ServiceManager for Systemd {
             .reload()
             .await
             .context("systemd daemon-reload failed")
+    }
+
+    async fn mask_runtime(&self, units: &[String]) -> anyhow::Result<()> {
+        if units.is_empty() {
+            return Ok(());
+        }
+        self.manager
+            .mask_unit_files(units.to_vec(), true, false)
+            .await
+            .with_context(|| format!("systemd cannot mask {} for the install", units.join(" ")))?;
+        Ok(())
+    }
+
+    async fn unmask_runtime(&self, units: &[String]) -> anyhow::Result<()> {
+        if units.is_empty() {
+            return Ok(());
+        }
+        self.manager
+            .unmask_unit_files(units.to_vec(), true)
+            .await
+            .with_context(|| format!("systemd cannot unmask {}", units.join(" ")))?;
+        Ok(())
     }
 
     async fn state(&self, unit: &str) -> anyhow::Result<UnitState> {

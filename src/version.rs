@@ -226,10 +226,20 @@ impl PkgVersion {
 
     /// Whether `wanted` (from `--to`) names this version: the full package
     /// version (of the same family, so `0:2.1.0-1` names `2.1.0-1`), or the
-    /// product version it starts with (`2.1.0` names `2.1.0-1`).
+    /// product version it starts with (`2.1.0` names `2.1.0-1`), or the
+    /// full version without its epoch (`7.0.15-1~deb12u1` names
+    /// `5:7.0.15-1~deb12u1`; the caller refuses a name that several
+    /// versions answer to).
     pub fn matches(&self, wanted: &str) -> bool {
         let wanted = wanted.trim();
         if wanted == self.text {
+            return true;
+        }
+        if self
+            .text
+            .split_once(':')
+            .is_some_and(|(epoch, rest)| epoch.bytes().all(|b| b.is_ascii_digit()) && rest == wanted)
+        {
             return true;
         }
         if let Ok(w) = PkgVersion::parse(self.family(), wanted)

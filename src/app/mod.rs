@@ -4,25 +4,23 @@
 
 use std::io::{IsTerminal, Write};
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde::Serialize;
 use serde_json::json;
 
 mod preview;
 
 use crate::cli::{Cli, Command, Global, HistoryCommand};
-use crate::config::{RepoKind, Settings, Target};
-use crate::download::{Http, split_credentials};
+use crate::config::{Settings, Target};
+use crate::download::Http;
 use crate::error::{CmdResult, Error, exit};
 use crate::history::{History, Run};
 use crate::lock::Lock;
 use crate::orchestrator::recover;
+use crate::orchestrator::product::Situation;
 use crate::orchestrator::{self, Dirs, StepEvent, Systems, Transition, plan};
 use crate::pkg::{Installed, Manager, PackageManager};
-use crate::repo::apt::AptRepository;
-use crate::repo::openpgp::Keyring;
-use crate::repo::yum::YumRepository;
-use crate::repo::{Candidate, Repository};
+use crate::repo::Candidate;
 use crate::signals::Interrupt;
 use crate::systemd::{ServiceManager, Systemd, UnitState};
 use crate::version::PkgVersion;
@@ -378,79 +376,31 @@ fn print_json(value: &impl Serialize) -> Result<(), Error> {
     Ok(())
 }
 
-/// The HTTP client for a target's repository: progress bars only for a
-/// person at a terminal, repository metadata cached with conditional requests.
+/// The HTTP client for a target's repositories: progress bars only for a
+/// person at a terminal.
 fn http_for(g: &Global, settings: &Settings, target: &Target) -> Result<Http, Error> {
-    let http = Http::new(target.repository.ca_file.as_deref())?
-        .with_progress(!(g.no_progress || g.quiet || g.json))
-        .with_metadata_cache(settings.cache_dir.join("metadata"));
-    // Credentials in the repository URL travel as an Authorization header,
-    // never inside a URL that a message or the history could show.
-    Ok(match split_credentials(&target.repository.url) {
-        (url, Some((user, password))) => http.with_basic_auth(&url, user, password),
-        (_, None) => http,
-    })
+    orchestrator::sources::http_for(
+        target,
+        &settings.cache_dir,
+        !(g.no_progress || g.quiet || g.json),
+    )
 }
 
-/// Everything the repository offers for the target, newest first.
-async fn fetch_candidates(
-    target: &Target,
-    http: &Http,
-    arch: &str,
-    cache_dir: &std::path::Path,
-) -> Result<Vec<Candidate>, Error> {
-    let repo = &target.repository;
-    let (url, _) = split_credentials(&repo.url);
-    // Settings guarantee a keyring unless allow_unsigned is set.
-    let keyring = repo
-        .keyring
-        .as_deref()
-        .map(Keyring::load)
-        .transpose()
-        .map_err(|e| Error::Failed(anyhow!("target {}: {e}", target.name)))?;
-    match &repo.kind {
-        RepoKind::Apt { suite, component } => {
-            let apt = AptRepository::new(http, &url, suite, component.as_deref(), keyring, arch)
-                .with_entries_cache(cache_dir.join("metadata"));
-            apt.candidates(&target.package)
-                .await
-                .with_context(|| format!("repository {url}"))
-                .map_err(Error::Failed)
-        }
-        RepoKind::Yum => {
-            let yum = YumRepository::new(http, &url, keyring, arch);
-            yum.candidates(&target.package)
-                .await
-                .with_context(|| format!("repository {url}"))
-                .map_err(Error::Failed)
-        }
-    }
-}
-
-/// What a host has and what its repository offers.
-struct Situation {
-    installed: Option<Installed>,
-    candidates: Vec<Candidate>,
-}
-
+/// What a host has of the target's product and what its repositories offer.
 async fn situation(
     target: &Target,
     http: &Http,
     cache_dir: &std::path::Path,
 ) -> Result<Situation, Error> {
-    let pkg = Manager::for_repository(&target.repository.kind);
-    // The package manager's query runs while the architecture is asked and
-    // the metadata fetched: with rpm these are two processes (~10 ms each
-    // on a warm check), which no longer wait for each other.
-    let (installed, candidates) = tokio::join!(pkg.installed(&target.package), async {
-        let arch = pkg.architecture().await?;
-        fetch_candidates(target, http, &arch, cache_dir).await
-    });
-    let (installed, candidates) = (installed?, candidates?);
-    Ok(Situation {
-        installed,
-        candidates,
-    })
+    let pkg = Manager::for_family(target.family);
+    // The architecture is asked while the first package's installed state
+    // is read (with rpm these are two processes, ~10 ms each on a warm
+    // check, which no longer wait for each other).
+    let (arch, first) = tokio::join!(pkg.architecture(), pkg.installed(&target.package));
+    let arch = arch?;
+    let _ = first?;
+    let sources = orchestrator::sources::Sources::open(target, http, &arch, cache_dir)?;
+    orchestrator::product::situation(target, &pkg, &sources).await
 }
 
 fn is_newer(candidate: &Candidate, installed: Option<&Installed>) -> bool {
@@ -541,6 +491,7 @@ async fn check_one(
         "update_available": update,
         "breaking": breaking,
         "versions": s.candidates.iter().map(|c| c.version.to_string()).collect::<Vec<_>>(),
+        "packages": s.packages(target, latest),
     });
     tracing::info!(
         upkeep_target = %target.name,
@@ -711,7 +662,7 @@ async fn going_back(
 ) -> Result<(Lock, History, Manager, Installed), Error> {
     let lock = open_for_change(settings, target)?;
     let history = existing_history(settings, what)?;
-    let pkg = Manager::for_repository(&target.repository.kind);
+    let pkg = Manager::for_family(target.family);
     let installed = pkg.installed(&target.package).await?.ok_or_else(|| {
         Error::Failed(anyhow!(
             "{} is not installed: nothing to {what}",
@@ -719,6 +670,30 @@ async fn going_back(
         ))
     })?;
     Ok((lock, history, pkg, installed))
+}
+
+/// The installed version of every package the target's recent runs
+/// changed (and of the product's own packages), for a rollback or a
+/// downgrade to put each back.
+async fn installed_now(
+    history: &History,
+    target: &Target,
+    pkg: &Manager,
+) -> Result<std::collections::BTreeMap<String, Option<String>>, Error> {
+    let mut names: Vec<String> = target.packages.clone();
+    for run in history.runs(Some(&target.name), 200)? {
+        for p in run.packages {
+            if !names.contains(&p.name) {
+                names.push(p.name);
+            }
+        }
+    }
+    let mut now = std::collections::BTreeMap::new();
+    for name in names {
+        let v = pkg.installed(&name).await?.map(|i| i.version);
+        now.insert(name, v);
+    }
+    Ok(now)
 }
 
 /// The history of a host where a rollback or downgrade needs one.
@@ -764,7 +739,7 @@ impl Live {
     async fn connect(target: &Target) -> Result<Live, Error> {
         Ok(Live {
             systemd: Systemd::connect().await?,
-            pkg: Manager::for_repository(&target.repository.kind),
+            pkg: Manager::for_family(target.family),
             interrupt: Interrupt::catch().map_err(Error::Failed)?,
         })
     }
@@ -951,7 +926,7 @@ async fn upgrade(
         Some(open_for_change(settings, target)?)
     };
     let http = http_for(g, settings, target)?;
-    let s = situation(target, &http, &settings.cache_dir).await?;
+    let mut s = situation(target, &http, &settings.cache_dir).await?;
     let installed_text = s.installed.as_ref().map(|i| i.version.clone());
     let Some(candidate) = orchestrator::choose(&s.candidates, s.installed.as_ref(), to)? else {
         if g.json {
@@ -1057,14 +1032,28 @@ async fn upgrade(
         return Ok(exit::OK);
     };
     let history = History::open(&settings.state_dir)?;
-    let pkg = Manager::for_repository(&target.repository.kind);
+    let pkg = Manager::for_family(target.family);
     confirm(g, &summary)?;
     let mut reports = Vec::new();
     let mut stays = installed_text.clone().unwrap_or_else(|| "nothing".into());
     for (i, hop) in path.iter().enumerate() {
         let (n, of) = (i + 1, path.len());
         let installed = pkg.installed(&target.package).await?;
-        let t = plan::upgrade(&history, target, installed.as_ref(), hop, &s.candidates)
+        for sib in &mut s.siblings {
+            sib.installed = pkg.installed(&sib.name).await?;
+        }
+        let t = orchestrator::product::others_for(target, &s, hop)
+            .and_then(|others| {
+                plan::upgrade(
+                    &history,
+                    target,
+                    installed.as_ref(),
+                    hop,
+                    &s.candidates,
+                    None,
+                    &others,
+                )
+            })
             .map_err(|e| in_hop(json_failure(g, target, "upgrade", e), n, of, &stays))?;
         let title = if of > 1 {
             format!(
@@ -1131,8 +1120,9 @@ fn restore_note(t: &Transition) -> String {
 
 async fn rollback(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
-    let (_lock, history, _pkg, installed) = going_back(settings, target, "roll back").await?;
-    let t = plan::rollback(&history, target, &installed)
+    let (_lock, history, pkg, installed) = going_back(settings, target, "roll back").await?;
+    let now = installed_now(&history, target, &pkg).await?;
+    let t = plan::rollback(&history, target, &installed, &now)
         .map_err(|e| json_failure(g, target, "rollback", e))?;
     let summary = format!(
         "rollback {} ({}): {} → {} (package from the local cache){}",
@@ -1154,14 +1144,18 @@ async fn downgrade(g: &Global, settings: &Settings, name: Option<&str>, to: &str
     let t = async {
         let version = plan::downgrade_version(&history, target, &installed, to)?;
         // The repository is asked only when the cache lacks the package.
-        let candidates = match plan::cached_package(&history, target, &version)? {
-            Some(_) => Vec::new(),
-            None => {
-                let arch = pkg.architecture().await?;
-                fetch_candidates(target, &http, &arch, &settings.cache_dir).await?
-            }
-        };
-        plan::downgrade(&history, target, &installed, &version, &candidates)
+        let candidates =
+            match plan::cached_package(&history, target, &target.package, &version)? {
+                Some(_) => Vec::new(),
+                None => {
+                    let arch = pkg.architecture().await?;
+                    orchestrator::sources::Sources::open(target, &http, &arch, &settings.cache_dir)?
+                        .candidates(&target.package)
+                        .await?
+                }
+            };
+        let now = installed_now(&history, target, &pkg).await?;
+        plan::downgrade(&history, target, &installed, &version, &candidates, &now)
     }
     .await
     .map_err(|e| json_failure(g, target, "downgrade", e))?;
@@ -1250,7 +1244,7 @@ async fn clean(g: &Global, settings: &Settings) -> CmdResult {
     let mut out = Vec::new();
     let mut freed = 0u64;
     for target in settings.targets.values() {
-        let installed = Manager::for_repository(&target.repository.kind)
+        let installed = Manager::for_family(target.family)
             .installed(&target.package)
             .await?;
         let mut protected = clean::Protected::default();
@@ -1342,7 +1336,7 @@ fn public_run(mut run: Run, lock_held: bool) -> Run {
 
 async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResult {
     let target = settings.target(name)?;
-    let installed = Manager::for_repository(&target.repository.kind)
+    let installed = Manager::for_family(target.family)
         .installed(&target.package)
         .await?;
     let mut services = Vec::new();

@@ -57,7 +57,7 @@ pub(super) async fn prepare(
         match &installed_version {
             None => None,
             Some(v) => match &history {
-                Some(h) => plan::package_ref(h, target, v, &s.candidates).map_err(Error::Failed)?,
+                Some(h) => plan::package_ref(h, target, &target.package, v, &s.candidates).map_err(Error::Failed)?,
                 None => s.candidates.iter().find(|c| c.is_version(v)).map(|c| {
                     orchestrator::PackageRef {
                         version: v.clone(),
@@ -172,7 +172,7 @@ pub(super) async fn prepare(
             .map(|a| a.artifact.size),
         None => None,
     };
-    let pkg = Manager::for_repository(&target.repository.kind);
+    let pkg = Manager::for_family(target.family);
     let review = review::review(
         Inputs {
             target,
@@ -284,7 +284,7 @@ pub(super) async fn plan_cmd(
                 .map(|c| c.version.to_string())
                 .collect::<Vec<_>>()
         );
-        doc["packages"] = json!(
+        doc["files"] = json!(
             p.hops
                 .iter()
                 .zip(&p.review.hops)
@@ -299,7 +299,8 @@ pub(super) async fn plan_cmd(
                 .collect::<Vec<_>>()
         );
         // The target's package, as before there were hops.
-        doc["package"] = doc["packages"]
+        doc["packages"] = json!(s.packages(target, Some(&candidate)));
+        doc["package"] = doc["files"]
             .as_array()
             .and_then(|a| a.last())
             .cloned()

@@ -298,7 +298,7 @@ pub struct Http {
     metadata_cache: Option<PathBuf>,
     /// Credentials sent (HTTP basic) to one origin only; never part of a
     /// URL, so no message, log or history entry can show them.
-    auth: Option<Auth>,
+    auth: Vec<Auth>,
 }
 
 /// HTTP basic credentials for one origin.
@@ -336,13 +336,19 @@ impl Http {
     /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read at the
     /// first request).
     pub fn new(ca_file: Option<&Path>) -> anyhow::Result<Http> {
+        Http::with_ca_files(ca_file.into_iter())
+    }
+
+    /// A client trusting the PEM CAs of every file of `ca_files` besides
+    /// the platform's trust store (a target with several repositories).
+    pub fn with_ca_files<'p>(ca_files: impl Iterator<Item = &'p Path>) -> anyhow::Result<Http> {
         let provider = tls::provider();
         let mut roots = Vec::new();
-        if let Some(ca) = ca_file {
+        for ca in ca_files {
             let pem = std::fs::read(ca).with_context(|| format!("ca_file {}", ca.display()))?;
-            roots = tls::parse_roots(&pem).map_err(|e| {
+            roots.extend(tls::parse_roots(&pem).map_err(|e| {
                 anyhow::anyhow!("ca_file {}: not PEM certificates ({e})", ca.display())
-            })?;
+            })?);
         }
         let policy = Policy::default();
         Ok(Http {
@@ -352,35 +358,35 @@ impl Http {
             env_proxy: true,
             progress: false,
             metadata_cache: None,
-            auth: None,
+            auth: Vec::new(),
         })
     }
 
-    /// Sends HTTP basic credentials to `url`'s origin (and nowhere else).
+    /// Sends HTTP basic credentials to `url`'s origin (and nowhere else);
+    /// several origins may each have their own.
     pub fn with_basic_auth(
-        self,
+        mut self,
         url: &Url,
         user: String,
         password: Option<crate::config::Secret>,
     ) -> Http {
-        Http {
-            auth: Some(Auth {
-                origin: url.origin(),
-                user,
-                password,
-            }),
-            ..self
-        }
+        let origin = url.origin();
+        self.auth.retain(|a| a.origin != origin);
+        self.auth.push(Auth {
+            origin,
+            user,
+            password,
+        });
+        self
     }
 
     /// A GET of `url`, with the credentials when it goes to their origin.
     pub(crate) fn get_request(&self, url: &Url) -> anyhow::Result<reqwest::RequestBuilder> {
         let req = self.client()?.get(url.clone());
-        Ok(match &self.auth {
-            Some(a) if a.origin == url.origin() => {
-                req.basic_auth(&a.user, a.password.as_ref().map(|p| p.expose()))
-            }
-            _ => req,
+        let origin = url.origin();
+        Ok(match self.auth.iter().find(|a| a.origin == origin) {
+            Some(a) => req.basic_auth(&a.user, a.password.as_ref().map(|p| p.expose())),
+            None => req,
         })
     }
 

@@ -39,6 +39,8 @@ pub(super) struct Ctx {
     pub previous: Option<PathBuf>,
     /// Its version.
     pub previous_version: Option<String>,
+    /// The other packages of the run, and their files once downloaded.
+    pub others: Vec<OtherFiles>,
     /// This run's backup of the config and theme files.
     pub files_backup: Option<Artifact>,
     /// This run's dump of the database.
@@ -78,6 +80,21 @@ pub(super) struct Ctx {
     pub restored_files: bool,
 }
 
+/// One of the other packages of a run ([`super::Member`]), with its files.
+#[derive(Clone, Debug, Default)]
+pub(super) struct OtherFiles {
+    /// Package name.
+    pub name: String,
+    /// Installed before the run (None: the run installs it anew).
+    pub from: Option<String>,
+    /// The version the run installs (None: it removes the package).
+    pub to: Option<String>,
+    /// The package file to install.
+    pub file: Option<PathBuf>,
+    /// The package file of `from`, for undoing.
+    pub previous: Option<PathBuf>,
+}
+
 /// Runs a transition as journaled steps. On a failure after the stop it
 /// reverts by itself: `Error::RolledBack` (exit 4) when the host runs the
 /// previous version again, healthy, with its data; `Error::NeedsAttention`
@@ -98,8 +115,22 @@ pub async fn apply<S: ServiceManager, P: PackageManager>(
         from.as_deref(),
         Some(&to),
     )?;
+    let packages = t.packages(&target.package);
+    if let Err(e) = sys.history.set_packages(journal.run(), &packages) {
+        tracing::warn!("cannot record the run's packages: {e:#}");
+    }
     let mut ctx = Ctx {
         previous_version: from.clone(),
+        others: t
+            .others
+            .iter()
+            .map(|m| OtherFiles {
+                name: m.name.clone(),
+                from: m.from.clone(),
+                to: m.to.as_ref().map(|r| r.version.clone()),
+                ..OtherFiles::default()
+            })
+            .collect(),
         ..Ctx::default()
     };
     for &step in super::steps_for(t.kind) {
@@ -134,6 +165,7 @@ pub async fn apply<S: ServiceManager, P: PackageManager>(
         pending_config: ctx.pending_config,
         config: ctx.config,
         backups: ctx.files_backup.into_iter().chain(ctx.db_backup).collect(),
+        packages,
     })
 }
 
@@ -211,7 +243,7 @@ async fn forward<S: ServiceManager, P: PackageManager>(
         Step::Download => {
             let mut artifacts = Vec::new();
             let mut detail = serde_json::Map::new();
-            let (path, a) = obtain(&t.to, "package", target, dirs, sys).await?;
+            let (path, a) = obtain(&t.to, "package", None, target, dirs, sys).await?;
             detail.insert("package".into(), json!(path));
             detail.insert("sha256".into(), json!(a.sha256));
             detail.insert("size".into(), json!(a.size));
@@ -221,12 +253,39 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             ctx.package = Some(path);
             artifacts.push(a);
             if let Some(prev) = &t.previous {
-                let (path, a) = obtain(prev, "previous-package", target, dirs, sys)
+                let (path, a) = obtain(prev, "previous-package", None, target, dirs, sys)
                     .await
                     .context("the package of the installed version (kept for a rollback)")?;
                 detail.insert("previous_package".into(), json!(path));
                 ctx.previous = Some(path);
                 artifacts.push(a);
+            }
+            let mut others = Vec::new();
+            for (m, files) in t.others.iter().zip(ctx.others.iter_mut()) {
+                if let Some(to) = &m.to {
+                    let (path, a) = obtain(to, "package", Some(&m.name), target, dirs, sys)
+                        .await
+                        .with_context(|| format!("{} {}", m.name, to.version))?;
+                    files.file = Some(path);
+                    artifacts.push(a);
+                }
+                if let Some(prev) = &m.previous {
+                    let (path, a) =
+                        obtain(prev, "previous-package", Some(&m.name), target, dirs, sys)
+                            .await
+                            .with_context(|| {
+                                format!(
+                                    "the package of the installed {} {} (kept for a rollback)",
+                                    m.name, prev.version
+                                )
+                            })?;
+                    files.previous = Some(path);
+                    artifacts.push(a);
+                }
+                others.push(json!({"name": m.name, "from": m.from, "to": files.to, "file": files.file, "previous": files.previous, "reason": m.reason}));
+            }
+            if !others.is_empty() {
+                detail.insert("others".into(), json!(others));
             }
             Ok(Produced {
                 detail: detail.into(),
@@ -239,14 +298,24 @@ async fn forward<S: ServiceManager, P: PackageManager>(
         }
         Step::BackupFiles => {
             let package = ctx.package.clone().context("no downloaded package")?;
-            let info = crate::package::read(&package)?;
-            ctx.config_files = configs::files_of(target, &info.conffiles);
+            let new_files = ctx.new_files(&package);
+            let mut conffiles = Vec::new();
+            for f in &new_files {
+                conffiles.extend(crate::package::read(f)?.conffiles);
+            }
+            ctx.config_files = configs::files_of(target, &conffiles);
             ctx.config_before = configs::live(&ctx.config_files)?;
             // The packaged defaults too: reading a package is slow work,
             // done while the service still runs.
-            ctx.config_new = configs::packaged(&package, &ctx.config_files)?;
-            if let Some(previous) = &ctx.previous {
-                ctx.config_base = configs::packaged(previous, &ctx.config_files)?;
+            ctx.config_new = configs::packaged_by_any(&new_files, &ctx.config_files)?;
+            let old_files: Vec<PathBuf> = ctx
+                .previous
+                .iter()
+                .chain(ctx.others.iter().filter_map(|o| o.previous.as_ref()))
+                .cloned()
+                .collect();
+            if !old_files.is_empty() {
+                ctx.config_base = configs::packaged_by_any(&old_files, &ctx.config_files)?;
             }
             let paths: Vec<PathBuf> = ctx
                 .config_files
@@ -313,7 +382,20 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             let path = ctx.package.clone().context("no downloaded package")?;
             ctx.baseline = Some(health::baseline(&target.services, sys.systemd).await?);
             let downgrade = t.kind != RunKind::Upgrade;
-            let detail = install(target, sys, &path, &t.to.version, downgrade).await?;
+            let mut wanted = vec![(target.package.clone(), Some(t.to.version.clone()))];
+            wanted.extend(ctx.others.iter().map(|o| (o.name.clone(), o.to.clone())));
+            let files = ctx.new_files(&path);
+            let removed: Vec<String> = ctx
+                .others
+                .iter()
+                .filter(|o| o.to.is_none())
+                .map(|o| o.name.clone())
+                .collect();
+            // Maintainer scripts must not start the units on the config the
+            // package left: they start after the config step. A first
+            // install has no config of the operator's to merge.
+            let hold = t.from.is_some();
+            let detail = install(target, sys, &files, &removed, &wanted, downgrade, hold).await?;
             let left = pending_config_files(&ctx.config_files);
             Ok(json!({"output": detail, "left_by_the_package_manager": left}).into())
         }
@@ -345,6 +427,16 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             ctx.lock = None;
             Ok(json!({"package_manager_lock": "released"}).into())
         }
+    }
+}
+
+impl Ctx {
+    /// The package files the run installs: the first package's, then the
+    /// others'.
+    fn new_files(&self, first: &std::path::Path) -> Vec<PathBuf> {
+        std::iter::once(first.to_path_buf())
+            .chain(self.others.iter().filter_map(|o| o.file.clone()))
+            .collect()
     }
 }
 
@@ -531,28 +623,55 @@ async fn backward<S: ServiceManager, P: PackageManager>(
                 "nothing was installed before this run: there is no version to go back to",
             )?;
             ctx.baseline = Some(health::baseline(&target.services, sys.systemd).await?);
-            let now = sys.pkg.installed(&target.package).await?;
-            if now
-                .as_ref()
-                .is_some_and(|i| i.configured && i.version == version)
-            {
+            // What the host must run again: every package at its version
+            // before the run; what the run brought in anew goes.
+            let mut wanted = vec![(target.package.clone(), Some(version.clone()))];
+            wanted.extend(ctx.others.iter().map(|o| (o.name.clone(), o.from.clone())));
+            let mut files = Vec::new();
+            let mut removed = Vec::new();
+            let mut already = true;
+            for (name, want) in &wanted {
+                let now = sys.pkg.installed(name).await?;
+                let at = match (&now, want) {
+                    (Some(i), Some(v)) => i.configured && same_version(target, &i.version, v),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if at {
+                    continue;
+                }
+                already = false;
+                match want {
+                    None => removed.push(name.clone()),
+                    Some(v) => {
+                        let file = if name == &target.package {
+                            ctx.previous.clone()
+                        } else {
+                            ctx.others
+                                .iter()
+                                .find(|o| &o.name == name)
+                                .and_then(|o| o.previous.clone())
+                        };
+                        files.push(file.with_context(|| {
+                            format!("the package of {name} {v} is not in the local cache")
+                        })?);
+                    }
+                }
+            }
+            if already {
                 return Ok(json!({"skipped": format!("{version} is installed")}).into());
             }
-            let path = ctx
-                .previous
-                .clone()
-                .with_context(|| format!("the package of {version} is not in the local cache"))?;
-            let output = install(target, sys, &path, &version, true).await?;
-            let files = configs::files_of(target, &[]);
+            let output = install(target, sys, &files, &removed, &wanted, true, true).await?;
+            let config_files = configs::files_of(target, &[]);
             // Read before the stop, unless `recover` rebuilt this run from
             // the history.
             let shipped = if ctx.config_base.is_empty() {
-                configs::packaged(&path, &files)?
+                configs::packaged_by_any(&files, &config_files)?
             } else {
                 ctx.config_base.clone()
             };
-            let (removed, left) = tidy_pending(&files, &shipped)?;
-            Ok(json!({"output": output, "version": version, "removed": removed, "pending_config": left}).into())
+            let (removed_pending, left) = tidy_pending(&config_files, &shipped)?;
+            Ok(json!({"output": output, "version": version, "removed": removed, "removed_pending": removed_pending, "pending_config": left}).into())
         }
         Step::Reload => {
             sys.systemd.daemon_reload().await?;
@@ -654,10 +773,12 @@ fn tidy_pending(
 }
 
 /// Gets a package file: from the cache (hash checked again) or downloaded
-/// and verified. Returns its path and the artifact to record.
+/// and verified. Returns its path and the artifact to record (`package`:
+/// which package it is of, None for the target's first one).
 async fn obtain<S, P>(
     p: &PackageRef,
     role: &str,
+    package: Option<&str>,
     target: &Target,
     dirs: Dirs<'_>,
     sys: &Systems<'_, S, P>,
@@ -678,6 +799,7 @@ async fn obtain<S, P>(
         .unwrap_or("pkg")
         .to_string();
     let a = NewArtifact {
+        package: package.map(str::to_string),
         role: role.into(),
         version: Some(p.version.clone()),
         kind,
@@ -722,25 +844,70 @@ pub(super) async fn verify_cached(c: &CachedPackage) -> anyhow::Result<()> {
     .map_err(|e| anyhow!("the hashing thread failed: {e}"))?
 }
 
-/// Installs a package file and checks the package manager now reports
-/// `version`, fully configured.
-async fn install<S, P: PackageManager>(
+/// Installs package files in one transaction and removes `removed`, with
+/// the target's units masked for the time of it when `hold` (maintainer
+/// scripts cannot start them on the config the package left), then checks
+/// the package manager reports each of `wanted` at its version (None: not
+/// installed), fully configured.
+#[allow(clippy::too_many_arguments)]
+async fn install<S: ServiceManager, P: PackageManager>(
     target: &Target,
     sys: &Systems<'_, S, P>,
-    path: &std::path::Path,
-    version: &str,
+    files: &[PathBuf],
+    removed: &[String],
+    wanted: &[(String, Option<String>)],
     downgrade: bool,
+    hold: bool,
 ) -> anyhow::Result<String> {
-    let report = sys.pkg.install(path, downgrade).await?;
-    let installed = sys.pkg.installed(&target.package).await?;
-    match installed {
-        Some(i) if i.version == version && i.configured => Ok(tail(&report.output, 20)),
-        Some(i) => bail!(
-            "after the install the package manager reports {} ({}) instead of {version}",
-            i.version,
-            i.status
-        ),
-        None => bail!("after the install {} is not installed", target.package),
+    if hold {
+        sys.systemd.mask_runtime(&target.services).await?;
+    }
+    let result = async {
+        let mut output = String::new();
+        if !files.is_empty() {
+            let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+            output.push_str(&sys.pkg.install(&paths, downgrade).await?.output);
+        }
+        if !removed.is_empty() {
+            let names: Vec<&str> = removed.iter().map(String::as_str).collect();
+            output.push_str(&sys.pkg.remove(&names).await?.output);
+        }
+        anyhow::Ok(output)
+    }
+    .await;
+    if hold && let Err(e) = sys.systemd.unmask_runtime(&target.services).await {
+        // The start step unmasks again before it starts anything.
+        tracing::warn!("{e:#}");
+    }
+    let output = result?;
+    for (name, version) in wanted {
+        let installed = sys.pkg.installed(name).await?;
+        match (installed, version) {
+            (Some(i), Some(v)) if i.configured && same_version(target, &i.version, v) => {}
+            (Some(i), Some(v)) => bail!(
+                "after the install the package manager reports {name} {} ({}) instead of {v}",
+                i.version,
+                i.status
+            ),
+            (None, Some(_)) => bail!("after the install {name} is not installed"),
+            (Some(i), None) if i.configured => {
+                bail!("{name} {} is still installed after its removal", i.version)
+            }
+            (Some(_), None) | (None, None) => {}
+        }
+    }
+    Ok(tail(&output, 20))
+}
+
+/// Whether two version texts are one version for the target's family.
+fn same_version(target: &Target, a: &str, b: &str) -> bool {
+    use crate::version::PkgVersion;
+    match (
+        PkgVersion::parse(target.family, a),
+        PkgVersion::parse(target.family, b),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 
@@ -755,11 +922,13 @@ pub(super) async fn stop_units<S: ServiceManager, P>(
     Ok(())
 }
 
-/// Starts every unit of the target.
+/// Starts every unit of the target (lifting first a runtime mask an
+/// interrupted install may have left).
 pub(super) async fn start_units<S: ServiceManager, P>(
     target: &Target,
     sys: &Systems<'_, S, P>,
 ) -> anyhow::Result<()> {
+    sys.systemd.unmask_runtime(&target.services).await?;
     for unit in &target.services {
         sys.systemd.start(unit, UNIT_JOB_TIMEOUT).await?;
     }

@@ -133,6 +133,29 @@ pub fn packaged(package: &Path, files: &[PathBuf]) -> anyhow::Result<Contents> {
         .collect()
 }
 
+/// What the packages `packages` ship for `files`: for each file, the first
+/// package that ships it (a product's config often lives in a sibling
+/// package: nginx.conf is in nginx-common).
+pub fn packaged_by_any(packages: &[PathBuf], files: &[PathBuf]) -> anyhow::Result<Contents> {
+    let mut out: Contents = files.iter().map(|f| (f.clone(), None)).collect();
+    for package in packages {
+        let missing: Vec<PathBuf> = out
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        for (f, content) in packaged(package, &missing)? {
+            if content.is_some() {
+                out.insert(f, content);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The live content of `files` (`None` for a file that does not exist).
 pub fn live(files: &[PathBuf]) -> anyhow::Result<Contents> {
     files

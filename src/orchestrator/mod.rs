@@ -29,8 +29,10 @@ pub mod configs;
 pub mod journal;
 pub mod path;
 pub mod plan;
+pub mod product;
 pub mod recover;
 pub mod review;
+pub mod sources;
 
 use std::path::{Path, PathBuf};
 
@@ -256,6 +258,24 @@ pub struct Restore {
     pub files: Option<Artifact>,
 }
 
+/// A package a run changes besides the product's first one: another of the
+/// product's packages, or a dependency the new versions need.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Package name.
+    pub name: String,
+    /// The version installed before the run (None: the run installs it
+    /// anew, and undoing the run removes it).
+    pub from: Option<String>,
+    /// The version to install and where to get it (None: the run removes
+    /// the package, as a rollback does with one its upgrade brought in).
+    pub to: Option<PackageRef>,
+    /// The package file of `from`, for undoing a failure.
+    pub previous: Option<PackageRef>,
+    /// Why the run changes it ("requested", "nginx depends on ...").
+    pub reason: String,
+}
+
 /// What a run will do.
 #[derive(Clone, Debug)]
 pub struct Transition {
@@ -270,6 +290,27 @@ pub struct Transition {
     pub previous: Option<PackageRef>,
     /// What to put back before installing (rollback, downgrade).
     pub restore: Option<Restore>,
+    /// The other packages the run changes, in one transaction with the
+    /// first one.
+    pub others: Vec<Member>,
+}
+
+impl Transition {
+    /// Every package the run changes, the product's first one first, with
+    /// its version before and after.
+    pub fn packages(&self, first: &str) -> Vec<crate::history::PackageChange> {
+        std::iter::once(crate::history::PackageChange {
+            name: first.to_string(),
+            installed: self.from.as_ref().map(|i| i.version.clone()),
+            candidate: Some(self.to.version.clone()),
+        })
+        .chain(self.others.iter().map(|m| crate::history::PackageChange {
+            name: m.name.clone(),
+            installed: m.from.clone(),
+            candidate: m.to.as_ref().map(|t| t.version.clone()),
+        }))
+        .collect()
+    }
 }
 
 /// Where a run keeps its files.
@@ -330,12 +371,15 @@ pub struct Report {
     pub config: Vec<serde_json::Value>,
     /// Backups taken by this run.
     pub backups: Vec<Artifact>,
+    /// Every package the run changed, with its version before and after.
+    pub packages: Vec<crate::history::PackageChange>,
 }
 
 /// A backup as the history records it (role `files-backup` or
 /// `database-backup`; `version` is what was installed when it was taken).
 pub(crate) fn backup_record(role: &str, version: Option<String>, a: &Artifact) -> NewArtifact {
     NewArtifact {
+        package: None,
         role: role.into(),
         version,
         kind: a.kind.to_string(),
@@ -380,9 +424,32 @@ pub fn choose(
     to: Option<&str>,
 ) -> Result<Option<Candidate>, Error> {
     let chosen = match to {
-        Some(wanted) => candidates
-            .iter()
-            .find(|c| c.version.matches(wanted))
+        Some(wanted) => {
+            let named: Vec<&Candidate> = candidates
+                .iter()
+                .filter(|c| c.version.matches(wanted))
+                .collect();
+            // Without its epoch a version may name several (`1:1.0-1` and
+            // `2:1.0-1`): refused rather than guessed.
+            let epochless = |c: &Candidate| {
+                c.version
+                    .as_str()
+                    .split_once(':')
+                    .is_some_and(|(_, rest)| rest == wanted.trim())
+            };
+            if let [a, b, ..] = named.as_slice()
+                && epochless(a)
+                && epochless(b)
+                && a.version != b.version
+            {
+                return Err(Error::Failed(anyhow!(
+                    "version {wanted} names both {} and {}; give the full version",
+                    a.version,
+                    b.version
+                )));
+            }
+            let first = named.first().copied();
+            first
             .ok_or_else(|| {
                 Error::Failed(anyhow!(
                     "version {wanted} is not in the repository (available: {})",
@@ -392,7 +459,8 @@ pub fn choose(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))
-            })?,
+            })?
+        }
         None => candidates.first().ok_or_else(|| {
             Error::Failed(anyhow!("the repository offers no version of the package"))
         })?,
@@ -504,6 +572,16 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn to_accepts_the_version_without_its_epoch_when_unique() {
+        let c = vec![cand("5:7.0.15-1~deb12u1"), cand("5:7.0.11-1")];
+        let chosen = choose(&c, None, Some("7.0.15-1~deb12u1")).unwrap().unwrap();
+        assert_eq!(chosen.version.as_str(), "5:7.0.15-1~deb12u1");
+        let c = vec![cand("2:1.0-1"), cand("1:1.0-1")];
+        let e = choose(&c, None, Some("1.0-1")).unwrap_err();
+        assert!(e.to_string().contains("names both"), "{e}");
     }
 
     #[test]

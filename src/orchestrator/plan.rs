@@ -5,21 +5,18 @@
 
 use anyhow::anyhow;
 
-use super::{CachedPackage, PackageRef, Restore, RunKind, Source, Transition};
+use super::{CachedPackage, Member, PackageRef, Restore, RunKind, Source, Transition};
 use crate::backup::Artifact;
-use crate::config::{Database, RepoKind, Target};
+use crate::config::{Database, Target};
 use crate::error::Error;
 use crate::history::{ArtifactRecord, History};
 use crate::pkg::Installed;
 use crate::repo::Candidate;
 use crate::version::{Family, PkgVersion};
 
-/// The package family of a target (from its repository type).
+/// The package family of a target.
 pub fn family(target: &Target) -> Family {
-    match target.repository.kind {
-        RepoKind::Apt { .. } => Family::Deb,
-        RepoKind::Yum => Family::Rpm,
-    }
+    target.family
 }
 
 /// True when two version strings are the same version for the family's
@@ -31,21 +28,26 @@ fn same_version(family: Family, a: &str, b: &str) -> bool {
     }
 }
 
-/// A verified package of `version` that upkeep downloaded before and that is
-/// still in the cache with its size, if any (newest first).
+/// A verified package of `package` at `version` that upkeep downloaded
+/// (or rebuilt) before and that is still in the cache with its size, if
+/// any (newest first). Artifacts recorded without a package name are of the
+/// target's first package.
 pub fn cached_package(
     history: &History,
     target: &Target,
+    package: &str,
     version: &str,
 ) -> anyhow::Result<Option<CachedPackage>> {
     let family = family(target);
     for role in ["package", "previous-package"] {
         for a in history.artifacts_by_role(&target.name, role, None)? {
             let art = &a.artifact;
-            let matches = art
-                .version
-                .as_deref()
-                .is_some_and(|v| same_version(family, v, version));
+            let of = art.package.as_deref().unwrap_or(&target.package);
+            let matches = of == package
+                && art
+                    .version
+                    .as_deref()
+                    .is_some_and(|v| same_version(family, v, version));
             let present = std::fs::metadata(&art.path).is_ok_and(|m| m.len() == art.size);
             if matches && present {
                 return Ok(Some(CachedPackage {
@@ -59,15 +61,16 @@ pub fn cached_package(
     Ok(None)
 }
 
-/// Where to get `version`: the cache first, then the repository's
-/// `candidates`.
+/// Where to get `package` at `version`: the cache first, then the
+/// repositories' `candidates` (of that package).
 pub fn package_ref(
     history: &History,
     target: &Target,
+    package: &str,
     version: &str,
     candidates: &[Candidate],
 ) -> anyhow::Result<Option<PackageRef>> {
-    if let Some(c) = cached_package(history, target, version)? {
+    if let Some(c) = cached_package(history, target, package, version)? {
         return Ok(Some(PackageRef {
             version: version.to_string(),
             source: Source::Cached(c),
@@ -75,11 +78,57 @@ pub fn package_ref(
     }
     Ok(candidates
         .iter()
-        .find(|c| c.is_version(version))
+        .find(|c| c.package == package && c.is_version(version))
         .map(|c| PackageRef {
             version: version.to_string(),
             source: Source::Remote(Box::new(c.clone())),
         }))
+}
+
+/// Another package an upgrade moves, as the caller found it: what is
+/// installed, the candidate chosen for it, every version the repositories
+/// offer (to find the installed one's file), and why it moves.
+#[derive(Clone, Debug)]
+pub struct OtherPackage {
+    /// Package name.
+    pub name: String,
+    /// Its installed state.
+    pub installed: Option<Installed>,
+    /// The version to install.
+    pub candidate: Candidate,
+    /// Every version of it the repositories offer.
+    pub candidates: Vec<Candidate>,
+    /// A verified copy of the installed version the caller obtained
+    /// otherwise (rebuilt from the installed files), if any.
+    pub rebuilt: Option<CachedPackage>,
+    /// Why it moves.
+    pub reason: String,
+}
+
+/// The copy of an installed package's version a failed upgrade goes back
+/// to: the cache, a repository, or a copy rebuilt from the host; without
+/// one the upgrade is blocked (exit 3).
+fn previous_of(
+    history: &History,
+    target: &Target,
+    package: &str,
+    installed: &Installed,
+    candidates: &[Candidate],
+    rebuilt: Option<&CachedPackage>,
+) -> Result<PackageRef, Error> {
+    if let Some(r) = package_ref(history, target, package, &installed.version, candidates)? {
+        return Ok(r);
+    }
+    if let Some(c) = rebuilt {
+        return Ok(PackageRef {
+            version: installed.version.clone(),
+            source: Source::Cached(c.clone()),
+        });
+    }
+    Err(Error::Preflight(anyhow!(
+        "preflight: the installed {package} {} is neither in upkeep's cache nor in a repository, and no copy could be rebuilt from the host, so a failed upgrade could not be rolled back; nothing was changed",
+        installed.version
+    )))
 }
 
 /// The transition of an upgrade to `candidate`. The package of the installed
@@ -91,16 +140,44 @@ pub fn upgrade(
     installed: Option<&Installed>,
     candidate: &Candidate,
     candidates: &[Candidate],
+    rebuilt: Option<&CachedPackage>,
+    others: &[OtherPackage],
 ) -> Result<Transition, Error> {
     let previous = match installed {
         None => None,
-        Some(i) => Some(package_ref(history, target, &i.version, candidates)?.ok_or_else(|| {
-            Error::Preflight(anyhow!(
-                "preflight: the installed version {} is neither in upkeep's cache nor in the repository, so a failed upgrade could not be rolled back; nothing was changed",
-                i.version
-            ))
-        })?),
+        Some(i) => Some(previous_of(
+            history,
+            target,
+            &target.package,
+            i,
+            candidates,
+            rebuilt,
+        )?),
     };
+    let mut members = Vec::new();
+    for o in others {
+        let previous = match &o.installed {
+            Some(i) => Some(previous_of(
+                history,
+                target,
+                &o.name,
+                i,
+                &o.candidates,
+                o.rebuilt.as_ref(),
+            )?),
+            None => None,
+        };
+        members.push(Member {
+            name: o.name.clone(),
+            from: o.installed.as_ref().map(|i| i.version.clone()),
+            to: Some(PackageRef {
+                version: o.candidate.version.to_string(),
+                source: Source::Remote(Box::new(o.candidate.clone())),
+            }),
+            previous,
+            reason: o.reason.clone(),
+        });
+    }
     Ok(Transition {
         kind: RunKind::Upgrade,
         from: installed.cloned(),
@@ -110,7 +187,61 @@ pub fn upgrade(
         },
         previous,
         restore: None,
+        others: members,
     })
+}
+
+/// The other packages a run that goes back to the state before run `run`
+/// changes: each package `run` changed goes back to its version before it
+/// (from the cache: every one was kept when `run` began), and what `run`
+/// installed anew is removed. `installed` gives each one's version now.
+fn going_back_members(
+    history: &History,
+    target: &Target,
+    run: &crate::history::Run,
+    now: &std::collections::BTreeMap<String, Option<String>>,
+) -> Result<Vec<Member>, Error> {
+    let mut out = Vec::new();
+    for p in run.packages.iter().filter(|p| p.name != target.package) {
+        let current = now.get(&p.name).cloned().flatten();
+        let to = match &p.installed {
+            Some(v) => {
+                let c = cached_package(history, target, &p.name, v)?.ok_or_else(|| {
+                    Error::Failed(anyhow!(
+                        "the package of {} {v} is no longer in upkeep's cache; nothing was changed",
+                        p.name
+                    ))
+                })?;
+                Some(PackageRef {
+                    version: v.clone(),
+                    source: Source::Cached(c),
+                })
+            }
+            None => None,
+        };
+        let previous = match &current {
+            Some(v) => Some(PackageRef {
+                version: v.clone(),
+                source: Source::Cached(cached_package(history, target, &p.name, v)?.ok_or_else(
+                    || {
+                        Error::Preflight(anyhow!(
+                            "preflight: the package of the installed {} {v} is no longer in upkeep's cache, so a failure could not be undone; nothing was changed",
+                            p.name
+                        ))
+                    },
+                )?),
+            }),
+            None => None,
+        };
+        out.push(Member {
+            name: p.name.clone(),
+            from: current,
+            to,
+            previous,
+            reason: format!("changed by run #{}", run.id),
+        });
+    }
+    Ok(out)
 }
 
 /// The transition undoing the last completed upgrade: its previous package,
@@ -119,6 +250,7 @@ pub fn rollback(
     history: &History,
     target: &Target,
     installed: &Installed,
+    now: &std::collections::BTreeMap<String, Option<String>>,
 ) -> Result<Transition, Error> {
     let family = family(target);
     let last = history
@@ -159,18 +291,19 @@ pub fn rollback(
         )));
     }
     let artifacts = history.artifacts(last.id)?;
-    let back_to = cached_package(history, target, &from)?.ok_or_else(|| {
+    let back_to = cached_package(history, target, &target.package, &from)?.ok_or_else(|| {
         Error::Failed(anyhow!(
             "the package of {from} is no longer in upkeep's cache; nothing was changed"
         ))
     })?;
-    let current = cached_package(history, target, &installed.version)?.ok_or_else(|| {
+    let current = cached_package(history, target, &target.package, &installed.version)?.ok_or_else(|| {
         Error::Preflight(anyhow!(
             "preflight: the package of the installed {} is no longer in upkeep's cache, so a failed rollback could not be undone; nothing was changed",
             installed.version
         ))
     })?;
     let restore = restore_from(target, last.id, &artifacts, &from)?;
+    let others = going_back_members(history, target, &last, now)?;
     Ok(Transition {
         kind: RunKind::Rollback,
         from: Some(installed.clone()),
@@ -183,6 +316,7 @@ pub fn rollback(
             source: Source::Cached(current),
         }),
         restore: Some(restore),
+        others,
     })
 }
 
@@ -248,15 +382,16 @@ pub fn downgrade(
     installed: &Installed,
     wanted: &str,
     candidates: &[Candidate],
+    now: &std::collections::BTreeMap<String, Option<String>>,
 ) -> Result<Transition, Error> {
     let family = family(target);
     let version_text = downgrade_version(history, target, installed, wanted)?;
-    let package = package_ref(history, target, &version_text, candidates)?.ok_or_else(|| {
+    let package = package_ref(history, target, &target.package, &version_text, candidates)?.ok_or_else(|| {
         Error::Failed(anyhow!(
             "the package of {version_text} is neither in upkeep's cache nor in the repository; nothing was changed"
         ))
     })?;
-    let current = cached_package(history, target, &installed.version)?.ok_or_else(|| {
+    let current = cached_package(history, target, &target.package, &installed.version)?.ok_or_else(|| {
         Error::Preflight(anyhow!(
             "preflight: the package of the installed {} is not in upkeep's cache, so a failed downgrade could not be undone; nothing was changed",
             installed.version
@@ -285,6 +420,12 @@ pub fn downgrade(
         })?;
     let artifacts = history.artifacts(taken.run_id)?;
     let restore = restore_from(target, taken.run_id, &artifacts, &version_text)?;
+    // The other packages go back to what they were when that version was
+    // left: the run that took the backups recorded them.
+    let others = match history.run(taken.run_id)? {
+        Some(left) => going_back_members(history, target, &left, now)?,
+        None => Vec::new(),
+    };
     Ok(Transition {
         kind: RunKind::Downgrade,
         from: Some(installed.clone()),
@@ -294,6 +435,7 @@ pub fn downgrade(
             source: Source::Cached(current),
         }),
         restore: Some(restore),
+        others,
     })
 }
 
@@ -365,6 +507,7 @@ mod tests {
             p
         };
         let a = |role: &str, version: &str, kind: &str, path: std::path::PathBuf| NewArtifact {
+            package: None,
             role: role.into(),
             version: Some(version.into()),
             kind: kind.into(),
@@ -415,7 +558,7 @@ mod tests {
         let h = History::open(dir.path()).unwrap();
         let t = target(SQLITE);
         let up = record_run(&h, dir.path(), "upgrade", "1.0.0-1", "2.1.0-1", "succeeded");
-        let tr = rollback(&h, &t, &installed("2.1.0-1")).unwrap();
+        let tr = rollback(&h, &t, &installed("2.1.0-1"), &Default::default()).unwrap();
         assert_eq!(tr.kind, RunKind::Rollback);
         assert_eq!(tr.to.version, "1.0.0-1");
         assert!(matches!(&tr.to.source, Source::Cached(c) if c.path.ends_with("1.0.0-1.deb")));
@@ -441,10 +584,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(dir.path()).unwrap();
         let t = target(SQLITE);
-        let e = rollback(&h, &t, &installed("2.1.0-1")).unwrap_err();
+        let e = rollback(&h, &t, &installed("2.1.0-1"), &Default::default()).unwrap_err();
         assert!(e.to_string().contains("nothing to roll back"), "{e}");
         record_run(&h, dir.path(), "upgrade", "1.0.0-1", "2.1.0-1", "succeeded");
-        let e = rollback(&h, &t, &installed("2.0.0-1")).unwrap_err();
+        let e = rollback(&h, &t, &installed("2.0.0-1"), &Default::default()).unwrap_err();
         assert!(e.to_string().contains("the host changed since"), "{e}");
         record_run(
             &h,
@@ -454,7 +597,7 @@ mod tests {
             "1.0.0-1",
             "succeeded",
         );
-        let e = rollback(&h, &t, &installed("1.0.0-1")).unwrap_err();
+        let e = rollback(&h, &t, &installed("1.0.0-1"), &Default::default()).unwrap_err();
         assert!(e.to_string().contains("was a rollback"), "{e}");
     }
 
@@ -465,7 +608,7 @@ mod tests {
         let t = target(SQLITE);
         record_run(&h, dir.path(), "upgrade", "1.0.0-1", "2.1.0-1", "succeeded");
         std::fs::remove_file(dir.path().join("1.0.0-1.deb")).unwrap();
-        let e = rollback(&h, &t, &installed("2.1.0-1")).unwrap_err();
+        let e = rollback(&h, &t, &installed("2.1.0-1"), &Default::default()).unwrap_err();
         assert!(e.to_string().contains("no longer in upkeep's cache"), "{e}");
     }
 
@@ -484,16 +627,16 @@ mod tests {
             "rolled_back",
         );
         let second = record_run(&h, dir.path(), "upgrade", "1.1.0-1", "2.1.0-1", "succeeded");
-        let tr = downgrade(&h, &t, &installed("2.1.0-1"), "1.0.0", &[]).unwrap();
+        let tr = downgrade(&h, &t, &installed("2.1.0-1"), "1.0.0", &[], &Default::default()).unwrap();
         assert_eq!(tr.to.version, "1.0.0-1");
         assert_eq!(tr.restore.as_ref().unwrap().run, first);
         // The newest completed run that left 1.1.0, not the rolled-back one.
-        let tr = downgrade(&h, &t, &installed("2.1.0-1"), "1.1.0", &[]).unwrap();
+        let tr = downgrade(&h, &t, &installed("2.1.0-1"), "1.1.0", &[], &Default::default()).unwrap();
         assert_eq!(tr.restore.as_ref().unwrap().run, second);
         assert_ne!(tr.restore.as_ref().unwrap().run, failed);
-        let e = downgrade(&h, &t, &installed("2.1.0-1"), "2.1.0", &[]).unwrap_err();
+        let e = downgrade(&h, &t, &installed("2.1.0-1"), "2.1.0", &[], &Default::default()).unwrap_err();
         assert!(e.to_string().contains("not older"), "{e}");
-        let e = downgrade(&h, &t, &installed("2.1.0-1"), "0.9", &[]).unwrap_err();
+        let e = downgrade(&h, &t, &installed("2.1.0-1"), "0.9", &[], &Default::default()).unwrap_err();
         assert!(e.to_string().contains("not in the history"), "{e}");
     }
 
@@ -517,14 +660,16 @@ mod tests {
             Some(&installed("1.0.0-1")),
             &c,
             std::slice::from_ref(&c),
+            None,
+            &[],
         )
         .unwrap_err();
         assert_eq!(e.exit_code(), 3, "{e}");
         let mut old = c.clone();
         old.version = PkgVersion::deb("1.0.0-1").unwrap();
-        let tr = upgrade(&h, &t, Some(&installed("1.0.0-1")), &c, &[c.clone(), old]).unwrap();
+        let tr = upgrade(&h, &t, Some(&installed("1.0.0-1")), &c, &[c.clone(), old], None, &[]).unwrap();
         assert!(matches!(tr.previous.unwrap().source, Source::Remote(_)));
         // Nothing installed: nothing to fall back on, nothing required.
-        assert!(upgrade(&h, &t, None, &c, &[]).unwrap().previous.is_none());
+        assert!(upgrade(&h, &t, None, &c, &[], None, &[]).unwrap().previous.is_none());
     }
 }

@@ -104,6 +104,7 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
         pending_config: Vec::new(),
         config: Vec::new(),
         backups: Vec::new(),
+        packages: subject.packages.clone(),
     };
 
     if !ctx.stopped {
@@ -190,6 +191,17 @@ fn on_event(
 pub(super) fn context_from(run: &Run, artifacts: &[ArtifactRecord]) -> Result<Ctx, Error> {
     let mut ctx = Ctx {
         previous_version: run.from.clone(),
+        others: run
+            .packages
+            .iter()
+            .skip(1)
+            .map(|p| super::apply::OtherFiles {
+                name: p.name.clone(),
+                from: p.installed.clone(),
+                to: p.candidate.clone(),
+                ..Default::default()
+            })
+            .collect(),
         ..Ctx::default()
     };
     for s in &run.steps {
@@ -216,10 +228,17 @@ pub(super) fn context_from(run: &Run, artifacts: &[ArtifactRecord]) -> Result<Ct
     }
     for a in artifacts {
         let art = &a.artifact;
-        match art.role.as_str() {
-            "package" => ctx.package = Some(art.path.clone()),
-            "previous-package" => ctx.previous = Some(art.path.clone()),
-            "files-backup" | "database-backup" => {
+        let other = art
+            .package
+            .as_ref()
+            .and_then(|name| ctx.others.iter().position(|o| &o.name == name));
+        match (art.role.as_str(), other) {
+            ("package", Some(i)) => ctx.others[i].file = Some(art.path.clone()),
+            ("previous-package", Some(i)) => ctx.others[i].previous = Some(art.path.clone()),
+            _ if art.package.is_some() => {}
+            ("package", None) => ctx.package = Some(art.path.clone()),
+            ("previous-package", None) => ctx.previous = Some(art.path.clone()),
+            ("files-backup" | "database-backup", _) => {
                 let backup = super::recorded_backup(run.id, art).map_err(Error::NeedsAttention)?;
                 if art.role == "files-backup" {
                     ctx.files_backup = Some(backup);

@@ -48,13 +48,27 @@ impl Dpkg {
         self.admin_dir.join("lock")
     }
 
-    /// The `dpkg -i` command for `file` (downgrades need nothing: dpkg only
-    /// warns). While this process holds the frontend lock, dpkg is told so.
-    pub fn install_command(&self, file: &Path) -> Command {
+    /// The `dpkg -i` command for `files`, one transaction (downgrades need
+    /// nothing: dpkg only warns). While this process holds the frontend
+    /// lock, dpkg is told so.
+    pub fn install_command(&self, files: &[&Path]) -> Command {
+        let mut cmd = self.command();
+        cmd.args(["--force-confdef", "--force-confold", "-i", "--"])
+            .args(files);
+        cmd
+    }
+
+    /// The `dpkg -r` command for `packages` (config files stay).
+    pub fn remove_command(&self, packages: &[&str]) -> Command {
+        let mut cmd = self.command();
+        cmd.args(["-r", "--"]).args(packages);
+        cmd
+    }
+
+    /// dpkg on this database, never at a terminal, in its own process group.
+    fn command(&self) -> Command {
         let mut cmd = Command::new("dpkg");
         cmd.arg(format!("--admindir={}", self.admin_dir.display()))
-            .args(["--force-confdef", "--force-confold", "-i", "--"])
-            .arg(file)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(std::process::Stdio::null())
             // Its own process group: a Ctrl-C on the terminal reaches
@@ -259,13 +273,23 @@ impl PackageManager for Dpkg {
         parse_query(&String::from_utf8_lossy(&out.stdout))
     }
 
-    async fn install(&self, file: &Path, _downgrade: bool) -> anyhow::Result<InstallReport> {
+    async fn install(&self, files: &[&Path], _downgrade: bool) -> anyhow::Result<InstallReport> {
         let out = self
-            .install_command(file)
+            .install_command(files)
             .output()
             .await
             .context("cannot run dpkg")?;
-        super::install_report(&out, "dpkg -i", file)
+        super::install_report(&out, "dpkg -i", files)
+    }
+
+    async fn remove(&self, packages: &[&str]) -> anyhow::Result<InstallReport> {
+        let out = self
+            .remove_command(packages)
+            .output()
+            .await
+            .context("cannot run dpkg")?;
+        let names: Vec<&Path> = packages.iter().map(Path::new).collect();
+        super::install_report(&out, "dpkg -r", &names)
     }
 
     async fn lock(&self, timeout: Duration) -> anyhow::Result<PkgLock> {
@@ -413,7 +437,7 @@ mod tests {
     #[test]
     fn install_command_keeps_config_files_and_tells_dpkg_about_our_lock() {
         let (_dir, dpkg) = in_tempdir();
-        let cmd = dpkg.install_command(Path::new("/tmp/p.deb"));
+        let cmd = dpkg.install_command(&[Path::new("/tmp/p.deb")]);
         let args: Vec<String> = cmd
             .as_std()
             .get_args()
@@ -435,10 +459,10 @@ mod tests {
         rt().block_on(async {
             let held = dpkg.lock(Duration::from_secs(1)).await.unwrap();
             assert_eq!(held.path(), Some(dpkg.frontend_lock().as_path()));
-            let cmd = dpkg.install_command(Path::new("/tmp/p.deb"));
+            let cmd = dpkg.install_command(&[Path::new("/tmp/p.deb")]);
             assert!(envs(&cmd).contains(&frontend));
             drop(held);
-            let cmd = dpkg.install_command(Path::new("/tmp/p.deb"));
+            let cmd = dpkg.install_command(&[Path::new("/tmp/p.deb")]);
             assert!(!envs(&cmd).contains(&frontend));
         });
     }

@@ -34,12 +34,13 @@ pub struct InstallReport {
     pub output: String,
 }
 
-/// The report of an install command, or its failure in one line (the
-/// command, its status and its last words).
+/// The report of a package-manager command, or its failure in one line:
+/// the command, its status, and the package manager's own reason
+/// ([`failure_reason`]), never just "exit status 1".
 fn install_report(
     out: &std::process::Output,
     command: &str,
-    file: &Path,
+    files: &[&Path],
 ) -> anyhow::Result<InstallReport> {
     let output = format!(
         "{}{}",
@@ -47,18 +48,88 @@ fn install_report(
         String::from_utf8_lossy(&out.stderr)
     );
     if !out.status.success() {
-        let last = output
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| f.display().to_string())
+            })
+            .collect();
         anyhow::bail!(
-            "{command} {} failed ({}): {last}",
-            file.display(),
-            out.status
+            "{command} {} failed ({}): {}",
+            names.join(" "),
+            out.status,
+            failure_reason(&output)
         );
     }
     Ok(InstallReport { output })
+}
+
+/// The lines of a dpkg or rpm run that say why it failed, joined with
+/// "; " (at most ~600 characters): dpkg's `dpkg: error processing ...`,
+/// `dependency problems prevent configuration of ...` with the indented
+/// relations under it, a maintainer script's failure; rpm's `error: ...`,
+/// `Failed dependencies:` with its indented lines. dpkg's closing summary
+/// (`Errors were encountered while processing:` and the package names
+/// after it) says nothing new and is left out. With nothing recognised,
+/// the last non-empty line.
+pub fn failure_reason(output: &str) -> String {
+    let mut picked: Vec<String> = Vec::new();
+    let mut in_detail = false;
+    let mut in_summary = false;
+    for line in output.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            in_detail = false;
+            continue;
+        }
+        if trimmed.starts_with("Errors were encountered while processing") {
+            in_summary = true;
+            continue;
+        }
+        let indented = line.starts_with(' ') || line.starts_with('\t');
+        if in_summary && indented {
+            continue;
+        }
+        in_summary = false;
+        let lower = trimmed.to_ascii_lowercase();
+        let reason = lower.starts_with("dpkg: error")
+            || lower.starts_with("dpkg: dependency problems")
+            || lower.starts_with("dpkg: regarding")
+            || lower.starts_with("error:")
+            || lower.contains("returned error exit status")
+            || lower.contains("scriptlet failed")
+            || lower.starts_with("dpkg-deb: error");
+        if reason {
+            picked.push(trimmed.to_string());
+            in_detail = true;
+        } else if in_detail && indented {
+            picked.push(trimmed.to_string());
+        } else {
+            in_detail = false;
+        }
+    }
+    picked.dedup();
+    if picked.is_empty() {
+        return output
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+    }
+    let mut text = picked.join("; ");
+    if text.len() > 600 {
+        let mut cut = 600;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" ...");
+    }
+    text
 }
 
 /// A package manager.
@@ -68,10 +139,13 @@ pub trait PackageManager {
     async fn architecture(&self) -> anyhow::Result<String>;
     /// The installed state of `package`, or None when it is not installed.
     async fn installed(&self, package: &str) -> anyhow::Result<Option<Installed>>;
-    /// Installs a package file, keeping locally modified config files.
-    /// `downgrade` allows a version older than the installed one (rpm needs
-    /// to be told; dpkg only warns).
-    async fn install(&self, file: &Path, downgrade: bool) -> anyhow::Result<InstallReport>;
+    /// Installs package files in one transaction, keeping locally modified
+    /// config files. `downgrade` allows versions older than the installed
+    /// ones (rpm needs to be told; dpkg only warns).
+    async fn install(&self, files: &[&Path], downgrade: bool) -> anyhow::Result<InstallReport>;
+    /// Removes installed packages in one transaction (their config files
+    /// stay, as `dpkg -r` and `rpm -e` keep edited ones).
+    async fn remove(&self, packages: &[&str]) -> anyhow::Result<InstallReport>;
     /// Waits (polling every 250 ms, up to `timeout`) until the package
     /// manager is free, and for dpkg takes its frontend lock as apt does;
     /// fails in one line naming the holder's pid and command.
@@ -93,11 +167,11 @@ pub enum Manager {
 }
 
 impl Manager {
-    /// The package manager that installs what `kind` of repository serves.
-    pub fn for_repository(kind: &crate::config::RepoKind) -> Manager {
-        match kind {
-            crate::config::RepoKind::Apt { .. } => Manager::Dpkg(dpkg::Dpkg::default()),
-            crate::config::RepoKind::Yum => Manager::Rpm(rpm::Rpm::default()),
+    /// The package manager of a package family.
+    pub fn for_family(family: crate::version::Family) -> Manager {
+        match family {
+            crate::version::Family::Deb => Manager::Dpkg(dpkg::Dpkg::default()),
+            crate::version::Family::Rpm => Manager::Rpm(rpm::Rpm::default()),
         }
     }
 }
@@ -117,10 +191,17 @@ impl PackageManager for Manager {
         }
     }
 
-    async fn install(&self, file: &Path, downgrade: bool) -> anyhow::Result<InstallReport> {
+    async fn install(&self, files: &[&Path], downgrade: bool) -> anyhow::Result<InstallReport> {
         match self {
-            Manager::Dpkg(m) => m.install(file, downgrade).await,
-            Manager::Rpm(m) => m.install(file, downgrade).await,
+            Manager::Dpkg(m) => m.install(files, downgrade).await,
+            Manager::Rpm(m) => m.install(files, downgrade).await,
+        }
+    }
+
+    async fn remove(&self, packages: &[&str]) -> anyhow::Result<InstallReport> {
+        match self {
+            Manager::Dpkg(m) => m.remove(packages).await,
+            Manager::Rpm(m) => m.remove(packages).await,
         }
     }
 
@@ -136,5 +217,41 @@ impl PackageManager for Manager {
             Manager::Dpkg(m) => m.audit(package).await,
             Manager::Rpm(m) => m.audit(package).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::failure_reason;
+
+    #[test]
+    fn dpkg_dependency_problems_are_the_reason_not_the_summary() {
+        let out = "Selecting previously unselected package nginx.\n(Reading database ... 9000 files)\nPreparing to unpack nginx_1.22.1-9+deb12u1_amd64.deb ...\nUnpacking nginx (1.22.1-9+deb12u1) over (1.22.1-9) ...\ndpkg: dependency problems prevent configuration of nginx:\n nginx depends on nginx-common (= 1.22.1-9+deb12u1); however:\n  Version of nginx-common on system is 1.22.1-9.\n\ndpkg: error processing package nginx (--install):\n dependency problems - leaving unconfigured\nErrors were encountered while processing:\n nginx\n";
+        let r = failure_reason(out);
+        assert!(r.starts_with("dpkg: dependency problems prevent configuration of nginx:"), "{r}");
+        assert!(r.contains("nginx depends on nginx-common (= 1.22.1-9+deb12u1); however:"), "{r}");
+        assert!(r.contains("Version of nginx-common on system is 1.22.1-9."), "{r}");
+        assert!(r.contains("dpkg: error processing package nginx (--install)"), "{r}");
+        assert!(!r.contains("Errors were encountered"), "{r}");
+    }
+
+    #[test]
+    fn a_failing_maintainer_script_is_named() {
+        let out = "Setting up portal (2.0.0-1) ...\nportal: migration failed\ndpkg: error processing package portal (--install):\n installed portal package post-installation script subprocess returned error exit status 3\nErrors were encountered while processing:\n portal\n";
+        let r = failure_reason(out);
+        assert!(r.contains("post-installation script subprocess returned error exit status 3"), "{r}");
+    }
+
+    #[test]
+    fn rpm_failed_dependencies_are_listed() {
+        let out = "error: Failed dependencies:\n\tportal-ui = 2.0.0-1 is needed by portal-2.0.0-1.x86_64\n";
+        let r = failure_reason(out);
+        assert_eq!(r, "error: Failed dependencies:; portal-ui = 2.0.0-1 is needed by portal-2.0.0-1.x86_64");
+    }
+
+    #[test]
+    fn without_a_known_line_the_last_line_is_the_reason() {
+        assert_eq!(failure_reason("a\nsomething odd\n\n"), "something odd");
+        assert_eq!(failure_reason(""), "");
     }
 }

@@ -39,8 +39,9 @@ impl Rpm {
             .collect()
     }
 
-    /// The `rpm -Uvh` command for `file`; `--oldpackage` when downgrading.
-    pub fn install_command(&self, file: &Path, downgrade: bool) -> Command {
+    /// The `rpm -Uvh` command for `files`, one transaction; `--oldpackage`
+    /// when downgrading.
+    pub fn install_command(&self, files: &[&Path], downgrade: bool) -> Command {
         let mut cmd = Command::new("rpm");
         cmd.args(self.db_args()).arg("-Uvh");
         if downgrade {
@@ -49,7 +50,18 @@ impl Rpm {
         // Its own process group: a Ctrl-C on the terminal reaches upkeep
         // (which defers it), never rpm in the middle of a step.
         cmd.arg("--")
-            .arg(file)
+            .args(files)
+            .stdin(std::process::Stdio::null())
+            .process_group(0);
+        cmd
+    }
+
+    /// The `rpm -e` command for `packages`.
+    pub fn remove_command(&self, packages: &[&str]) -> Command {
+        let mut cmd = Command::new("rpm");
+        cmd.args(self.db_args())
+            .args(["-e", "--"])
+            .args(packages)
             .stdin(std::process::Stdio::null())
             .process_group(0);
         cmd
@@ -115,13 +127,23 @@ impl PackageManager for Rpm {
         parse_query(&String::from_utf8_lossy(&out.stdout))
     }
 
-    async fn install(&self, file: &Path, downgrade: bool) -> anyhow::Result<InstallReport> {
+    async fn install(&self, files: &[&Path], downgrade: bool) -> anyhow::Result<InstallReport> {
         let out = self
-            .install_command(file, downgrade)
+            .install_command(files, downgrade)
             .output()
             .await
             .context("cannot run rpm")?;
-        super::install_report(&out, "rpm -Uvh", file)
+        super::install_report(&out, "rpm -Uvh", files)
+    }
+
+    async fn remove(&self, packages: &[&str]) -> anyhow::Result<InstallReport> {
+        let out = self
+            .remove_command(packages)
+            .output()
+            .await
+            .context("cannot run rpm")?;
+        let names: Vec<&Path> = packages.iter().map(Path::new).collect();
+        super::install_report(&out, "rpm -e", &names)
     }
 
     async fn lock(&self, timeout: Duration) -> anyhow::Result<PkgLock> {
@@ -252,18 +274,18 @@ mod tests {
         let rpm = Rpm::default();
         let f = Path::new("/tmp/p.rpm");
         assert_eq!(
-            args(&rpm.install_command(f, false)),
+            args(&rpm.install_command(&[f], false)),
             ["-Uvh", "--", "/tmp/p.rpm"]
         );
         assert_eq!(
-            args(&rpm.install_command(f, true)),
+            args(&rpm.install_command(&[f], true)),
             ["-Uvh", "--oldpackage", "--", "/tmp/p.rpm"]
         );
         let rpm = Rpm {
             db_path: Some("/var/lib/rpm".into()),
         };
         assert_eq!(
-            args(&rpm.install_command(f, true)),
+            args(&rpm.install_command(&[f], true)),
             [
                 "--dbpath=/var/lib/rpm",
                 "-Uvh",

@@ -1,0 +1,155 @@
+//! A target as a product: its packages on this host and in its
+//! repositories, and the other packages an upgrade to a version moves along
+//! with the first one (its siblings, held at one version).
+
+use anyhow::anyhow;
+
+use super::plan::OtherPackage;
+use super::sources::Sources;
+use crate::config::Target;
+use crate::error::Error;
+use crate::pkg::{Installed, PackageManager};
+use crate::repo::Candidate;
+
+/// One of the product's packages besides the first one.
+#[derive(Clone, Debug)]
+pub struct Sibling {
+    /// Package name.
+    pub name: String,
+    /// Its installed state.
+    pub installed: Option<Installed>,
+    /// Every version the repositories offer, newest first.
+    pub candidates: Vec<Candidate>,
+}
+
+/// What a host has of a product and what its repositories offer.
+#[derive(Clone, Debug)]
+pub struct Situation {
+    /// The first package's installed state.
+    pub installed: Option<Installed>,
+    /// Every version of the first package the repositories offer, newest
+    /// first.
+    pub candidates: Vec<Candidate>,
+    /// The product's other packages.
+    pub siblings: Vec<Sibling>,
+}
+
+impl Situation {
+    /// The product's packages with their installed and candidate versions
+    /// (the candidate: the version an upgrade to `to` installs, None when a
+    /// repository does not offer it), for `--json`.
+    pub fn packages(&self, target: &Target, to: Option<&Candidate>) -> Vec<crate::history::PackageChange> {
+        let pick = |cands: &[Candidate]| match to {
+            Some(to) => cands
+                .iter()
+                .find(|c| c.version == to.version)
+                .map(|c| c.version.to_string()),
+            None => cands.first().map(|c| c.version.to_string()),
+        };
+        std::iter::once(crate::history::PackageChange {
+            name: target.package.clone(),
+            installed: self.installed.as_ref().map(|i| i.version.clone()),
+            candidate: to
+                .map(|c| c.version.to_string())
+                .or_else(|| self.candidates.first().map(|c| c.version.to_string())),
+        })
+        .chain(self.siblings.iter().map(|s| crate::history::PackageChange {
+            name: s.name.clone(),
+            installed: s.installed.as_ref().map(|i| i.version.clone()),
+            candidate: pick(&s.candidates),
+        }))
+        .collect()
+    }
+}
+
+/// Reads the product's installed state and the repositories' versions of
+/// each of its packages. The package manager's queries run while the
+/// metadata is fetched.
+pub async fn situation<P: PackageManager>(
+    target: &Target,
+    pkg: &P,
+    sources: &Sources<'_>,
+) -> Result<Situation, Error> {
+    let installed = async {
+        let mut out = Vec::new();
+        for name in &target.packages {
+            out.push(pkg.installed(name).await?);
+        }
+        anyhow::Ok(out)
+    };
+    let offered = async {
+        let mut out = Vec::new();
+        for name in &target.packages {
+            out.push(sources.candidates(name).await?);
+        }
+        Ok::<_, Error>(out)
+    };
+    let (installed, offered) = tokio::join!(installed, offered);
+    let (installed, offered) = (installed?, offered?);
+    let mut pairs = target.packages.iter().zip(installed).zip(offered);
+    let Some((_, (first_installed, first_candidates))) = pairs.next().map(|((n, i), c)| (n, (i, c))) else {
+        return Err(Error::Failed(anyhow!("target {} has no package", target.name)));
+    };
+    Ok(Situation {
+        installed: first_installed,
+        candidates: first_candidates,
+        siblings: pairs
+            .map(|((name, installed), candidates)| Sibling {
+                name: name.clone(),
+                installed,
+                candidates,
+            })
+            .collect(),
+    })
+}
+
+/// The other packages an upgrade of the first package to `hop` moves: each
+/// sibling to the same version (a repository that lacks it blocks the
+/// upgrade, exit 3, before anything is downloaded).
+pub fn others_for(
+    target: &Target,
+    s: &Situation,
+    hop: &Candidate,
+) -> Result<Vec<OtherPackage>, Error> {
+    let mut out = Vec::new();
+    for sib in &s.siblings {
+        let candidate = sib
+            .candidates
+            .iter()
+            .find(|c| c.version == hop.version)
+            .ok_or_else(|| {
+                Error::Preflight(anyhow!(
+                    "preflight: {} {} needs {} at the same version, which no repository of target {} offers (it offers: {}); nothing was changed",
+                    target.package,
+                    hop.version,
+                    sib.name,
+                    target.name,
+                    if sib.candidates.is_empty() {
+                        "none".to_string()
+                    } else {
+                        sib.candidates
+                            .iter()
+                            .map(|c| c.version.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ))
+            })?;
+        let unchanged = sib
+            .installed
+            .as_ref()
+            .is_some_and(|i| i.configured && candidate.is_version(&i.version));
+        if unchanged {
+            continue;
+        }
+        out.push(OtherPackage {
+            name: sib.name.clone(),
+            installed: sib.installed.clone(),
+            candidate: candidate.clone(),
+            candidates: sib.candidates.clone(),
+            rebuilt: None,
+            reason: format!("a package of target {}", target.name),
+        });
+    }
+    Ok(out)
+}
