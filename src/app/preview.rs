@@ -153,6 +153,68 @@ pub(super) async fn prepare(
         ),
     };
 
+    // The product's other packages (and what the new versions need), for
+    // every hop: downloaded and verified now, while the service runs; the
+    // installed versions' copies found, for the rollback.
+    let mut moved = Vec::new();
+    for hop in &hops {
+        for o in orchestrator::product::others_for(target, s, hop)? {
+            orchestrator::fetch_package(http, &settings.cache_dir, &target.name, &o.candidate)
+                .await
+                .map_err(Error::Failed)?;
+            moved.push(format!(
+                "{} {} → {}",
+                o.name,
+                o.installed
+                    .as_ref()
+                    .map(|i| i.version.as_str())
+                    .unwrap_or("(new)"),
+                o.candidate.version
+            ));
+        }
+    }
+    if !moved.is_empty() {
+        early.push(Check {
+            name: "packages",
+            status: Status::Ok,
+            message: format!("moved along, downloaded and verified: {}", moved.join(", ")),
+        });
+    }
+    for sib in &s.siblings {
+        let Some(i) = &sib.installed else { continue };
+        let found = match &history {
+            Some(h) => plan::package_ref(h, target, &sib.name, &i.version, &sib.candidates)
+                .map_err(Error::Failed)?,
+            None => sib
+                .candidates
+                .iter()
+                .find(|c| c.is_version(&i.version))
+                .map(|c| orchestrator::PackageRef {
+                    version: i.version.clone(),
+                    source: Source::Remote(Box::new(c.clone())),
+                }),
+        };
+        match found {
+            Some(orchestrator::PackageRef {
+                source: Source::Remote(c),
+                ..
+            }) => {
+                orchestrator::fetch_package(http, &settings.cache_dir, &target.name, &c)
+                    .await
+                    .map_err(Error::Failed)?;
+            }
+            Some(_) => {}
+            None => early.push(Check {
+                name: "rollback-package",
+                status: Status::Error,
+                message: format!(
+                    "the installed {} {} is neither in upkeep's cache nor in a repository, so a failed upgrade could not be rolled back",
+                    sib.name, i.version
+                ),
+            }),
+        }
+    }
+
     let db = match crate::backup::db::resolve(&target.database) {
         Ok(db) => db,
         Err(e) => {
