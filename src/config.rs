@@ -1000,7 +1000,7 @@ impl Validator<'_> {
                 }
                 list
             }
-            (None, None) => return Err(self.missing(key, &packages_key)),
+            (None, None) => return Err(self.missing(key, &package_key)),
         };
         let package = packages[0].clone();
 
@@ -2112,7 +2112,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
         assert_err(
             &e,
             "/etc/upkeep/conf.d/10-a.toml",
-            Some("targets.shop.repositories[0].type"),
+            Some("targets.shop.repository.type"),
             "missing required key",
         );
     }
@@ -2945,4 +2945,88 @@ keyring = "/etc/upkeep/keys/portal.asc"
         assert_eq!(e.file, dir.path());
         assert!(e.message.contains("cannot read"), "{e}");
     }
+
+    const WEB: &str = r#"
+[targets.web]
+packages = ["nginx", "nginx-common"]
+services = ["nginx.service"]
+
+[[targets.web.repository]]
+type = "apt"
+url = "http://mirror.example/debian-security"
+suite = "bookworm-security"
+component = "main"
+keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+[[targets.web.repository]]
+type = "apt"
+url = "http://mirror.example/debian"
+suite = "bookworm"
+component = "main"
+keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+"#;
+
+    #[test]
+    fn a_product_of_several_packages_from_several_repositories() {
+        let s = ok(WEB, &[]);
+        let t = &s.targets["web"];
+        assert_eq!(t.package, "nginx");
+        assert_eq!(t.packages, ["nginx", "nginx-common"]);
+        assert_eq!(t.family, crate::version::Family::Deb);
+        assert_eq!(t.repositories.len(), 2);
+        assert_eq!(
+            t.repositories[1].url.as_str(),
+            "http://mirror.example/debian/"
+        );
+        assert!(!t.system_repositories);
+        // The one-package shorthand gives a list of one.
+        assert_eq!(portal(&ok(MINIMAL, &[])).packages, ["portal"]);
+    }
+
+    #[test]
+    fn errors_inside_an_array_of_repositories_name_the_entry() {
+        let e = err(&WEB.replace("suite = \"bookworm\"\n", ""), &[]);
+        assert_err(
+            &e,
+            MAIN,
+            Some("targets.web.repository[1].suite"),
+            "missing required key",
+        );
+        let e = err(&WEB.replace("type = \"apt\"\nurl = \"http://mirror.example/debian\"", "type = \"zypper\"\nurl = \"http://mirror.example/debian\""), &[]);
+        assert_eq!(e.key.as_deref(), Some("targets.web.repository[1].type"), "{e}");
+    }
+
+    #[test]
+    fn packages_must_be_a_list_of_distinct_names_and_not_beside_package() {
+        let e = err(&WEB.replace("packages = [\"nginx\", \"nginx-common\"]", "packages = [\"nginx\", \"nginx\"]"), &[]);
+        assert_err(&e, MAIN, Some("targets.web.packages[1]"), "listed twice");
+        let e = err(&WEB.replace("packages = [\"nginx\", \"nginx-common\"]", "packages = []"), &[]);
+        assert_err(&e, MAIN, Some("targets.web.packages"), "at least one package");
+        let e = err(&WEB.replace("packages = [", "package = \"nginx\"\npackages = ["), &[]);
+        assert_err(&e, MAIN, Some("targets.web.packages"), "not both");
+    }
+
+    #[test]
+    fn repositories_of_two_families_are_refused() {
+        let mixed = WEB.replacen(
+            "type = \"apt\"\nurl = \"http://mirror.example/debian\"\nsuite = \"bookworm\"\ncomponent = \"main\"",
+            "type = \"yum\"\nurl = \"http://mirror.example/el9\"",
+            1,
+        );
+        let e = err(&mixed, &[]);
+        assert_err(&e, MAIN, Some("targets.web.repository[1].type"), "one package family");
+    }
+
+    #[test]
+    fn system_repositories_take_no_coordinates() {
+        let system = "[targets.web]\npackage = \"nginx\"\nservices = [\"nginx.service\"]\n[targets.web.repository]\ntype = \"system\"\nfamily = \"rpm\"\n";
+        let t = ok(system, &[]).targets["web"].clone();
+        assert!(t.system_repositories && t.repositories.is_empty());
+        assert_eq!(t.family, crate::version::Family::Rpm);
+        let e = err(&system.replace("family = \"rpm\"", "url = \"http://x.example/\""), &[]);
+        assert_err(&e, MAIN, Some("targets.web.repository.url"), "not used by type");
+        let e = err(&MINIMAL.replace("keyring =", "family = \"deb\"\nkeyring ="), &[]);
+        assert_err(&e, MAIN, Some("targets.portal.repository.family"), "only used by type");
+    }
+
 }

@@ -675,6 +675,7 @@ mod tests {
 
     fn art(role: &str, version: &str, path: &str) -> NewArtifact {
         NewArtifact {
+            package: None,
             role: role.into(),
             version: Some(version.into()),
             kind: "deb".into(),

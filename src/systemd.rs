@@ -231,10 +231,15 @@ impl ServiceManager for Systemd {
         if units.is_empty() {
             return Ok(());
         }
-        self.manager
+        let changes = self
+            .manager
             .mask_unit_files(units.to_vec(), true, false)
             .await
             .with_context(|| format!("systemd cannot mask {} for the install", units.join(" ")))?;
+        // The manager sees a changed unit file only after a reload.
+        if !changes.is_empty() {
+            self.daemon_reload().await?;
+        }
         Ok(())
     }
 
@@ -242,10 +247,14 @@ impl ServiceManager for Systemd {
         if units.is_empty() {
             return Ok(());
         }
-        self.manager
+        let changes = self
+            .manager
             .unmask_unit_files(units.to_vec(), true)
             .await
             .with_context(|| format!("systemd cannot unmask {}", units.join(" ")))?;
+        if !changes.is_empty() {
+            self.daemon_reload().await?;
+        }
         Ok(())
     }
 

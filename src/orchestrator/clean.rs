@@ -153,6 +153,7 @@ mod tests {
             step_seq: 1,
             created_at: String::new(),
             artifact: NewArtifact {
+                package: None,
                 role: role.into(),
                 version: Some(version.into()),
                 kind: "package".into(),
