@@ -297,6 +297,10 @@ pub struct Health {
     /// Journal lines (substrings) that fail the upgrade when logged by the
     /// services.
     pub log_errors: Vec<String>,
+    /// How long the product must stay healthy, no unit restarting, before
+    /// the gate passes (`settle`, default 3 s; `0s` passes at the first
+    /// healthy look).
+    pub settle: Duration,
 }
 
 /// A stepping stone: an installed product version matching `from` must first
@@ -863,6 +867,7 @@ struct RawDatabase {
 struct RawHealth {
     url: Option<String>,
     timeout: Option<String>,
+    settle: Option<String>,
     log_errors: Option<Vec<String>>,
 }
 
@@ -1470,10 +1475,20 @@ impl Validator<'_> {
                 "must not be empty (it would match every line)",
             ));
         }
+        let settle = match raw.settle {
+            None => crate::health::SETTLE,
+            Some(text) => humantime::parse_duration(&text).map_err(|e| {
+                self.invalid(
+                    &key.k("settle"),
+                    format!("invalid duration {text:?}: {e} (examples: \"3s\", \"0s\")"),
+                )
+            })?,
+        };
         Ok(Health {
             url,
             timeout,
             log_errors,
+            settle,
         })
     }
 
@@ -1720,6 +1735,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                         url: Some(url("http://127.0.0.1:3001/ready")),
                         timeout: Duration::from_secs(120),
                         log_errors: vec!["failed to migrate database".into()],
+                        settle: Duration::from_secs(3),
                     },
                     upgrade_path: vec![UpgradePath {
                         from: semver::VersionReq::parse("<1.13.0").expect("req"),

@@ -315,8 +315,11 @@ pub struct Gate<'a> {
     /// URL that must answer 2xx, if any.
     pub url: Option<&'a Url>,
     /// How long to wait for health (a settle window under way may extend it
-    /// by up to [`SETTLE`]).
+    /// by up to `settle`).
     pub timeout: Duration,
+    /// How long everything must stay healthy, with no unit restarting,
+    /// before the gate passes (`health.settle`, default [`SETTLE`]).
+    pub settle: Duration,
     /// Journal line substrings that fail the gate (read only with `since`).
     pub log_errors: &'a [String],
     /// The baseline taken before the install; None: only units active, none
@@ -454,19 +457,19 @@ pub async fn wait_healthy(
                     }
                 }
                 let since = *healthy_since.get_or_insert(now);
-                if now.duration_since(since) >= SETTLE {
+                if now.duration_since(since) >= gate.settle {
                     return Ok(passed(invocations));
                 }
                 format!(
                     "healthy for {} ms of the {} ms settle window",
                     now.duration_since(since).as_millis(),
-                    SETTLE.as_millis()
+                    gate.settle.as_millis()
                 )
             }
         };
         let elapsed = start.elapsed();
         let limit = match healthy_since {
-            Some(_) => gate.timeout + SETTLE,
+            Some(_) => gate.timeout + gate.settle,
             None => gate.timeout,
         };
         if elapsed >= limit {
@@ -678,6 +681,7 @@ mod tests {
             };
             let patterns = units(&["failed to migrate database"]);
             let gate = Gate {
+                settle: SETTLE,
                 units: &u,
                 url: None,
                 timeout,

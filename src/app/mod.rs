@@ -755,6 +755,7 @@ impl Live {
             http,
             history,
             interrupt: &self.interrupt,
+            journal: crate::health::JournalSource::default(),
         }
     }
 }

@@ -344,6 +344,8 @@ pub struct Systems<'a, S, P> {
     pub history: &'a History,
     /// SIGINT/SIGTERM, honoured between steps.
     pub interrupt: &'a Interrupt,
+    /// Where the health gate reads the units' journal (the host's).
+    pub journal: crate::health::JournalSource,
 }
 
 /// What a finished run reports.
