@@ -801,11 +801,17 @@ impl<'de> Deserialize<'de> for RawRepositories {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a repository table or an array of repository tables")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
                 RawRepository::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     .map(RawRepositories::One)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 Vec::<RawRepository>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
                     .map(RawRepositories::Many)
             }
@@ -997,10 +1003,9 @@ impl Validator<'_> {
                 for (i, p) in list.iter().enumerate() {
                     check_package(p).map_err(|m| self.invalid(&packages_key.i(i), m))?;
                     if list[..i].contains(p) {
-                        return Err(self.invalid(
-                            &packages_key.i(i),
-                            format!("{p:?} is listed twice"),
-                        ));
+                        return Err(
+                            self.invalid(&packages_key.i(i), format!("{p:?} is listed twice"))
+                        );
                     }
                 }
                 list
@@ -1066,7 +1071,9 @@ impl Validator<'_> {
                 None => family = Some((this, rkey.clone())),
             }
         }
-        let family = family.map(|(f, _)| f).unwrap_or(crate::version::Family::Deb);
+        let family = family
+            .map(|(f, _)| f)
+            .unwrap_or(crate::version::Family::Deb);
 
         let database = self.database(key, &config_files, raw.database.unwrap_or_default())?;
         let health = self.health(&key.k("health"), raw.health.unwrap_or_default())?;
@@ -1270,10 +1277,7 @@ impl Validator<'_> {
             .kind
             .ok_or_else(|| self.missing(target, &key.k("type")))?;
         if raw.family.is_some() {
-            return Err(self.invalid(
-                &key.k("family"),
-                "only used by type \"system\"; remove it",
-            ));
+            return Err(self.invalid(&key.k("family"), "only used by type \"system\"; remove it"));
         }
         let url_key = key.k("url");
         let url = raw.url.ok_or_else(|| self.missing(target, &url_key))?;
@@ -1773,6 +1777,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 url: None,
                 timeout: Duration::from_secs(120),
                 log_errors: Vec::new(),
+                settle: Duration::from_secs(3),
             }
         );
         assert!(!t.repositories[0].allow_unsigned);
@@ -1786,8 +1791,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
             portal(&s).repositories[0].url.as_str(),
             "https://repo.example/portal/debian/"
         );
-        let joined = portal(&s)
-            .repositories[0]
+        let joined = portal(&s).repositories[0]
             .url
             .join("dists/bookworm/InRelease")
             .expect("join");
@@ -1802,7 +1806,10 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 "[targets.portal.repository]\nurl = \"http://repo.example\"\n",
             )],
         );
-        assert_eq!(portal(&s).repositories[0].url.as_str(), "http://repo.example/");
+        assert_eq!(
+            portal(&s).repositories[0].url.as_str(),
+            "http://repo.example/"
+        );
     }
 
     // --- drop-ins ---------------------------------------------------------
@@ -1844,7 +1851,10 @@ keyring = "/etc/upkeep/keys/portal.asc"
             )],
         );
         let t = portal(&s);
-        assert_eq!(t.repositories[0].url.as_str(), "https://mirror.example/debian/");
+        assert_eq!(
+            t.repositories[0].url.as_str(),
+            "https://mirror.example/debian/"
+        );
         // Siblings from the main file are kept.
         assert_eq!(
             t.repositories[0].kind,
@@ -2394,7 +2404,10 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 "[targets.portal.repository]\nurl = \"http://r.example/a/\"\n",
             )],
         );
-        assert_eq!(portal(&s).repositories[0].url.as_str(), "http://r.example/a/");
+        assert_eq!(
+            portal(&s).repositories[0].url.as_str(),
+            "http://r.example/a/"
+        );
     }
 
     #[test]
@@ -3008,17 +3021,44 @@ keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
             Some("targets.web.repository[1].suite"),
             "missing required key",
         );
-        let e = err(&WEB.replace("type = \"apt\"\nurl = \"http://mirror.example/debian\"", "type = \"zypper\"\nurl = \"http://mirror.example/debian\""), &[]);
-        assert_eq!(e.key.as_deref(), Some("targets.web.repository[1].type"), "{e}");
+        let e = err(
+            &WEB.replace(
+                "type = \"apt\"\nurl = \"http://mirror.example/debian\"",
+                "type = \"zypper\"\nurl = \"http://mirror.example/debian\"",
+            ),
+            &[],
+        );
+        assert_eq!(
+            e.key.as_deref(),
+            Some("targets.web.repository[1].type"),
+            "{e}"
+        );
     }
 
     #[test]
     fn packages_must_be_a_list_of_distinct_names_and_not_beside_package() {
-        let e = err(&WEB.replace("packages = [\"nginx\", \"nginx-common\"]", "packages = [\"nginx\", \"nginx\"]"), &[]);
+        let e = err(
+            &WEB.replace(
+                "packages = [\"nginx\", \"nginx-common\"]",
+                "packages = [\"nginx\", \"nginx\"]",
+            ),
+            &[],
+        );
         assert_err(&e, MAIN, Some("targets.web.packages[1]"), "listed twice");
-        let e = err(&WEB.replace("packages = [\"nginx\", \"nginx-common\"]", "packages = []"), &[]);
-        assert_err(&e, MAIN, Some("targets.web.packages"), "at least one package");
-        let e = err(&WEB.replace("packages = [", "package = \"nginx\"\npackages = ["), &[]);
+        let e = err(
+            &WEB.replace("packages = [\"nginx\", \"nginx-common\"]", "packages = []"),
+            &[],
+        );
+        assert_err(
+            &e,
+            MAIN,
+            Some("targets.web.packages"),
+            "at least one package",
+        );
+        let e = err(
+            &WEB.replace("packages = [", "package = \"nginx\"\npackages = ["),
+            &[],
+        );
         assert_err(&e, MAIN, Some("targets.web.packages"), "not both");
     }
 
@@ -3030,7 +3070,12 @@ keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
             1,
         );
         let e = err(&mixed, &[]);
-        assert_err(&e, MAIN, Some("targets.web.repository[1].type"), "one package family");
+        assert_err(
+            &e,
+            MAIN,
+            Some("targets.web.repository[1].type"),
+            "one package family",
+        );
     }
 
     #[test]
@@ -3039,10 +3084,25 @@ keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
         let t = ok(system, &[]).targets["web"].clone();
         assert!(t.system_repositories && t.repositories.is_empty());
         assert_eq!(t.family, crate::version::Family::Rpm);
-        let e = err(&system.replace("family = \"rpm\"", "url = \"http://x.example/\""), &[]);
-        assert_err(&e, MAIN, Some("targets.web.repository.url"), "not used by type");
-        let e = err(&MINIMAL.replace("keyring =", "family = \"deb\"\nkeyring ="), &[]);
-        assert_err(&e, MAIN, Some("targets.portal.repository.family"), "only used by type");
+        let e = err(
+            &system.replace("family = \"rpm\"", "url = \"http://x.example/\""),
+            &[],
+        );
+        assert_err(
+            &e,
+            MAIN,
+            Some("targets.web.repository.url"),
+            "not used by type",
+        );
+        let e = err(
+            &MINIMAL.replace("keyring =", "family = \"deb\"\nkeyring ="),
+            &[],
+        );
+        assert_err(
+            &e,
+            MAIN,
+            Some("targets.portal.repository.family"),
+            "only used by type",
+        );
     }
-
 }

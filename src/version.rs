@@ -235,11 +235,9 @@ impl PkgVersion {
         if wanted == self.text {
             return true;
         }
-        if self
-            .text
-            .split_once(':')
-            .is_some_and(|(epoch, rest)| epoch.bytes().all(|b| b.is_ascii_digit()) && rest == wanted)
-        {
+        if self.text.split_once(':').is_some_and(|(epoch, rest)| {
+            epoch.bytes().all(|b| b.is_ascii_digit()) && rest == wanted
+        }) {
             return true;
         }
         if let Ok(w) = PkgVersion::parse(self.family(), wanted)

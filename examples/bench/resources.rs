@@ -338,6 +338,7 @@ fn template_run(path: &Path) -> anyhow::Result<()> {
     let run = h.begin_run("portal", "upgrade", Some("1.0.0-1"), Some("2.1.0-1"))?;
     let sha = "9b7c0a3f1e2d4c5b6a79880f1e2d3c4b5a697887f6e5d4c3b2a1908f7e6d5c4b";
     let artifact = |role: &str, version: &str, kind: &str, path: &str, size: u64| NewArtifact {
+        package: None,
         role: role.into(),
         version: Some(version.into()),
         kind: kind.into(),

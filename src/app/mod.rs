@@ -16,8 +16,8 @@ use crate::download::Http;
 use crate::error::{CmdResult, Error, exit};
 use crate::history::{History, Run};
 use crate::lock::Lock;
-use crate::orchestrator::recover;
 use crate::orchestrator::product::Situation;
+use crate::orchestrator::recover;
 use crate::orchestrator::{self, Dirs, StepEvent, Systems, Transition, plan};
 use crate::pkg::{Installed, Manager, PackageManager};
 use crate::repo::Candidate;
@@ -1145,16 +1145,15 @@ async fn downgrade(g: &Global, settings: &Settings, name: Option<&str>, to: &str
     let t = async {
         let version = plan::downgrade_version(&history, target, &installed, to)?;
         // The repository is asked only when the cache lacks the package.
-        let candidates =
-            match plan::cached_package(&history, target, &target.package, &version)? {
-                Some(_) => Vec::new(),
-                None => {
-                    let arch = pkg.architecture().await?;
-                    orchestrator::sources::Sources::open(target, &http, &arch, &settings.cache_dir)?
-                        .candidates(&target.package)
-                        .await?
-                }
-            };
+        let candidates = match plan::cached_package(&history, target, &target.package, &version)? {
+            Some(_) => Vec::new(),
+            None => {
+                let arch = pkg.architecture().await?;
+                orchestrator::sources::Sources::open(target, &http, &arch, &settings.cache_dir)?
+                    .candidates(&target.package)
+                    .await?
+            }
+        };
         let now = installed_now(&history, target, &pkg).await?;
         plan::downgrade(&history, target, &installed, &version, &candidates, &now)
     }

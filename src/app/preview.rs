@@ -57,7 +57,8 @@ pub(super) async fn prepare(
         match &installed_version {
             None => None,
             Some(v) => match &history {
-                Some(h) => plan::package_ref(h, target, &target.package, v, &s.candidates).map_err(Error::Failed)?,
+                Some(h) => plan::package_ref(h, target, &target.package, v, &s.candidates)
+                    .map_err(Error::Failed)?,
                 None => s.candidates.iter().find(|c| c.is_version(v)).map(|c| {
                     orchestrator::PackageRef {
                         version: v.clone(),

@@ -380,7 +380,9 @@ async fn forward<S: ServiceManager, P: PackageManager>(
         },
         Step::Install => {
             let path = ctx.package.clone().context("no downloaded package")?;
-            ctx.baseline = Some(health::baseline_in(&target.services, sys.systemd, sys.journal.clone()).await?);
+            ctx.baseline = Some(
+                health::baseline_in(&target.services, sys.systemd, sys.journal.clone()).await?,
+            );
             let downgrade = t.kind != RunKind::Upgrade;
             let mut wanted = vec![(target.package.clone(), Some(t.to.version.clone()))];
             wanted.extend(ctx.others.iter().map(|o| (o.name.clone(), o.to.clone())));
@@ -622,7 +624,9 @@ async fn backward<S: ServiceManager, P: PackageManager>(
             let version = ctx.previous_version.clone().context(
                 "nothing was installed before this run: there is no version to go back to",
             )?;
-            ctx.baseline = Some(health::baseline_in(&target.services, sys.systemd, sys.journal.clone()).await?);
+            ctx.baseline = Some(
+                health::baseline_in(&target.services, sys.systemd, sys.journal.clone()).await?,
+            );
             // What the host must run again: every package at its version
             // before the run; what the run brought in anew goes.
             let mut wanted = vec![(target.package.clone(), Some(version.clone()))];

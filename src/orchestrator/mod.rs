@@ -26,6 +26,8 @@
 pub mod apply;
 pub mod clean;
 pub mod configs;
+#[cfg(test)]
+mod in_process;
 pub mod journal;
 pub mod path;
 pub mod plan;
@@ -451,8 +453,7 @@ pub fn choose(
                 )));
             }
             let first = named.first().copied();
-            first
-            .ok_or_else(|| {
+            first.ok_or_else(|| {
                 Error::Failed(anyhow!(
                     "version {wanted} is not in the repository (available: {})",
                     candidates

@@ -627,16 +627,48 @@ mod tests {
             "rolled_back",
         );
         let second = record_run(&h, dir.path(), "upgrade", "1.1.0-1", "2.1.0-1", "succeeded");
-        let tr = downgrade(&h, &t, &installed("2.1.0-1"), "1.0.0", &[], &Default::default()).unwrap();
+        let tr = downgrade(
+            &h,
+            &t,
+            &installed("2.1.0-1"),
+            "1.0.0",
+            &[],
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(tr.to.version, "1.0.0-1");
         assert_eq!(tr.restore.as_ref().unwrap().run, first);
         // The newest completed run that left 1.1.0, not the rolled-back one.
-        let tr = downgrade(&h, &t, &installed("2.1.0-1"), "1.1.0", &[], &Default::default()).unwrap();
+        let tr = downgrade(
+            &h,
+            &t,
+            &installed("2.1.0-1"),
+            "1.1.0",
+            &[],
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(tr.restore.as_ref().unwrap().run, second);
         assert_ne!(tr.restore.as_ref().unwrap().run, failed);
-        let e = downgrade(&h, &t, &installed("2.1.0-1"), "2.1.0", &[], &Default::default()).unwrap_err();
+        let e = downgrade(
+            &h,
+            &t,
+            &installed("2.1.0-1"),
+            "2.1.0",
+            &[],
+            &Default::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not older"), "{e}");
-        let e = downgrade(&h, &t, &installed("2.1.0-1"), "0.9", &[], &Default::default()).unwrap_err();
+        let e = downgrade(
+            &h,
+            &t,
+            &installed("2.1.0-1"),
+            "0.9",
+            &[],
+            &Default::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not in the history"), "{e}");
     }
 
@@ -667,9 +699,23 @@ mod tests {
         assert_eq!(e.exit_code(), 3, "{e}");
         let mut old = c.clone();
         old.version = PkgVersion::deb("1.0.0-1").unwrap();
-        let tr = upgrade(&h, &t, Some(&installed("1.0.0-1")), &c, &[c.clone(), old], None, &[]).unwrap();
+        let tr = upgrade(
+            &h,
+            &t,
+            Some(&installed("1.0.0-1")),
+            &c,
+            &[c.clone(), old],
+            None,
+            &[],
+        )
+        .unwrap();
         assert!(matches!(tr.previous.unwrap().source, Source::Remote(_)));
         // Nothing installed: nothing to fall back on, nothing required.
-        assert!(upgrade(&h, &t, None, &c, &[], None, &[]).unwrap().previous.is_none());
+        assert!(
+            upgrade(&h, &t, None, &c, &[], None, &[])
+                .unwrap()
+                .previous
+                .is_none()
+        );
     }
 }

@@ -38,7 +38,11 @@ impl Situation {
     /// The product's packages with their installed and candidate versions
     /// (the candidate: the version an upgrade to `to` installs, None when a
     /// repository does not offer it), for `--json`.
-    pub fn packages(&self, target: &Target, to: Option<&Candidate>) -> Vec<crate::history::PackageChange> {
+    pub fn packages(
+        &self,
+        target: &Target,
+        to: Option<&Candidate>,
+    ) -> Vec<crate::history::PackageChange> {
         let pick = |cands: &[Candidate]| match to {
             Some(to) => cands
                 .iter()
@@ -87,8 +91,13 @@ pub async fn situation<P: PackageManager>(
     let (installed, offered) = tokio::join!(installed, offered);
     let (installed, offered) = (installed?, offered?);
     let mut pairs = target.packages.iter().zip(installed).zip(offered);
-    let Some((_, (first_installed, first_candidates))) = pairs.next().map(|((n, i), c)| (n, (i, c))) else {
-        return Err(Error::Failed(anyhow!("target {} has no package", target.name)));
+    let Some((_, (first_installed, first_candidates))) =
+        pairs.next().map(|((n, i), c)| (n, (i, c)))
+    else {
+        return Err(Error::Failed(anyhow!(
+            "target {} has no package",
+            target.name
+        )));
     };
     Ok(Situation {
         installed: first_installed,

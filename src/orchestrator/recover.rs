@@ -142,7 +142,8 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
             .record("finish", async {
                 // Judged as strictly as the run would have: journal and
                 // restarts from now on, and the settle window.
-                let baseline = health::baseline_in(&target.services, sys.systemd, sys.journal.clone()).await?;
+                let baseline =
+                    health::baseline_in(&target.services, sys.systemd, sys.journal.clone()).await?;
                 sys.systemd.daemon_reload().await?;
                 start_units(target, sys).await?;
                 let passed = gate(target, sys, Some(&baseline)).await?;

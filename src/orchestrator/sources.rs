@@ -38,7 +38,11 @@ pub struct Sources<'a> {
 /// each repository's credentials for its own origin (never inside a URL
 /// that a message or the history could show), metadata cached with
 /// conditional requests under `cache_dir/metadata`.
-pub fn http_for(target: &Target, cache_dir: &std::path::Path, progress: bool) -> Result<Http, Error> {
+pub fn http_for(
+    target: &Target,
+    cache_dir: &std::path::Path,
+    progress: bool,
+) -> Result<Http, Error> {
     let cas = target
         .repositories
         .iter()

@@ -26,7 +26,7 @@ pub mod deb;
 pub mod rpm;
 
 #[cfg(test)]
-mod testpkg;
+pub(crate) mod testpkg;
 #[cfg(test)]
 mod tests;
 

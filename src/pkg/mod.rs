@@ -228,10 +228,22 @@ mod reason_tests {
     fn dpkg_dependency_problems_are_the_reason_not_the_summary() {
         let out = "Selecting previously unselected package nginx.\n(Reading database ... 9000 files)\nPreparing to unpack nginx_1.22.1-9+deb12u1_amd64.deb ...\nUnpacking nginx (1.22.1-9+deb12u1) over (1.22.1-9) ...\ndpkg: dependency problems prevent configuration of nginx:\n nginx depends on nginx-common (= 1.22.1-9+deb12u1); however:\n  Version of nginx-common on system is 1.22.1-9.\n\ndpkg: error processing package nginx (--install):\n dependency problems - leaving unconfigured\nErrors were encountered while processing:\n nginx\n";
         let r = failure_reason(out);
-        assert!(r.starts_with("dpkg: dependency problems prevent configuration of nginx:"), "{r}");
-        assert!(r.contains("nginx depends on nginx-common (= 1.22.1-9+deb12u1); however:"), "{r}");
-        assert!(r.contains("Version of nginx-common on system is 1.22.1-9."), "{r}");
-        assert!(r.contains("dpkg: error processing package nginx (--install)"), "{r}");
+        assert!(
+            r.starts_with("dpkg: dependency problems prevent configuration of nginx:"),
+            "{r}"
+        );
+        assert!(
+            r.contains("nginx depends on nginx-common (= 1.22.1-9+deb12u1); however:"),
+            "{r}"
+        );
+        assert!(
+            r.contains("Version of nginx-common on system is 1.22.1-9."),
+            "{r}"
+        );
+        assert!(
+            r.contains("dpkg: error processing package nginx (--install)"),
+            "{r}"
+        );
         assert!(!r.contains("Errors were encountered"), "{r}");
     }
 
@@ -239,14 +251,20 @@ mod reason_tests {
     fn a_failing_maintainer_script_is_named() {
         let out = "Setting up portal (2.0.0-1) ...\nportal: migration failed\ndpkg: error processing package portal (--install):\n installed portal package post-installation script subprocess returned error exit status 3\nErrors were encountered while processing:\n portal\n";
         let r = failure_reason(out);
-        assert!(r.contains("post-installation script subprocess returned error exit status 3"), "{r}");
+        assert!(
+            r.contains("post-installation script subprocess returned error exit status 3"),
+            "{r}"
+        );
     }
 
     #[test]
     fn rpm_failed_dependencies_are_listed() {
         let out = "error: Failed dependencies:\n\tportal-ui = 2.0.0-1 is needed by portal-2.0.0-1.x86_64\n";
         let r = failure_reason(out);
-        assert_eq!(r, "error: Failed dependencies:; portal-ui = 2.0.0-1 is needed by portal-2.0.0-1.x86_64");
+        assert_eq!(
+            r,
+            "error: Failed dependencies:; portal-ui = 2.0.0-1 is needed by portal-2.0.0-1.x86_64"
+        );
     }
 
     #[test]

@@ -131,6 +131,7 @@ async fn gate_after(
 ) -> (anyhow::Result<health::Passed>, Duration) {
     let patterns = vec![MIGRATION_ERROR.to_string()];
     let gate = Gate {
+        settle: health::SETTLE,
         units,
         url,
         timeout: Duration::from_secs(20),
@@ -367,6 +368,7 @@ fn a_failed_unit_fails_at_once_even_without_a_baseline() {
     let (r, waited) = lab.run(move |systemd, http| async move {
         let u = units(&["portal"]);
         let gate = Gate {
+            settle: health::SETTLE,
             units: &u,
             url: None,
             timeout: Duration::from_secs(20),

@@ -1,0 +1,493 @@
+//! The state machine in process, through its traits: a fake package
+//! manager and a fake systemd, real package files, a real history. Each
+//! test drives `apply` (or `recover`) and reads what the journal recorded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::config::{Settings, Target};
+use crate::history::History;
+use crate::package::testpkg::{Spec, build_deb};
+use crate::pkg::{InstallReport, Installed, PackageManager, PkgLock};
+use crate::systemd::{ServiceInfo, ServiceManager, UnitState};
+
+/// dpkg as far as the orchestrator can tell: versions per package, and
+/// every call, in order.
+#[derive(Default)]
+struct FakePkg {
+    installed: Mutex<BTreeMap<String, String>>,
+    /// Package file → (package, version).
+    files: BTreeMap<PathBuf, (String, String)>,
+    /// An install that includes this package fails (as dpkg would, leaving
+    /// nothing changed).
+    fail_install_of: Mutex<Option<String>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakePkg {
+    fn version(&self, name: &str) -> Option<String> {
+        self.installed.lock().unwrap().get(name).cloned()
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl PackageManager for FakePkg {
+    async fn architecture(&self) -> anyhow::Result<String> {
+        Ok("amd64".into())
+    }
+    async fn installed(&self, package: &str) -> anyhow::Result<Option<Installed>> {
+        Ok(self.version(package).map(|version| Installed {
+            version,
+            configured: true,
+            status: "install ok installed".into(),
+        }))
+    }
+    async fn install(&self, files: &[&Path], _downgrade: bool) -> anyhow::Result<InstallReport> {
+        let what: Vec<&(String, String)> = files
+            .iter()
+            .map(|f| self.files.get(*f).expect("a known package file"))
+            .collect();
+        let names: Vec<String> = what.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("install {}", names.join(" ")));
+        if let Some(bad) = self.fail_install_of.lock().unwrap().as_ref()
+            && what.iter().any(|(n, _)| n == bad)
+        {
+            anyhow::bail!(
+                "dpkg -i failed (exit status: 1): dpkg: error processing package {bad} (--install)"
+            );
+        }
+        let mut installed = self.installed.lock().unwrap();
+        for (n, v) in what {
+            installed.insert(n.clone(), v.clone());
+        }
+        Ok(InstallReport::default())
+    }
+    async fn remove(&self, packages: &[&str]) -> anyhow::Result<InstallReport> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("remove {}", packages.join(" ")));
+        let mut installed = self.installed.lock().unwrap();
+        for p in packages {
+            installed.remove(*p);
+        }
+        Ok(InstallReport::default())
+    }
+    async fn lock(&self, _timeout: Duration) -> anyhow::Result<PkgLock> {
+        Ok(PkgLock::free())
+    }
+    async fn audit(&self, _package: &str) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+/// systemd whose units are always active and never restart; records
+/// stops, starts and masks.
+#[derive(Default)]
+struct FakeSystemd {
+    calls: Mutex<Vec<String>>,
+    /// How many starts fail (the first ones) before starts work again.
+    failing_starts: Mutex<u32>,
+}
+
+impl FakeSystemd {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl ServiceManager for FakeSystemd {
+    async fn stop(&self, unit: &str, _: Duration) -> anyhow::Result<()> {
+        self.calls.lock().unwrap().push(format!("stop {unit}"));
+        Ok(())
+    }
+    async fn start(&self, unit: &str, _: Duration) -> anyhow::Result<()> {
+        self.calls.lock().unwrap().push(format!("start {unit}"));
+        let mut failing = self.failing_starts.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            anyhow::bail!("start {unit}: job failed (unit failed/failed)");
+        }
+        Ok(())
+    }
+    async fn restart(&self, unit: &str, _: Duration) -> anyhow::Result<()> {
+        self.calls.lock().unwrap().push(format!("restart {unit}"));
+        Ok(())
+    }
+    async fn daemon_reload(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    async fn mask_runtime(&self, units: &[String]) -> anyhow::Result<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("mask {}", units.join(" ")));
+        Ok(())
+    }
+    async fn unmask_runtime(&self, units: &[String]) -> anyhow::Result<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("unmask {}", units.join(" ")));
+        Ok(())
+    }
+    async fn state(&self, unit: &str) -> anyhow::Result<UnitState> {
+        Ok(UnitState {
+            unit: unit.into(),
+            active_state: "active".into(),
+            sub_state: "running".into(),
+        })
+    }
+    async fn service_info(&self, unit: &str) -> anyhow::Result<ServiceInfo> {
+        Ok(ServiceInfo {
+            unit: unit.into(),
+            active_state: "active".into(),
+            sub_state: "running".into(),
+            result: "success".into(),
+            invocation_id: "1".into(),
+            n_restarts: 0,
+            main_pid: 42,
+            exec_main_status: 0,
+        })
+    }
+}
+
+/// A host: packages built for real, a fake dpkg that knows them, a history
+/// and the dirs, for a product of `portal` and `portal-cli`.
+struct Bench {
+    dir: tempfile::TempDir,
+    target: Target,
+    pkg: FakePkg,
+    systemd: FakeSystemd,
+    history: History,
+    http: Http,
+    interrupt: Interrupt,
+    /// (package, version) → cached file.
+    debs: BTreeMap<(String, String), CachedPackage>,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("portal.conf");
+        std::fs::write(&conf, "{}\n").unwrap();
+        let toml = format!(
+            "[targets.portal]\npackages = [\"portal\", \"portal-cli\"]\nservices = [\"portal.service\"]\nconfig_files = [{conf:?}]\n\
+                    [targets.portal.repository]\ntype = \"apt\"\nurl = \"http://r/debian\"\nsuite = \"stable\"\ncomponent = \"main\"\nallow_unsigned = true\n\
+                    [targets.portal.health]\nsettle = \"0s\"\ntimeout = \"2s\"\n"
+        );
+        let s = Settings::from_sources(&[("/t/upkeep.toml".into(), toml)]).unwrap();
+        let target = s.targets["portal"].clone();
+        let mut pkg = FakePkg::default();
+        let mut debs = BTreeMap::new();
+        for (name, version) in [
+            ("portal", "1.0.0-1"),
+            ("portal", "2.0.0-1"),
+            ("portal-cli", "1.0.0-1"),
+            ("portal-cli", "2.0.0-1"),
+            ("libportal", "2.0.0-1"),
+        ] {
+            let build = dir.path().join(format!("build-{name}-{version}"));
+            std::fs::create_dir_all(&build).unwrap();
+            let content = format!("{name} {version}\n");
+            let file = format!("/opt/{name}/VERSION");
+            let deb = build_deb(
+                &build,
+                &Spec {
+                    name,
+                    version,
+                    epoch: None,
+                    files: &[(file.as_str(), content.as_bytes())],
+                    hard_links: &[],
+                    dirs: &[],
+                    config: &[],
+                    extra_conffiles: "",
+                    changelog: "",
+                },
+                "gzip",
+            );
+            let bytes = std::fs::read(&deb).unwrap();
+            pkg.files
+                .insert(deb.clone(), (name.to_string(), version.to_string()));
+            debs.insert(
+                (name.to_string(), version.to_string()),
+                CachedPackage {
+                    path: deb,
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    size: bytes.len() as u64,
+                },
+            );
+        }
+        pkg.installed.lock().unwrap().extend([
+            ("portal".into(), "1.0.0-1".into()),
+            ("portal-cli".into(), "1.0.0-1".into()),
+        ]);
+        let history = History::open(&dir.path().join("state")).unwrap();
+        Bench {
+            target,
+            pkg,
+            systemd: FakeSystemd::default(),
+            history,
+            http: Http::new(None).unwrap(),
+            interrupt: Interrupt::none(),
+            debs,
+            dir,
+        }
+    }
+
+    fn cached(&self, name: &str, version: &str) -> PackageRef {
+        PackageRef {
+            version: version.into(),
+            source: Source::Cached(self.debs[&(name.to_string(), version.to_string())].clone()),
+        }
+    }
+
+    /// The upgrade of the product to 2.0.0, bringing `libportal` in anew.
+    fn upgrade(&self) -> Transition {
+        Transition {
+            kind: RunKind::Upgrade,
+            from: Some(Installed {
+                version: "1.0.0-1".into(),
+                configured: true,
+                status: "install ok installed".into(),
+            }),
+            to: self.cached("portal", "2.0.0-1"),
+            previous: Some(self.cached("portal", "1.0.0-1")),
+            restore: None,
+            others: vec![
+                Member {
+                    name: "portal-cli".into(),
+                    from: Some("1.0.0-1".into()),
+                    to: Some(self.cached("portal-cli", "2.0.0-1")),
+                    previous: Some(self.cached("portal-cli", "1.0.0-1")),
+                    reason: "a package of target portal".into(),
+                },
+                Member {
+                    name: "libportal".into(),
+                    from: None,
+                    to: Some(self.cached("libportal", "2.0.0-1")),
+                    previous: None,
+                    reason: "portal depends on libportal".into(),
+                },
+            ],
+        }
+    }
+
+    fn run(&self, t: &Transition) -> Result<Report, Error> {
+        let journal_dir = self.dir.path().join("journal");
+        std::fs::create_dir_all(&journal_dir).unwrap();
+        let sys = Systems {
+            systemd: &self.systemd,
+            pkg: &self.pkg,
+            http: &self.http,
+            history: &self.history,
+            interrupt: &self.interrupt,
+            journal: crate::health::JournalSource {
+                root: None,
+                directory: Some(journal_dir),
+            },
+        };
+        let cache = self.dir.path().join("cache");
+        let state = self.dir.path().join("state");
+        let dirs = Dirs {
+            cache: &cache,
+            state: &state,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(apply(&self.target, dirs, t, &sys, &mut |_| {}))
+    }
+
+    /// The names of the last run's steps, in order, with their status.
+    fn steps(&self) -> Vec<String> {
+        let run = self.history.last_run("portal").unwrap().unwrap();
+        run.steps
+            .iter()
+            .map(|s| format!("{}:{}", s.name, s.status))
+            .collect()
+    }
+}
+
+#[test]
+fn a_product_upgrades_in_one_transaction_with_its_units_masked_meanwhile() {
+    let b = Bench::new();
+    let report = b.run(&b.upgrade()).unwrap();
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("2.0.0-1"));
+    assert_eq!(b.pkg.version("portal-cli").as_deref(), Some("2.0.0-1"));
+    assert_eq!(b.pkg.version("libportal").as_deref(), Some("2.0.0-1"));
+    assert_eq!(
+        b.pkg.calls(),
+        ["install portal=2.0.0-1 portal-cli=2.0.0-1 libportal=2.0.0-1"]
+    );
+    // Masked around the install; the start step unmasks before it starts.
+    let calls = b.systemd.calls();
+    let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    assert!(
+        pos("stop portal.service") < pos("mask portal.service"),
+        "{calls:?}"
+    );
+    assert!(
+        pos("mask portal.service") < pos("start portal.service"),
+        "{calls:?}"
+    );
+    assert_eq!(report.packages.len(), 3);
+    assert_eq!(report.packages[2].installed, None);
+    let run = b.history.last_run("portal").unwrap().unwrap();
+    assert_eq!(run.outcome.as_deref(), Some("succeeded"));
+    assert_eq!(run.packages, report.packages);
+    // Every package file and the installed versions' copies are recorded,
+    // each with its package.
+    let arts = b.history.artifacts(run.id).unwrap();
+    let of = |role: &str| -> Vec<(Option<String>, Option<String>)> {
+        arts.iter()
+            .filter(|a| a.artifact.role == role)
+            .map(|a| (a.artifact.package.clone(), a.artifact.version.clone()))
+            .collect()
+    };
+    assert_eq!(
+        of("package"),
+        [
+            (None, Some("2.0.0-1".into())),
+            (Some("portal-cli".into()), Some("2.0.0-1".into())),
+            (Some("libportal".into()), Some("2.0.0-1".into())),
+        ]
+    );
+    assert_eq!(of("previous-package").len(), 2);
+}
+
+#[test]
+fn a_failed_install_leaves_every_package_as_it_was() {
+    let b = Bench::new();
+    *b.pkg.fail_install_of.lock().unwrap() = Some("libportal".into());
+    let e = b.run(&b.upgrade()).unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    // dpkg's own reason is in the error.
+    assert!(
+        e.to_string()
+            .contains("dpkg: error processing package libportal"),
+        "{e}"
+    );
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("1.0.0-1"));
+    assert_eq!(b.pkg.version("portal-cli").as_deref(), Some("1.0.0-1"));
+    assert_eq!(b.pkg.version("libportal"), None);
+    let steps = b.steps();
+    assert!(steps.contains(&"install:failed".to_string()), "{steps:?}");
+    assert!(
+        steps.contains(&"revert-install:succeeded".to_string()),
+        "{steps:?}"
+    );
+    assert!(
+        steps.contains(&"revert-health:succeeded".to_string()),
+        "{steps:?}"
+    );
+    let run = b.history.last_run("portal").unwrap().unwrap();
+    assert_eq!(run.outcome.as_deref(), Some("rolled_back"));
+}
+
+#[test]
+fn a_failure_after_the_install_puts_every_package_back_in_one_transaction() {
+    let b = Bench::new();
+    *b.systemd.failing_starts.lock().unwrap() = 1;
+    let e = b.run(&b.upgrade()).unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(e.to_string().contains("start failed"), "{e}");
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("1.0.0-1"));
+    assert_eq!(b.pkg.version("portal-cli").as_deref(), Some("1.0.0-1"));
+    assert_eq!(
+        b.pkg.version("libportal"),
+        None,
+        "brought in by the run: removed"
+    );
+    assert_eq!(
+        b.pkg.calls(),
+        [
+            "install portal=2.0.0-1 portal-cli=2.0.0-1 libportal=2.0.0-1",
+            "install portal=1.0.0-1 portal-cli=1.0.0-1",
+            "remove libportal",
+        ]
+    );
+    let steps = b.steps();
+    let pos = |s: &str| {
+        steps
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} in {steps:?}"))
+    };
+    assert!(pos("start:failed") < pos("revert-stop:succeeded"));
+    assert!(pos("revert-install:succeeded") < pos("revert-start:succeeded"));
+}
+
+#[test]
+fn a_revert_that_fails_too_needs_attention_and_names_the_step() {
+    let b = Bench::new();
+    // The first start fails, and so does the revert's.
+    *b.systemd.failing_starts.lock().unwrap() = 2;
+    let e = b.run(&b.upgrade()).unwrap_err();
+    assert_eq!(e.exit_code(), 5, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("failed too at revert-start"), "{text}");
+    assert!(text.contains("upkeep recover portal"), "{text}");
+    let run = b.history.last_run("portal").unwrap().unwrap();
+    assert_eq!(run.outcome.as_deref(), Some("failed"));
+    assert!(
+        super::recover::needs_recovery(&b.history, "portal")
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn a_rollback_returns_each_package_and_removes_what_the_upgrade_brought_in() {
+    let b = Bench::new();
+    b.run(&b.upgrade()).unwrap();
+    let back = Transition {
+        kind: RunKind::Rollback,
+        from: Some(Installed {
+            version: "2.0.0-1".into(),
+            configured: true,
+            status: "install ok installed".into(),
+        }),
+        to: b.cached("portal", "1.0.0-1"),
+        previous: Some(b.cached("portal", "2.0.0-1")),
+        restore: None,
+        others: vec![
+            Member {
+                name: "portal-cli".into(),
+                from: Some("2.0.0-1".into()),
+                to: Some(b.cached("portal-cli", "1.0.0-1")),
+                previous: Some(b.cached("portal-cli", "2.0.0-1")),
+                reason: String::new(),
+            },
+            Member {
+                name: "libportal".into(),
+                from: Some("2.0.0-1".into()),
+                to: None,
+                previous: Some(b.cached("libportal", "2.0.0-1")),
+                reason: String::new(),
+            },
+        ],
+    };
+    b.run(&back).unwrap();
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("1.0.0-1"));
+    assert_eq!(b.pkg.version("portal-cli").as_deref(), Some("1.0.0-1"));
+    assert_eq!(b.pkg.version("libportal"), None);
+    assert_eq!(
+        b.pkg.calls()[1..],
+        [
+            "install portal=1.0.0-1 portal-cli=1.0.0-1",
+            "remove libportal"
+        ]
+    );
+}
