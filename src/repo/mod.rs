@@ -3,6 +3,7 @@
 
 pub mod apt;
 pub mod openpgp;
+pub mod system;
 pub mod yum;
 
 use anyhow::{anyhow, bail};
