@@ -399,7 +399,13 @@ async fn situation(
     let (arch, first) = tokio::join!(pkg.architecture(), pkg.installed(&target.package));
     let arch = arch?;
     let _ = first?;
-    let sources = orchestrator::sources::Sources::open(target, http, &arch, cache_dir)?;
+    let sources = orchestrator::sources::Sources::open(
+        target,
+        http,
+        &arch,
+        cache_dir,
+        std::path::Path::new("/"),
+    )?;
     orchestrator::product::situation(target, &pkg, &sources).await
 }
 
@@ -1149,9 +1155,15 @@ async fn downgrade(g: &Global, settings: &Settings, name: Option<&str>, to: &str
             Some(_) => Vec::new(),
             None => {
                 let arch = pkg.architecture().await?;
-                orchestrator::sources::Sources::open(target, &http, &arch, &settings.cache_dir)?
-                    .candidates(&target.package)
-                    .await?
+                orchestrator::sources::Sources::open(
+                    target,
+                    &http,
+                    &arch,
+                    &settings.cache_dir,
+                    std::path::Path::new("/"),
+                )?
+                .candidates(&target.package)
+                .await?
             }
         };
         let now = installed_now(&history, target, &pkg).await?;

@@ -66,8 +66,12 @@ impl<'a> Sources<'a> {
         http: &'a Http,
         arch: &str,
         cache_dir: &std::path::Path,
+        host_root: &std::path::Path,
     ) -> Result<Sources<'a>, Error> {
         let mut repos = Vec::new();
+        if target.system_repositories {
+            repos.extend(system_repositories(target, arch, cache_dir, host_root)?);
+        }
         for r in &target.repositories {
             // Settings guarantee a keyring unless allow_unsigned is set.
             let keyring = r
@@ -109,6 +113,24 @@ impl<'a> Sources<'a> {
         Ok(newest_first(all))
     }
 
+    /// The repositories read, for messages (URL, suite and component).
+    pub fn describe(&self) -> Vec<String> {
+        self.repos
+            .iter()
+            .map(|r| match &r.kind {
+                RepoKind::Apt { suite, component } => format!(
+                    "{} {suite}{}",
+                    r.url,
+                    component
+                        .as_deref()
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default()
+                ),
+                RepoKind::Yum => r.url.to_string(),
+            })
+            .collect()
+    }
+
     async fn candidates_in(&self, r: &Opened, package: &str) -> Result<Vec<Candidate>, Error> {
         let found = match &r.kind {
             RepoKind::Apt { suite, component } => {
@@ -134,4 +156,115 @@ impl<'a> Sources<'a> {
             .with_context(|| format!("repository {}", r.url))
             .map_err(Error::Failed)
     }
+}
+
+/// `type = "system"`: the repositories the host's package manager uses
+/// (under `host_root`), each verified like a configured one. APT entries
+/// apt would read unverified (`trusted=yes` without a key) and YUM
+/// repositories whose metadata is not signed (`repo_gpgcheck=0`: upkeep
+/// checks `repomd.xml.asc`, not each package's signature) are left out
+/// with a warning; none left at all is an error naming why.
+fn system_repositories(
+    target: &Target,
+    arch: &str,
+    cache_dir: &std::path::Path,
+    host_root: &std::path::Path,
+) -> Result<Vec<Opened>, Error> {
+    use crate::repo::system::{self, SystemRepo};
+    let fail = |e: anyhow::Error| Error::Failed(e.context(format!("target {}", target.name)));
+    let found = match target.family {
+        crate::version::Family::Deb => {
+            system::read_apt(host_root, &cache_dir.join("metadata").join("keys")).map_err(fail)?
+        }
+        crate::version::Family::Rpm => {
+            let vars = system::YumVars {
+                releasever: os_release_version(host_root).unwrap_or_default(),
+                arch: arch.to_string(),
+                basearch: match arch {
+                    "i386" | "i486" | "i586" | "i686" => "i386".to_string(),
+                    other => other.to_string(),
+                },
+            };
+            system::read_yum(host_root, &vars).map_err(fail)?
+        }
+    };
+    for note in &found.notes {
+        tracing::info!("{note}");
+    }
+    let mut out = Vec::new();
+    let mut refused = Vec::new();
+    for repo in &found.repos {
+        if let Some(why) = repo.refusal() {
+            refused.push(why);
+            continue;
+        }
+        match repo {
+            SystemRepo::Apt(r) => {
+                if !r.serves_arch(arch) {
+                    continue;
+                }
+                let keyring = Keyring::load_all(r.keyring.files())
+                    .map_err(|e| fail(anyhow!("{}:{}: {e}", r.source_file.display(), r.line)))?;
+                let components: Vec<Option<String>> = if r.is_flat() {
+                    vec![None]
+                } else {
+                    r.components.iter().cloned().map(Some).collect()
+                };
+                for component in components {
+                    out.push(Opened {
+                        url: split_credentials(&r.url).0,
+                        kind: RepoKind::Apt {
+                            suite: r.suite.clone(),
+                            component,
+                        },
+                        keyring: Some(keyring.clone()),
+                    });
+                }
+            }
+            SystemRepo::Yum(r) => {
+                if !r.repo_gpgcheck {
+                    refused.push(format!(
+                        "{}:{}: repository {:?} does not sign its metadata (repo_gpgcheck=0): upkeep verifies repomd.xml.asc; set repo_gpgcheck=1 if the repository signs it, or configure it in upkeep.toml",
+                        r.source_file.display(),
+                        r.line,
+                        r.id
+                    ));
+                    continue;
+                }
+                let keyring = Keyring::load_all(&r.keyring)
+                    .map_err(|e| fail(anyhow!("{}:{}: {e}", r.source_file.display(), r.line)))?;
+                let Some(url) = r.baseurls.first() else {
+                    continue;
+                };
+                out.push(Opened {
+                    url: split_credentials(url).0,
+                    kind: RepoKind::Yum,
+                    keyring: Some(keyring),
+                });
+            }
+        }
+    }
+    for why in &refused {
+        tracing::warn!("type = \"system\": left out: {why}");
+    }
+    if out.is_empty() && target.repositories.is_empty() {
+        return Err(Error::Failed(anyhow!(
+            "target {}: type = \"system\": none of the host's repositories can be verified{}",
+            target.name,
+            refused
+                .first()
+                .map(|w| format!(" (first left out: {w})"))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(out)
+}
+
+/// `VERSION_ID` of `/etc/os-release` under `root` (dnf's `$releasever`).
+fn os_release_version(root: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(root.join("etc/os-release")).ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix("VERSION_ID=")
+            .map(|v| v.trim().trim_matches('"').to_string())
+    })
 }

@@ -229,6 +229,29 @@ impl Keyring {
         })
     }
 
+    /// Reads and merges several keyring files (apt's `Signed-By` with
+    /// several files, or `/etc/apt/trusted.gpg.d/*`): a signature by a key
+    /// of any of them is accepted, and a revocation in any of them counts.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::load`], for the first file that fails; no files at all
+    /// is an error too.
+    pub fn load_all(paths: &[PathBuf]) -> Result<Keyring, SignatureError> {
+        let mut merged: Option<Keyring> = None;
+        for p in paths {
+            let k = Keyring::load(p)?;
+            match &mut merged {
+                None => merged = Some(k),
+                Some(m) => {
+                    m.certs.extend(k.certs);
+                    m.revocations.extend(k.revocations);
+                }
+            }
+        }
+        merged.ok_or_else(|| SignatureError::InvalidKeyring("no keyring files given".into()))
+    }
+
     /// Fingerprints (upper-case hex) of the primary keys, for messages.
     #[must_use]
     pub fn fingerprints(&self) -> Vec<String> {
