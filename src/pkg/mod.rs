@@ -8,6 +8,7 @@
 
 pub mod dpkg;
 pub mod lock;
+pub mod repack;
 pub mod rpm;
 
 use std::path::Path;
