@@ -1004,6 +1004,7 @@ async fn upgrade(
         return Err(e);
     }
     let path = prepared.hops;
+    let rebuilt = prepared.rebuilt;
     let route = std::iter::once(
         installed_text
             .as_deref()
@@ -1050,14 +1051,21 @@ async fn upgrade(
             sib.installed = pkg.installed(&sib.name).await?;
         }
         let t = orchestrator::product::others_for(target, &s, hop)
-            .and_then(|others| {
+            .and_then(|mut others| {
+                for o in &mut others {
+                    if let Some(i) = &o.installed {
+                        o.rebuilt = rebuilt.get(&(o.name.clone(), i.version.clone())).cloned();
+                    }
+                }
                 plan::upgrade(
                     &history,
                     target,
                     installed.as_ref(),
                     hop,
                     &s.candidates,
-                    None,
+                    installed
+                        .as_ref()
+                        .and_then(|i| rebuilt.get(&(target.package.clone(), i.version.clone()))),
                     &others,
                 )
             })

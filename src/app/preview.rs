@@ -2,7 +2,8 @@
 //! short of stopping the service — the path, the packages downloaded and
 //! verified, the config changes, the release notes, the preflight checks.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use serde_json::json;
@@ -15,7 +16,7 @@ use crate::download::Http;
 use crate::error::{CmdResult, Error, exit};
 use crate::history::History;
 use crate::orchestrator::review::{self, Check, Inputs, Review, Status};
-use crate::orchestrator::{self, Source, plan};
+use crate::orchestrator::{self, Source};
 use crate::pkg::Manager;
 use crate::repo::Candidate;
 
@@ -27,6 +28,28 @@ pub(super) struct Prepared {
     pub review: Review,
     /// How long the downloads and checks took.
     pub took: std::time::Duration,
+    /// Copies of installed versions rebuilt from the host, by package name and
+    /// version,
+    /// for the transition.
+    pub rebuilt: BTreeMap<(String, String), orchestrator::CachedPackage>,
+}
+
+/// Where a rollback copy comes from, for the `rollback-package` check.
+fn rollback_source(
+    target: &Target,
+    cache_dir: &Path,
+    p: &orchestrator::PackageRef,
+) -> &'static str {
+    match &p.source {
+        Source::Cached(c)
+            if c.path
+                .starts_with(orchestrator::product::rebuilt_dir(cache_dir, target)) =>
+        {
+            "was rebuilt from the installed files, each checked against dpkg's digests"
+        }
+        Source::Cached(_) => "is in the cache",
+        Source::Remote(_) => "comes from the repository",
+    }
 }
 
 /// Everything short of stopping the service, for an upgrade to `candidate`:
@@ -52,46 +75,55 @@ pub(super) async fn prepare(
     )];
 
     // The installed version's package: the merge's base, and what a failed
-    // upgrade goes back to.
-    let previous =
-        match &installed_version {
-            None => None,
-            Some(v) => match &history {
-                Some(h) => plan::package_ref(h, target, &target.package, v, &s.candidates)
-                    .map_err(Error::Failed)?,
-                None => s.candidates.iter().find(|c| c.is_version(v)).map(|c| {
-                    orchestrator::PackageRef {
-                        version: v.clone(),
-                        source: Source::Remote(Box::new(c.clone())),
-                    }
-                }),
-            },
-        };
+    // upgrade goes back to (from the cache, a repository, or rebuilt from
+    // the host).
+    let mut rebuilt = BTreeMap::new();
+    let previous = match &s.installed {
+        None => Ok(None),
+        Some(i) => orchestrator::product::rollback_copy(
+            history.as_ref(),
+            target,
+            &settings.cache_dir,
+            Path::new("/"),
+            &target.package,
+            i,
+            &s.candidates,
+        )
+        .map_err(Error::Failed)?
+        .map(Some),
+    };
     early.push(match (&installed_version, &previous) {
-        (None, _) => Check {
+        (None, _) | (_, Ok(None)) => Check {
             name: "rollback-package",
             status: Status::Ok,
             message: "nothing installed: nothing to roll back to".into(),
         },
-        (Some(v), None) => Check {
+        (Some(_), Err(why)) => Check {
             name: "rollback-package",
             status: Status::Error,
-            message: format!(
-                "the installed version {v} is neither in upkeep's cache nor in the repository, so a failed upgrade could not be rolled back"
-            ),
+            message: format!("{why}, so a failed upgrade could not be rolled back"),
         },
-        (Some(v), Some(p)) => Check {
+        (Some(v), Ok(Some(p))) => Check {
             name: "rollback-package",
             status: Status::Ok,
             message: format!(
                 "{v} {}: a failed upgrade goes back to it",
-                match p.source {
-                    Source::Cached(_) => "is in the cache",
-                    Source::Remote(_) => "comes from the repository",
-                }
+                rollback_source(target, &settings.cache_dir, p)
             ),
         },
     });
+    let previous = previous.ok().flatten();
+    if let Some(orchestrator::PackageRef {
+        version,
+        source: Source::Cached(c),
+    }) = &previous
+        && c.path.starts_with(orchestrator::product::rebuilt_dir(
+            &settings.cache_dir,
+            target,
+        ))
+    {
+        rebuilt.insert((target.package.clone(), version.clone()), c.clone());
+    }
 
     // Room for the downloads, checked before they start.
     let mut to_fetch: Vec<&Candidate> = hops.iter().collect();
@@ -128,6 +160,7 @@ pub(super) async fn prepare(
                 diffs: Vec::new(),
             },
             took: started.elapsed(),
+            rebuilt,
         });
     }
 
@@ -183,20 +216,18 @@ pub(super) async fn prepare(
     }
     for sib in &s.siblings {
         let Some(i) = &sib.installed else { continue };
-        let found = match &history {
-            Some(h) => plan::package_ref(h, target, &sib.name, &i.version, &sib.candidates)
-                .map_err(Error::Failed)?,
-            None => sib
-                .candidates
-                .iter()
-                .find(|c| c.is_version(&i.version))
-                .map(|c| orchestrator::PackageRef {
-                    version: i.version.clone(),
-                    source: Source::Remote(Box::new(c.clone())),
-                }),
-        };
+        let found = orchestrator::product::rollback_copy(
+            history.as_ref(),
+            target,
+            &settings.cache_dir,
+            Path::new("/"),
+            &sib.name,
+            i,
+            &sib.candidates,
+        )
+        .map_err(Error::Failed)?;
         match found {
-            Some(orchestrator::PackageRef {
+            Ok(orchestrator::PackageRef {
                 source: Source::Remote(c),
                 ..
             }) => {
@@ -204,14 +235,21 @@ pub(super) async fn prepare(
                     .await
                     .map_err(Error::Failed)?;
             }
-            Some(_) => {}
-            None => early.push(Check {
+            Ok(orchestrator::PackageRef {
+                source: Source::Cached(c),
+                ..
+            }) => {
+                if c.path.starts_with(orchestrator::product::rebuilt_dir(
+                    &settings.cache_dir,
+                    target,
+                )) {
+                    rebuilt.insert((sib.name.clone(), i.version.clone()), c);
+                }
+            }
+            Err(why) => early.push(Check {
                 name: "rollback-package",
                 status: Status::Error,
-                message: format!(
-                    "the installed {} {} is neither in upkeep's cache nor in a repository, so a failed upgrade could not be rolled back",
-                    sib.name, i.version
-                ),
+                message: format!("{why}, so a failed upgrade could not be rolled back"),
             }),
         }
     }
@@ -255,6 +293,7 @@ pub(super) async fn prepare(
         hops,
         review,
         took: started.elapsed(),
+        rebuilt,
     })
 }
 
@@ -331,6 +370,7 @@ pub(super) async fn plan_cmd(
                 diffs: Vec::new(),
             },
             took: std::time::Duration::ZERO,
+            rebuilt: BTreeMap::new(),
         }
     } else {
         prepare(settings, target, &http, &s, &candidate).await?

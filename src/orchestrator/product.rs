@@ -2,14 +2,19 @@
 //! repositories, and the other packages an upgrade to a version moves along
 //! with the first one (its siblings, held at one version).
 
+use std::path::{Path, PathBuf};
+
 use anyhow::anyhow;
 
-use super::plan::OtherPackage;
+use super::plan::{self, OtherPackage};
 use super::sources::Sources;
+use super::{CachedPackage, PackageRef, Source};
 use crate::config::Target;
 use crate::error::Error;
-use crate::pkg::{Installed, PackageManager};
+use crate::history::History;
+use crate::pkg::{Installed, PackageManager, repack};
 use crate::repo::Candidate;
+use crate::version::Family;
 
 /// One of the product's packages besides the first one.
 #[derive(Clone, Debug)]
@@ -161,4 +166,73 @@ pub fn others_for(
         });
     }
     Ok(out)
+}
+
+/// Where copies rebuilt from the host are kept: `CACHE/packages/TARGET/rebuilt/`.
+pub fn rebuilt_dir(cache_dir: &Path, target: &Target) -> PathBuf {
+    cache_dir
+        .join("packages")
+        .join(&target.name)
+        .join("rebuilt")
+}
+
+/// The copy of `package`'s installed version that a failed upgrade goes
+/// back to: upkeep's cache or a repository ([`plan::package_ref`]), else,
+/// on a dpkg host, a copy rebuilt now from the installed files under `root`
+/// and checked against dpkg's own digests ([`crate::pkg::repack`]), into
+/// [`rebuilt_dir`]. The inner `Err` says why there is none (for the
+/// `rollback-package` check and exit 3); the outer one is a history error.
+pub fn rollback_copy(
+    history: Option<&History>,
+    target: &Target,
+    cache_dir: &Path,
+    root: &Path,
+    package: &str,
+    installed: &Installed,
+    candidates: &[Candidate],
+) -> anyhow::Result<Result<PackageRef, String>> {
+    let found = match history {
+        Some(h) => plan::package_ref(h, target, package, &installed.version, candidates)?,
+        None => candidates
+            .iter()
+            .find(|c| c.package == package && c.is_version(&installed.version))
+            .map(|c| PackageRef {
+                version: installed.version.clone(),
+                source: Source::Remote(Box::new(c.clone())),
+            }),
+    };
+    if let Some(found) = found {
+        return Ok(Ok(found));
+    }
+    let missing = format!(
+        "the installed {package} {} is neither in upkeep's cache nor in a repository",
+        installed.version
+    );
+    if target.family != Family::Deb {
+        return Ok(Err(format!(
+            "{missing}, and rpm keeps no copy to rebuild one from"
+        )));
+    }
+    if !installed.configured {
+        return Ok(Err(format!(
+            "{missing}, and dpkg says it is {}, so no copy can be rebuilt from the host",
+            installed.status
+        )));
+    }
+    let admin = root.join(crate::pkg::dpkg::ADMIN_DIR.trim_start_matches('/'));
+    let out = rebuilt_dir(cache_dir, target);
+    match repack::rebuild(&admin, root, package, &installed.version, None, &out) {
+        Ok(r) => Ok(Ok(PackageRef {
+            version: installed.version.clone(),
+            source: Source::Cached(CachedPackage {
+                path: r.path,
+                sha256: r.sha256,
+                size: r.size,
+            }),
+        })),
+        Err(e) => Ok(Err(format!(
+            "{missing}, and {}",
+            crate::error::one_line(&e)
+        ))),
+    }
 }

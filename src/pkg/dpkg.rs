@@ -121,7 +121,7 @@ impl Dpkg {
 /// status file (a file named by digits only, as dpkg names them; `tmp.i` is
 /// one being written, which dpkg ignores too). An unreadable directory
 /// counts as pending.
-fn pending_updates(dir: &Path) -> bool {
+pub(crate) fn pending_updates(dir: &Path) -> bool {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries.into_iter().any(|e| {
             e.map_or(true, |e| {

@@ -186,7 +186,7 @@ fn rebuild_checked(
     if let Some(a) = arch {
         check_token("architecture", a, is_arch_byte)?;
     }
-    if pending_updates(&admin_dir.join("updates")) {
+    if super::dpkg::pending_updates(&admin_dir.join("updates")) {
         bail!(
             "dpkg's journal ({}) holds updates not merged into its status file: run `dpkg --configure -a` first",
             admin_dir.join("updates").display()
@@ -328,22 +328,6 @@ fn check_token(what: &str, value: &str, ok: impl Fn(u8) -> bool) -> anyhow::Resu
         bail!("{what} {value:?} is not valid");
     }
     Ok(())
-}
-
-/// Whether dpkg's journal directory holds an update not yet merged into the
-/// status file (a file named by digits only); an unreadable directory counts
-/// as pending.
-fn pending_updates(dir: &Path) -> bool {
-    match fs::read_dir(dir) {
-        Ok(entries) => entries.into_iter().any(|e| {
-            e.map_or(true, |e| {
-                let name = e.file_name();
-                let name = name.as_bytes();
-                !name.is_empty() && name.iter().all(u8::is_ascii_digit)
-            })
-        }),
-        Err(e) => e.kind() != io::ErrorKind::NotFound,
-    }
 }
 
 /// The content of `path`, or `None` when there is no such file.
