@@ -66,6 +66,13 @@ pub(super) async fn prepare(
 ) -> Result<Prepared, Error> {
     let started = std::time::Instant::now();
     let hops = upgrade_path(target, s.installed.as_ref(), candidate, &s.candidates)?;
+    // The product's other packages, for every hop: a sibling that no
+    // repository offers at a hop's version blocks the upgrade (exit 3)
+    // before anything is downloaded.
+    let mut others = Vec::new();
+    for hop in &hops {
+        others.extend(orchestrator::product::others_for(target, s, hop)?);
+    }
     let history = History::open_existing(&settings.state_dir)?;
     let installed_version = s.installed.as_ref().map(|i| i.version.clone());
     let mut early = vec![review::schema_check(
@@ -126,7 +133,10 @@ pub(super) async fn prepare(
     }
 
     // Room for the downloads, checked before they start.
-    let mut to_fetch: Vec<&Candidate> = hops.iter().collect();
+    let mut to_fetch: Vec<&Candidate> = hops
+        .iter()
+        .chain(others.iter().map(|o| &o.candidate))
+        .collect();
     if let Some(orchestrator::PackageRef {
         source: Source::Remote(c),
         ..
@@ -191,21 +201,19 @@ pub(super) async fn prepare(
     // every hop: downloaded and verified now, while the service runs; the
     // installed versions' copies found, for the rollback.
     let mut moved = Vec::new();
-    for hop in &hops {
-        for o in orchestrator::product::others_for(target, s, hop)? {
-            orchestrator::fetch_package(http, &settings.cache_dir, &target.name, &o.candidate)
-                .await
-                .map_err(Error::Failed)?;
-            moved.push(format!(
-                "{} {} → {}",
-                o.name,
-                o.installed
-                    .as_ref()
-                    .map(|i| i.version.as_str())
-                    .unwrap_or("(new)"),
-                o.candidate.version
-            ));
-        }
+    for o in &others {
+        orchestrator::fetch_package(http, &settings.cache_dir, &target.name, &o.candidate)
+            .await
+            .map_err(Error::Failed)?;
+        moved.push(format!(
+            "{} {} → {}",
+            o.name,
+            o.installed
+                .as_ref()
+                .map(|i| i.version.as_str())
+                .unwrap_or("(new)"),
+            o.candidate.version
+        ));
     }
     if !moved.is_empty() {
         early.push(Check {
