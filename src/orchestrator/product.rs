@@ -221,6 +221,8 @@ pub fn rollback_copy(
     }
     let admin = root.join(crate::pkg::dpkg::ADMIN_DIR.trim_start_matches('/'));
     let out = rebuilt_dir(cache_dir, target);
+    std::fs::create_dir_all(&out)
+        .map_err(|e| anyhow!("cannot create {}: {e}", out.display()))?;
     match repack::rebuild(&admin, root, package, &installed.version, None, &out) {
         Ok(r) => Ok(Ok(PackageRef {
             version: installed.version.clone(),
