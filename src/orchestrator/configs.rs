@@ -125,12 +125,34 @@ pub fn files_of(target: &Target, conffiles: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// The packaged content of `files` in a package file.
+/// The packaged content of `files` in a package file. A copy rebuilt from
+/// the host ([`crate::pkg::repack`]) ships the live content of a conffile
+/// the operator edited when dpkg kept no copy of the original; such files
+/// are listed beside it ([`unknown_defaults_path`]) and read as unknown
+/// here, so that a merge never takes the operator's file for the default.
 pub fn packaged(package: &Path, files: &[PathBuf]) -> anyhow::Result<Contents> {
+    let unknown: Vec<PathBuf> = match std::fs::read_to_string(unknown_defaults_path(package)) {
+        Ok(text) => text.lines().map(PathBuf::from).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", package.display())),
+    };
     files
         .iter()
-        .map(|f| Ok((f.clone(), crate::package::file_contents(package, f)?)))
+        .map(|f| {
+            if unknown.contains(f) {
+                return Ok((f.clone(), None));
+            }
+            Ok((f.clone(), crate::package::file_contents(package, f)?))
+        })
         .collect()
+}
+
+/// Where the conffiles whose packaged content a rebuilt copy does not know
+/// are listed, one absolute path per line: `PACKAGE.unknown-defaults`.
+pub fn unknown_defaults_path(package: &Path) -> PathBuf {
+    let mut name = package.as_os_str().to_owned();
+    name.push(".unknown-defaults");
+    PathBuf::from(name)
 }
 
 /// What the packages `packages` ship for `files`: for each file, the first
@@ -563,5 +585,43 @@ mod tests {
         assert_eq!(mode, 0o640);
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn an_edited_conffile_of_a_rebuilt_copy_is_no_merge_base() {
+        use crate::package::testpkg::{Spec, build_deb};
+        let dir = tempfile::tempdir().unwrap();
+        let deb = build_deb(
+            dir.path(),
+            &Spec {
+                name: "demo",
+                version: "1.0-1",
+                epoch: None,
+                files: &[
+                    ("/etc/demo/a.conf", b"{\"LicenseKey\": \"live\"}"),
+                    ("/etc/demo/b.conf", b"{}"),
+                ],
+                hard_links: &[],
+                dirs: &[],
+                config: &["/etc/demo/a.conf", "/etc/demo/b.conf"],
+                extra_conffiles: "",
+                changelog: "",
+            },
+            "gzip",
+        );
+        let files = [
+            PathBuf::from("/etc/demo/a.conf"),
+            PathBuf::from("/etc/demo/b.conf"),
+        ];
+        assert!(
+            packaged(&deb, &files)
+                .unwrap()
+                .values()
+                .all(Option::is_some)
+        );
+        std::fs::write(unknown_defaults_path(&deb), "/etc/demo/a.conf\n").unwrap();
+        let got = packaged(&deb, &files).unwrap();
+        assert_eq!(got[&files[0]], None, "the live content is not the default");
+        assert_eq!(got[&files[1]].as_deref(), Some(&b"{}"[..]));
     }
 }

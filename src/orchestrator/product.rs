@@ -221,17 +221,27 @@ pub fn rollback_copy(
     }
     let admin = root.join(crate::pkg::dpkg::ADMIN_DIR.trim_start_matches('/'));
     let out = rebuilt_dir(cache_dir, target);
-    std::fs::create_dir_all(&out)
-        .map_err(|e| anyhow!("cannot create {}: {e}", out.display()))?;
+    std::fs::create_dir_all(&out).map_err(|e| anyhow!("cannot create {}: {e}", out.display()))?;
     match repack::rebuild(&admin, root, package, &installed.version, None, &out) {
-        Ok(r) => Ok(Ok(PackageRef {
-            version: installed.version.clone(),
-            source: Source::Cached(CachedPackage {
-                path: r.path,
-                sha256: r.sha256,
-                size: r.size,
-            }),
-        })),
+        Ok(r) => {
+            let unknown: String = r
+                .conffiles
+                .iter()
+                .filter(|(_, c)| matches!(c, repack::Conffile::Edited))
+                .map(|(p, _)| format!("{}\n", p.display()))
+                .collect();
+            let list = super::configs::unknown_defaults_path(&r.path);
+            std::fs::write(&list, unknown)
+                .map_err(|e| anyhow!("cannot write {}: {e}", list.display()))?;
+            Ok(Ok(PackageRef {
+                version: installed.version.clone(),
+                source: Source::Cached(CachedPackage {
+                    path: r.path,
+                    sha256: r.sha256,
+                    size: r.size,
+                }),
+            }))
+        }
         Err(e) => Ok(Err(format!(
             "{missing}, and {}",
             crate::error::one_line(&e)
