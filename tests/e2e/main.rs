@@ -13,6 +13,7 @@ mod notes;
 mod ops;
 mod packages;
 mod paths;
+mod product;
 mod safe_apply;
 
 /// The crash matrix needs a binary with failpoints: `tests/run-all` builds

@@ -1,4 +1,5 @@
-//! Fixtures built by code: the sample portal, its .deb and .rpm packages, a
+//! Fixtures built by code: the sample portal, its .deb and .rpm packages
+//! (with the sibling `portal-cli`, held at the portal's version), a
 //! throwaway OpenPGP key and signed repositories.
 //!
 //! Everything lands in `target/rig-fixtures/<hash>`, where the hash covers the
@@ -13,9 +14,17 @@ use std::sync::OnceLock;
 use super::{Fail, cmd_ok, cmd_stdout, host};
 
 /// Bump when the way fixtures are built changes.
-const FORMAT: &str = "fixtures v5";
+const FORMAT: &str = "fixtures v6";
 /// Package name of the sample product.
 pub const PACKAGE: &str = "portal";
+/// The product's sibling package: a command-line tool built for every
+/// portal release, depending on the portal at exactly its version
+/// (architecture-independent, as nginx-common is).
+pub const CLI_PACKAGE: &str = "portal-cli";
+/// The sibling's file holding its version.
+pub const CLI_VERSION_FILE: &str = "/opt/portal/cli/VERSION";
+/// The sibling's program: prints its version.
+pub const CLI_PROGRAM: &str = "/opt/portal/cli/portal-cli";
 /// Suite of the fixture APT repository.
 pub const SUITE: &str = "stable";
 /// Component of the fixture APT repository.
@@ -85,6 +94,10 @@ pub struct Fixtures {
     pub debs: Vec<PathBuf>,
     /// `.rpm` file of each release, in the same order.
     pub rpms: Vec<PathBuf>,
+    /// `portal-cli` `.deb` (architecture `all`) of each release, in the same order.
+    pub cli_debs: Vec<PathBuf>,
+    /// `portal-cli` `.rpm` (`noarch`) of each release, in the same order.
+    pub cli_rpms: Vec<PathBuf>,
     /// An rpm that provides `/bin/sh` to the (empty) rpm database of a
     /// Debian container, so that packages with scriptlets install without
     /// `--nodeps`.
@@ -98,14 +111,32 @@ pub struct Fixtures {
 }
 
 impl Fixtures {
-    /// The .deb of a product version.
-    pub fn deb(&self, version: &str) -> &Path {
-        let i = self
-            .releases
+    /// The index of a product version in `releases`.
+    fn index(&self, version: &str) -> usize {
+        self.releases
             .iter()
             .position(|r| r.version == version)
-            .unwrap_or_else(|| panic!("no fixture release {version}"));
-        &self.debs[i]
+            .unwrap_or_else(|| panic!("no fixture release {version}"))
+    }
+
+    /// The .deb of a product version.
+    pub fn deb(&self, version: &str) -> &Path {
+        &self.debs[self.index(version)]
+    }
+
+    /// The .rpm of a product version.
+    pub fn rpm(&self, version: &str) -> &Path {
+        &self.rpms[self.index(version)]
+    }
+
+    /// The `portal-cli` .deb of a product version.
+    pub fn cli_deb(&self, version: &str) -> &Path {
+        &self.cli_debs[self.index(version)]
+    }
+
+    /// The `portal-cli` .rpm of a product version.
+    pub fn cli_rpm(&self, version: &str) -> &Path {
+        &self.cli_rpms[self.index(version)]
     }
 
     /// The newest release.
@@ -158,8 +189,18 @@ fn build() -> Result<Fixtures, Fail> {
         .iter()
         .map(|r| dir.join(format!("rpms/{PACKAGE}-{}-1.{rpm_arch}.rpm", r.version)))
         .collect();
+    let cli_debs: Vec<PathBuf> = releases
+        .iter()
+        .map(|r| dir.join(format!("debs/{CLI_PACKAGE}_{}_all.deb", r.deb_version())))
+        .collect();
+    let cli_rpms: Vec<PathBuf> = releases
+        .iter()
+        .map(|r| dir.join(format!("rpms/{CLI_PACKAGE}-{}-1.noarch.rpm", r.version)))
+        .collect();
     let fixtures = Fixtures {
         rpms,
+        cli_debs,
+        cli_rpms,
         rpm_base: dir.join("rpms/rig-base-provides-1-1.noarch.rpm"),
         repo_root: dir.join("repo"),
         keyring: dir.join("keys/portal.asc"),
@@ -179,10 +220,14 @@ fn build() -> Result<Fixtures, Fail> {
     for (r, deb) in fixtures.releases.iter().zip(&fixtures.debs) {
         build_deb(r, &portal, &fixtures.arch, deb)?;
     }
+    for (r, deb) in fixtures.releases.iter().zip(&fixtures.cli_debs) {
+        build_cli_deb(r, deb)?;
+    }
     make_key(&fixtures.gnupg, &fixtures.keyring)?;
     let pool = fixtures.repo_root.join("debian/pool/main/p/portal");
     fs::create_dir_all(&pool).map_err(Fail::io("pool"))?;
-    for deb in &fixtures.debs {
+    // Both binary packages of the one source share its pool directory.
+    for deb in fixtures.debs.iter().chain(&fixtures.cli_debs) {
         let name = deb.file_name().expect("deb file name");
         fs::copy(deb, pool.join(name)).map_err(Fail::io("copy deb to pool"))?;
     }
@@ -191,12 +236,13 @@ fn build() -> Result<Fixtures, Fail> {
     let rpm_dir = dir.join("rpms");
     for r in &fixtures.releases {
         build_rpm(r, &portal, &rpm_dir)?;
+        build_cli_rpm(r, &rpm_dir)?;
     }
     build_base_provides_rpm(&rpm_dir)?;
     let yum = fixtures.repo_root.join("rpm");
     let yum_pkgs = yum.join("Packages");
     fs::create_dir_all(&yum_pkgs).map_err(Fail::io("yum dir"))?;
-    for rpm in &fixtures.rpms {
+    for rpm in fixtures.rpms.iter().chain(&fixtures.cli_rpms) {
         let name = rpm.file_name().expect("rpm file name");
         fs::copy(rpm, yum_pkgs.join(name)).map_err(Fail::io("copy rpm to repo"))?;
     }
@@ -320,6 +366,82 @@ fn build_deb(r: &Release, portal: &Path, arch: &str, out: &Path) -> Result<(), F
             .arg(&root)
             .arg(out),
     )
+}
+
+/// Lays out the files of one release's `portal-cli` under `root`: its
+/// version file and a script that prints it.
+fn stage_cli(r: &Release, root: &Path) -> Result<(), Fail> {
+    let version_file = root.join(CLI_VERSION_FILE.trim_start_matches('/'));
+    let program = root.join(CLI_PROGRAM.trim_start_matches('/'));
+    fs::create_dir_all(version_file.parent().expect("cli dir")).map_err(Fail::io("stage cli"))?;
+    fs::write(&version_file, format!("{}\n", r.version)).map_err(Fail::io("cli version"))?;
+    fs::write(
+        &program,
+        format!("#!/bin/sh\n# portal-cli (upkeep test fixture): prints its version.\nexec cat {CLI_VERSION_FILE}\n"),
+    )
+    .map_err(Fail::io("cli program"))?;
+    host::set_mode(&program, 0o755)
+}
+
+/// Builds the `portal-cli` .deb of a release: `Architecture: all`,
+/// depending on the portal at exactly the same version.
+fn build_cli_deb(r: &Release, out: &Path) -> Result<(), Fail> {
+    let stage = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
+    let root = stage.path().join("root");
+    stage_cli(r, &root)?;
+    let debian = root.join("DEBIAN");
+    fs::create_dir_all(&debian).map_err(Fail::io("DEBIAN"))?;
+    fs::write(
+        debian.join("control"),
+        format!(
+            "Package: {CLI_PACKAGE}\nSource: {PACKAGE}\nVersion: {v}\nArchitecture: all\nMaintainer: Portal Maintainers <portal@example.com>\nDepends: {PACKAGE} (= {v})\nSection: web\nPriority: optional\nDescription: command-line tool of the API developer portal (upkeep test fixture)\n Sibling of the portal package, held at its version.\n",
+            v = r.deb_version()
+        ),
+    )
+    .map_err(Fail::io("control"))?;
+    cmd_ok(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "--build"])
+            .arg(&root)
+            .arg(out),
+    )
+}
+
+/// Builds the `portal-cli` .rpm of a release: `noarch`, requiring the
+/// portal at exactly the same version-release.
+fn build_cli_rpm(r: &Release, out_dir: &Path) -> Result<PathBuf, Fail> {
+    let top = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
+    let staging = top.path().join("staging");
+    stage_cli(r, &staging)?;
+    let spec = format!(
+        "Name: {CLI_PACKAGE}
+Version: {version}
+Release: 1
+Summary: command-line tool of the API developer portal (upkeep test fixture)
+License: MIT
+BuildArch: noarch
+AutoReqProv: no
+Requires: {PACKAGE} = {version}-1
+%description
+Sibling of the portal package, held at its version.
+%install
+mkdir -p %{{buildroot}}
+cp -a {staging}/. %{{buildroot}}/
+%files
+/opt/portal/cli
+",
+        version = r.version,
+        staging = staging.display(),
+    );
+    let spec_path = top.path().join("portal-cli.spec");
+    fs::write(&spec_path, spec).map_err(Fail::io("spec"))?;
+    rpmbuild(top.path(), &spec_path)?;
+    let name = format!("{CLI_PACKAGE}-{}-1.noarch.rpm", r.version);
+    let built = top.path().join("top/RPMS/noarch").join(&name);
+    fs::create_dir_all(out_dir).map_err(Fail::io("rpm out dir"))?;
+    let dest = out_dir.join(&name);
+    fs::copy(&built, &dest).map_err(Fail::io("copy rpm"))?;
+    Ok(dest)
 }
 
 /// The release's Debian changelog as RPM `%changelog` entries (newest

@@ -207,6 +207,37 @@ impl PortalHost {
         if self.family == Family::Rpm {
             return self.install_with_rpm(version);
         }
+        self.apt_install(&[fixtures::PACKAGE], version)?;
+        self.configure_and_start()
+    }
+
+    /// Installs the whole product at a version: `portal` and its sibling
+    /// `portal-cli`, in one real apt-get (deb hosts) or `rpm -Uvh` (rpm
+    /// hosts) transaction; then as [`PortalHost::install`].
+    pub fn install_product(&self, version: &str) -> Result<(), Fail> {
+        match self.family {
+            Family::Deb => {
+                self.apt_install(&[fixtures::PACKAGE, fixtures::CLI_PACKAGE], version)?
+            }
+            Family::Rpm => {
+                let mut argv = vec!["rpm".to_string(), "-Uvh".to_string()];
+                for file in [self.f.rpm(version), self.f.cli_rpm(version)] {
+                    let name = file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or_else(|| Fail("rpm name".into()))?;
+                    argv.push(format!("/srv/repo/rpm/Packages/{name}"));
+                }
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                self.c.run(&argv)?;
+            }
+        }
+        self.configure_and_start()
+    }
+
+    /// `apt-get install` of `packages`, each pinned to `version`, from the
+    /// fixture repository only.
+    fn apt_install(&self, packages: &[&str], version: &str) -> Result<(), Fail> {
         let release = self
             .f
             .releases
@@ -234,12 +265,16 @@ impl PortalHost {
         update.extend(only_fixture);
         update.push("update");
         self.c.run(&update)?;
-        let pin = format!("portal={}", release.deb_version());
+        let pins: Vec<String> = packages
+            .iter()
+            .map(|p| format!("{p}={}", release.deb_version()))
+            .collect();
         let mut install = vec!["apt-get"];
         install.extend(only_fixture);
-        install.extend(["install", "-y", "--no-install-recommends", &pin]);
+        install.extend(["install", "-y", "--no-install-recommends"]);
+        install.extend(pins.iter().map(String::as_str));
         self.c.run(&install)?;
-        self.configure_and_start()
+        Ok(())
     }
 
     /// Installs a portal version with `dpkg -i` of its package file.
@@ -250,6 +285,23 @@ impl PortalHost {
             .and_then(|n| n.to_str())
             .ok_or_else(|| Fail("deb name".into()))?;
         self.c.run(&["dpkg", "-i", &format!("/srv/debs/{name}")])?;
+        self.configure_and_start()
+    }
+
+    /// Installs the whole product at a version with one `dpkg -i` of both
+    /// package files (not from the repository), as a host that got them
+    /// long before upkeep did.
+    pub fn install_product_with_dpkg(&self, version: &str) -> Result<(), Fail> {
+        let mut argv = vec!["dpkg".to_string(), "-i".to_string()];
+        for deb in [self.f.deb(version), self.f.cli_deb(version)] {
+            let name = deb
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| Fail("deb name".into()))?;
+            argv.push(format!("/srv/debs/{name}"));
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.c.run(&argv)?;
         self.configure_and_start()
     }
 
@@ -315,12 +367,19 @@ impl PortalHost {
     /// The version the package manager has installed, if any
     /// (`2.1.0-1` for both families; rpm without an epoch).
     pub fn installed_version(&self) -> Option<String> {
+        self.package_version(fixtures::PACKAGE)
+    }
+
+    /// The version of `package` the package manager has installed (dpkg:
+    /// fully installed only), if any (`2.1.0-1` for both families; rpm
+    /// without an epoch).
+    pub fn package_version(&self, package: &str) -> Option<String> {
         match self.family {
-            Family::Deb => self.dpkg_version(),
+            Family::Deb => self.dpkg_version_of(package),
             Family::Rpm => {
                 let out = self
                     .c
-                    .exec(&["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "portal"])
+                    .exec(&["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", package])
                     .ok()?;
                 out.status
                     .success()
@@ -331,13 +390,25 @@ impl PortalHost {
 
     /// The version dpkg has installed, if any.
     pub fn dpkg_version(&self) -> Option<String> {
+        self.dpkg_version_of(fixtures::PACKAGE)
+    }
+
+    /// The version of `package` dpkg has fully installed, if any.
+    fn dpkg_version_of(&self, package: &str) -> Option<String> {
         let out = self
             .c
-            .exec(&["dpkg-query", "-W", "-f=${Status} ${Version}", "portal"])
+            .exec(&["dpkg-query", "-W", "-f=${Status} ${Version}", package])
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.strip_prefix("install ok installed ")
             .map(str::to_string)
+    }
+
+    /// Writes upkeep's configuration for the whole product
+    /// ([`product_toml`]) in place of the one-package default.
+    pub fn use_product_config(&self) -> Result<(), Fail> {
+        self.c
+            .write("/etc/upkeep/upkeep.toml", product_toml(self.family), 0o644)
     }
 
     /// `systemctl is-active` of the portal unit.
@@ -391,6 +462,23 @@ log_errors = ["failed to migrate database"]
 version = ">=2.0.0"
 keys = ["LicenseKey", "Database.Dialect", "Database.ConnectionString"]
 "#
+    )
+}
+
+/// upkeep's configuration for the fixture portal as a product of two
+/// packages, `portal` and `portal-cli` (otherwise as [`upkeep_toml`]).
+pub fn product_toml(family: Family) -> String {
+    let one = format!("package = \"{}\"\n", fixtures::PACKAGE);
+    let toml = upkeep_toml(family);
+    assert!(toml.contains(&one), "upkeep_toml names its package");
+    toml.replacen(
+        &one,
+        &format!(
+            "packages = [\"{}\", \"{}\"]\n",
+            fixtures::PACKAGE,
+            fixtures::CLI_PACKAGE
+        ),
+        1,
     )
 }
 

@@ -74,6 +74,9 @@ pub struct Config {
     pub host_port: u16,
     pub database: DbConfig,
     pub migration_delay_ms: u64,
+    /// `Session.IdleTimeout` as written (null when absent), echoed by
+    /// `/ready` so that tests see which configuration the process runs.
+    pub session_idle_timeout: Value,
     /// Top-level keys present in the file that this portal does not know.
     pub ignored_keys: Vec<String>,
 }
@@ -173,6 +176,10 @@ impl Config {
                 connection_string,
             },
             migration_delay_ms: raw.migration_delay_ms.unwrap_or(0),
+            session_idle_timeout: value
+                .pointer("/Session/IdleTimeout")
+                .cloned()
+                .unwrap_or(Value::Null),
             ignored_keys,
         })
     }
@@ -271,7 +278,16 @@ mod tests {
         assert_eq!(cfg.database.dialect, Dialect::Sqlite3);
         assert_eq!(cfg.database.connection_string, DEFAULT_SQLITE_PATH);
         assert_eq!(cfg.migration_delay_ms, 0);
+        assert_eq!(cfg.session_idle_timeout, Value::Null);
         assert_eq!(cfg.ignored_keys, keys(&["OldKey"]));
+    }
+
+    #[test]
+    fn session_idle_timeout_is_taken_as_written() {
+        let cfg = Config::parse(r#"{"Session": {"Key": "", "IdleTimeout": 1800}}"#, &[]).unwrap();
+        assert_eq!(cfg.session_idle_timeout, json!(1800));
+        let cfg = Config::parse(r#"{"Session": {"IdleTimeout": "30m"}}"#, &[]).unwrap();
+        assert_eq!(cfg.session_idle_timeout, json!("30m"));
     }
 
     #[test]

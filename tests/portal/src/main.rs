@@ -69,6 +69,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
 /// Shared between the HTTP threads and the migration thread. `None` while migrating.
 struct State {
     version: String,
+    /// `Session.IdleTimeout` of the configuration read at start-up.
+    session_idle_timeout: serde_json::Value,
     ready: Mutex<Option<Ready>>,
 }
 
@@ -140,6 +142,7 @@ fn main() {
 
     let state = Arc::new(State {
         version: release.version.clone(),
+        session_idle_timeout: config.session_idle_timeout.clone(),
         ready: Mutex::new(None),
     });
     {
@@ -240,7 +243,12 @@ fn route(state: &State, request: &Request) -> Response {
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/ready") => Response::json(
             200,
-            json!({ "status": "ready", "version": state.version, "schema": ready.schema }),
+            json!({
+                "status": "ready",
+                "version": state.version,
+                "schema": ready.schema,
+                "session_idle_timeout": state.session_idle_timeout,
+            }),
         ),
         ("GET", _) => match ready.db.page_titles() {
             Ok(titles) => Response::json(200, json!({ "count": titles.len(), "titles": titles })),

@@ -154,6 +154,8 @@ fn mysql_start_api_exit_codes_and_termination_during_a_migration() {
     );
     let (_, ready) = http(port, "GET", "/ready", "");
     assert_eq!(ready["schema"], 2);
+    // The config has no Session.IdleTimeout: /ready echoes null.
+    assert_eq!(ready["session_idle_timeout"], serde_json::Value::Null);
     // Idle: SIGTERM exits at once with 0.
     terminate(p.child.id());
     assert_eq!(p.wait_exit().code(), Some(0));
