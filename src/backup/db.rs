@@ -2072,6 +2072,59 @@ mod tests {
     }
 
     #[test]
+    fn a_pg_dump_error_showing_a_connection_string_is_masked() {
+        // The old call site's secrets (the password the tool was given),
+        // now through the one mask: as written, percent-encoded in a URL,
+        // however short, and a password the tool echoes that it was not
+        // given (a URL, a libpq pair) by the mask's rules.
+        let stderr = b"pg_dump: error: connection to server at \"db\" failed: \
+            FATAL:  password authentication failed for user \"portal\" \
+            (postgres://portal:S3cr%40t@db:5432/portal, postgres://other:Elsewhere1@h/x, \
+            host=db password='Quoted Pw' dbname=portal)\n";
+        let msg = failure_message("pg_dump", "exit status: 1", stderr, &["S3cr@t".to_owned()]);
+        for secret in ["S3cr@t", "S3cr%40t", "Elsewhere1", "Quoted Pw"] {
+            assert!(!msg.contains(secret), "{secret} in {msg}");
+        }
+        assert_eq!(
+            msg,
+            "pg_dump failed (exit status: 1): pg_dump: error: connection to server at \"db\" failed: \
+             FATAL: password authentication failed for user \"portal\" \
+             (postgres://portal:********@db:5432/portal, postgres://other:********@h/x, \
+             host=db password='********' dbname=portal)"
+        );
+        // A short password is still masked everywhere (a config's short
+        // secret values are not: they would blank out ordinary words).
+        let msg = failure_message(
+            "mariadb-dump",
+            "exit status: 2",
+            b"Got error: pw\n",
+            &["pw".to_owned()],
+        );
+        assert_eq!(
+            msg,
+            "mariadb-dump failed (exit status: 2): Got error: ********"
+        );
+    }
+
+    #[test]
+    fn debug_masks_secret_params_by_the_one_mask() {
+        let c = Conn::parse_postgres(
+            "host=/run/postgresql user=u password=pw1 sslpassword=pw2 passfile=/root/.pgpass sslmode=require dbname=d",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("pw1") && !shown.contains("pw2"), "{shown}");
+        assert!(shown.contains(MASK), "{shown}");
+        // A path and a mode are not secrets.
+        assert!(
+            shown.contains("/root/.pgpass") && shown.contains("require"),
+            "{shown}"
+        );
+        let c = Conn::parse_mysql("u:Sup3r@tcp(h:3306)/d?tls=true").unwrap();
+        assert!(!format!("{c:?}").contains("Sup3r"));
+    }
+
+    #[test]
     fn path_search() {
         let tmp = tempfile::tempdir().unwrap();
         let exe = tmp.path().join("tool");

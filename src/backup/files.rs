@@ -1106,6 +1106,31 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_file_beside_its_own_partial_namesake_leaves_both() {
+        // Why a restore writes under a unique temporary name, not the
+        // backups' `NAME.partial`: the directory may hold that name itself.
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a"), "a").unwrap();
+        fs::write(src.join("a.partial"), "the operator's own").unwrap();
+        let dest = tmp.path().join("b.tar.gz");
+        let artifact = archive(std::slice::from_ref(&src), &dest).unwrap();
+        fs::write(src.join("a"), "changed").unwrap();
+        fs::write(src.join("a.partial"), "changed too").unwrap();
+        let root = tmp.path().join("root");
+        for root in [Path::new("/"), root.as_path()] {
+            restore_into(&artifact, root).unwrap();
+            let at = root.join(src.strip_prefix("/").unwrap());
+            assert_eq!(fs::read(at.join("a")).unwrap(), b"a");
+            assert_eq!(
+                fs::read(at.join("a.partial")).unwrap(),
+                b"the operator's own"
+            );
+        }
+    }
+
+    #[test]
     fn corrupted_or_truncated_archive_fails_verify() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");

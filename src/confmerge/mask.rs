@@ -948,6 +948,16 @@ mod tests {
     }
 
     #[test]
+    fn every_known_secret_masks_short_ones_too() {
+        let text = "login failed for pw at db1";
+        assert_eq!(m().mask_text(text, &["pw"]), text);
+        assert_eq!(
+            m().with_every_known_secret().mask_text(text, &["pw", ""]),
+            "login failed for ******** at db1"
+        );
+    }
+
+    #[test]
     fn mask_text_json_pairs() {
         let m = m();
         assert_eq!(
