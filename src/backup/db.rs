@@ -37,16 +37,13 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
-use super::{
-    Artifact, Kind, commit_partial, create_private_file, one_line, partial_path, remove_quietly,
-};
+use super::{Artifact, Kind, one_line};
 use crate::config::{Database, Secret};
+use crate::confmerge::{MASK, Masker};
+use crate::fsutil::durable::{Options, Pending, partial_path};
 
 /// Default SQLite database of the portal when `ConnectionString` is empty.
 pub const PORTAL_SQLITE_DEFAULT: &str = "/var/lib/portal/portal.db";
-
-/// What is printed in place of a password.
-const MASK: &str = "********";
 
 /// How long SQLite waits for a lock held by another connection.
 const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(30);
@@ -174,11 +171,12 @@ impl fmt::Display for Conn {
 
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masker = Masker::portal_default();
         let params: Vec<(&str, &str)> = self
             .params
             .iter()
             .map(|(k, v)| {
-                let secret = k.to_ascii_lowercase().contains("pass");
+                let secret = masker.is_secret_path(k);
                 (k.as_str(), if secret { MASK } else { v.as_str() })
             })
             .collect();
@@ -635,15 +633,6 @@ fn command(tool: &Tool) -> Command {
     cmd
 }
 
-/// Replaces every occurrence of the secrets in `text`.
-fn mask(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret.as_str(), MASK);
-    }
-    out
-}
-
 /// The line of a tool's stderr worth showing: the last one that mentions an
 /// error (psql follows its error with the offending line and a caret), else
 /// the last non-empty one.
@@ -664,14 +653,16 @@ fn last_error_line(stderr: &str) -> Option<&str> {
         .copied()
 }
 
-/// One line: `TOOL failed (exit status: N): LAST ERROR LINE`, masked.
+/// One line: `TOOL failed (exit status: N): LAST ERROR LINE`, masked by
+/// the one mask ([`Masker::mask_text`]): the password the tool was given
+/// (however short, and its encoded forms) and any password the line shows
+/// in a connection string, a URL or a `password=` pair.
 fn failure_message(tool: &str, status: &str, stderr: &[u8], secrets: &[String]) -> String {
-    let stderr = mask(&String::from_utf8_lossy(stderr), secrets);
+    let masker = Masker::portal_default().with_every_known_secret();
+    let known: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let stderr = masker.mask_text(&String::from_utf8_lossy(stderr), &known);
     let detail = last_error_line(&stderr).unwrap_or("no error output");
-    one_line(&mask(
-        &format!("{tool} failed ({status}): {detail}"),
-        secrets,
-    ))
+    one_line(&masker.mask_text(&format!("{tool} failed ({status}): {detail}"), &known))
 }
 
 fn check_status(
@@ -998,19 +989,18 @@ async fn pg_preflight(conn: &Conn) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn pg_dump(conn: &Conn, partial: &Path) -> anyhow::Result<()> {
+/// `pg_dump -Fc` into the pending backup (synced by [`Db::dump`]).
+async fn pg_dump(conn: &Conn, partial: &Pending) -> anyhow::Result<()> {
     let tool = find_tool(&["pg_dump"], "postgresql-client")?;
     let session = PgSession::new(conn)?;
-    let file = create_private_file(partial)
-        .map_err(|e| anyhow!("{}: cannot create: {e}", partial.display()))?;
-    let out = file
+    let out = partial
+        .file()
         .try_clone()
-        .map_err(|e| anyhow!("{}: {e}", partial.display()))?;
+        .map_err(|e| anyhow!("{}: {e}", partial.path().display()))?;
     let mut cmd = session.command(&tool);
     cmd.args(["-w", "-Fc"]).stdout(out);
     run(cmd, &tool, &session.secrets).await?;
-    file.sync_all()
-        .map_err(|e| anyhow!("{}: cannot sync: {e}", partial.display()))
+    Ok(())
 }
 
 async fn pg_restore(conn: &Conn, dump: &Path) -> anyhow::Result<()> {
@@ -1203,14 +1193,14 @@ async fn mysql_preflight(conn: &Conn) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn mysql_dump(conn: &Conn, partial: &Path) -> anyhow::Result<()> {
+/// `mariadb-dump` into the pending backup (synced by [`Db::dump`]).
+async fn mysql_dump(conn: &Conn, partial: &Pending) -> anyhow::Result<()> {
     let tool = mysql_dump_tool()?;
     let session = MySession::new(conn)?;
-    let file = create_private_file(partial)
-        .map_err(|e| anyhow!("{}: cannot create: {e}", partial.display()))?;
-    let out = file
+    let out = partial
+        .file()
         .try_clone()
-        .map_err(|e| anyhow!("{}: {e}", partial.display()))?;
+        .map_err(|e| anyhow!("{}: {e}", partial.path().display()))?;
     let mut cmd = session.command(&tool);
     cmd.args([
         "--single-transaction",
@@ -1224,8 +1214,7 @@ async fn mysql_dump(conn: &Conn, partial: &Path) -> anyhow::Result<()> {
     ])
     .stdout(out);
     run(cmd, &tool, &session.secrets).await?;
-    file.sync_all()
-        .map_err(|e| anyhow!("{}: cannot sync: {e}", partial.display()))
+    Ok(())
 }
 
 /// Lists the tables, views, sequences and routines of the database.
@@ -1408,17 +1397,14 @@ fn sqlite_preflight(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Copies the live database into `partial` (mode 0600), as a standalone file
-/// in rollback-journal mode (no `-wal` next to it), fsynced.
+/// Copies the live database into the pending backup (by its name: SQLite
+/// opens it), as a standalone file in rollback-journal mode (no `-wal`
+/// next to it); [`Db::dump`] syncs it.
 fn sqlite_dump(live: &Path, partial: &Path) -> anyhow::Result<()> {
     let from = open_existing(
         live,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    drop(
-        create_private_file(partial)
-            .map_err(|e| anyhow!("{}: cannot create: {e}", partial.display()))?,
-    );
     let mut to = Connection::open_with_flags(
         partial,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -1435,9 +1421,7 @@ fn sqlite_dump(live: &Path, partial: &Path) -> anyhow::Result<()> {
     }
     to.close().map_err(|(_, e)| sqlite_err(e))?;
     drop(from);
-    fs::File::open(partial)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| anyhow!("{}: cannot sync: {e}", partial.display()))
+    Ok(())
 }
 
 /// Copies the dump into the live database through a connection (so its
@@ -1537,21 +1521,29 @@ impl Db {
     /// password masked), `dest` cannot be written, or the result fails
     /// [`Artifact::verify`]. No `.partial` file is left behind.
     pub async fn dump(&self, dest: &Path) -> anyhow::Result<Artifact> {
-        let partial = partial_path(dest);
-        let written = match self {
-            Db::Sqlite { path } => {
-                let (live, out) = (path.clone(), partial.clone());
-                blocking(move || sqlite_dump(&live, &out)).await
+        // The one durable write; the pending file, dropped on an error (or
+        // a cancelled task), is removed.
+        let written = async {
+            let partial = partial_path(dest);
+            let mut pending = Pending::create(dest, Options::private())
+                .map_err(|e| anyhow!("{}: cannot create: {e}", partial.display()))?;
+            match self {
+                Db::Sqlite { path } => {
+                    let (live, out) = (path.clone(), partial.clone());
+                    blocking(move || sqlite_dump(&live, &out)).await?;
+                }
+                Db::Postgres { conn } => pg_dump(conn, &pending).await?,
+                Db::Mysql { conn } => mysql_dump(conn, &pending).await?,
             }
-            Db::Postgres { conn } => pg_dump(conn, &partial).await,
-            Db::Mysql { conn } => mysql_dump(conn, &partial).await,
-        }
-        .and_then(|()| {
-            commit_partial(&partial, dest)
+            pending
+                .sync()
+                .map_err(|e| anyhow!("{}: cannot sync: {e}", partial.display()))?;
+            pending
+                .commit()
                 .map_err(|e| anyhow!("{}: cannot rename into place: {e}", dest.display()))
-        });
+        }
+        .await;
         if let Err(e) = written {
-            remove_quietly(&partial);
             return Err(self.fail("dump", &e));
         }
         let (kind, dest) = (self.kind(), dest.to_path_buf());
@@ -2077,6 +2069,59 @@ mod tests {
         assert_eq!(msg, "pg_dump failed (exit status: 1): no error output");
         let msg = failure_message("x", "exit status: 2", b"first\nlast line\n", &[]);
         assert_eq!(msg, "x failed (exit status: 2): last line");
+    }
+
+    #[test]
+    fn a_pg_dump_error_showing_a_connection_string_is_masked() {
+        // The old call site's secrets (the password the tool was given),
+        // now through the one mask: as written, percent-encoded in a URL,
+        // however short, and a password the tool echoes that it was not
+        // given (a URL, a libpq pair) by the mask's rules.
+        let stderr = b"pg_dump: error: connection to server at \"db\" failed: \
+            FATAL:  password authentication failed for user \"portal\" \
+            (postgres://portal:S3cr%40t@db:5432/portal, postgres://other:Elsewhere1@h/x, \
+            host=db password='Quoted Pw' dbname=portal)\n";
+        let msg = failure_message("pg_dump", "exit status: 1", stderr, &["S3cr@t".to_owned()]);
+        for secret in ["S3cr@t", "S3cr%40t", "Elsewhere1", "Quoted Pw"] {
+            assert!(!msg.contains(secret), "{secret} in {msg}");
+        }
+        assert_eq!(
+            msg,
+            "pg_dump failed (exit status: 1): pg_dump: error: connection to server at \"db\" failed: \
+             FATAL: password authentication failed for user \"portal\" \
+             (postgres://portal:********@db:5432/portal, postgres://other:********@h/x, \
+             host=db password='********' dbname=portal)"
+        );
+        // A short password is still masked everywhere (a config's short
+        // secret values are not: they would blank out ordinary words).
+        let msg = failure_message(
+            "mariadb-dump",
+            "exit status: 2",
+            b"Got error: pw\n",
+            &["pw".to_owned()],
+        );
+        assert_eq!(
+            msg,
+            "mariadb-dump failed (exit status: 2): Got error: ********"
+        );
+    }
+
+    #[test]
+    fn debug_masks_secret_params_by_the_one_mask() {
+        let c = Conn::parse_postgres(
+            "host=/run/postgresql user=u password=pw1 sslpassword=pw2 passfile=/root/.pgpass sslmode=require dbname=d",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("pw1") && !shown.contains("pw2"), "{shown}");
+        assert!(shown.contains(MASK), "{shown}");
+        // A path and a mode are not secrets.
+        assert!(
+            shown.contains("/root/.pgpass") && shown.contains("require"),
+            "{shown}"
+        );
+        let c = Conn::parse_mysql("u:Sup3r@tcp(h:3306)/d?tls=true").unwrap();
+        assert!(!format!("{c:?}").contains("Sup3r"));
     }
 
     #[test]

@@ -6,10 +6,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use super::Kind;
 use super::db::{Db, resolve};
 use super::test_servers::{Mariadb, Postgres};
-use super::{Kind, partial_path};
 use crate::config::{Database, Secret};
+use crate::fsutil::durable::partial_path;
 
 /// Quotes, backslash, `:`, `@`, `/`, `#`, `$`, a space, a `%41` that must
 /// not be decoded twice, and non-ASCII.

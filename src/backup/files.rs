@@ -22,7 +22,6 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail};
@@ -33,10 +32,8 @@ use nix::fcntl::OFlag;
 use serde::{Deserialize, Serialize};
 use tar::{Archive, Builder, EntryType, Header};
 
-use super::{
-    Artifact, HashingWriter, Kind, commit_partial, create_private_file, one_line, partial_path,
-    remove_quietly, sync_parent,
-};
+use super::{Artifact, HashingWriter, Kind, one_line, remove_quietly};
+use crate::fsutil::durable::{self, Durability, Options, Pending, partial_path, sync_parent};
 
 /// Name of the manifest, the first member of every archive.
 pub const MANIFEST_NAME: &str = ".upkeep-manifest.json";
@@ -64,21 +61,20 @@ pub fn archive(paths: &[PathBuf], dest: &Path) -> anyhow::Result<Artifact> {
     let tops = normalize_paths(paths)
         .map_err(|e| anyhow!(one_line(&format!("archive {}: {e}", dest.display()))))?;
     let partial = partial_path(dest);
-    let file = create_private_file(&partial)
+    let mut pending = Pending::create(dest, Options::private())
         .map_err(|e| anyhow!("{}: cannot create: {e}", partial.display()))?;
     let skip = [partial.as_path(), dest];
-    let written = write_archive(file, &tops, &skip).and_then(|hashed| {
-        commit_partial(&partial, dest)
+    // On an error the pending file is dropped, which removes it.
+    let written = write_archive(pending.file(), &tops, &skip).and_then(|hashed| {
+        pending
+            .sync()
+            .map_err(|e| anyhow!("cannot write the archive: {e}"))?;
+        pending
+            .commit()
             .map_err(|e| anyhow!("{}: cannot rename into place: {e}", dest.display()))?;
         Ok(hashed)
     });
-    let (size, sha256) = match written {
-        Ok(hashed) => hashed,
-        Err(e) => {
-            remove_quietly(&partial);
-            return Err(anyhow!(one_line(&format!("{e:#}"))));
-        }
-    };
+    let (size, sha256) = written.map_err(|e| anyhow!(one_line(&format!("{e:#}"))))?;
     let artifact = Artifact {
         kind: Kind::Files,
         path: dest.to_path_buf(),
@@ -323,7 +319,8 @@ fn parse_mtime(text: &str) -> Option<(i64, u32)> {
 // ---------------------------------------------------------------------------
 
 /// Writes the archive of `tops` into `file`; returns its size and SHA-256.
-fn write_archive(file: File, tops: &[String], skip: &[&Path]) -> anyhow::Result<(u64, String)> {
+/// Writes the archive to `file` (fsynced by the caller).
+fn write_archive(file: &File, tops: &[String], skip: &[&Path]) -> anyhow::Result<(u64, String)> {
     let out = HashingWriter::new(BufWriter::new(file));
     let mut tar = Builder::new(GzEncoder::new(out, Compression::default()));
     let mut manifest = Manifest {
@@ -360,10 +357,9 @@ fn write_archive(file: File, tops: &[String], skip: &[&Path]) -> anyhow::Result<
     let gz = tar.into_inner().map_err(write_err)?;
     let out = gz.finish().map_err(write_err)?;
     let (buffered, size, sha256) = out.finish();
-    let file = buffered
+    buffered
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
-    file.sync_all().map_err(write_err)?;
     Ok((size, sha256))
 }
 
@@ -583,19 +579,6 @@ impl Meta {
     }
 }
 
-/// Counter for unique temporary names within this process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A temporary name in the directory of `dest`.
-fn temp_beside(dest: &Path) -> PathBuf {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!(".upkeep-restore.{}.{n}.tmp", std::process::id());
-    match dest.parent() {
-        Some(parent) => parent.join(name),
-        None => PathBuf::from(name),
-    }
-}
-
 /// Removes whatever is at `path` (a directory recursively, never following
 /// a symlink); nothing there is fine.
 fn remove_path(path: &Path) -> io::Result<()> {
@@ -605,16 +588,6 @@ fn remove_path(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Renames `tmp` over `dest`, first removing a directory in the way.
-fn replace(tmp: &Path, dest: &Path) -> io::Result<()> {
-    if let Ok(meta) = fs::symlink_metadata(dest)
-        && meta.is_dir()
-    {
-        fs::remove_dir_all(dest)?;
-    }
-    fs::rename(tmp, dest)
 }
 
 struct Restorer<'a> {
@@ -749,31 +722,28 @@ impl Restorer<'_> {
     }
 }
 
+/// Puts a file back: the one durable write with the archived mode, owner
+/// and mtime, replacing a directory the new version made there. Its
+/// directory is fsynced once, at the end of the restore ([`Restorer::run`]),
+/// not after each file; the temporary name is unique, since the archived
+/// directory may hold a `NAME.partial` of its own.
 fn restore_file(dest: &Path, content: &mut impl Read, meta: &Meta) -> io::Result<()> {
-    let tmp = temp_beside(dest);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(OFlag::O_NOFOLLOW.bits())
-            .open(&tmp)?;
-        io::copy(content, &mut file)?;
-        // chown before chmod: chown clears set-id bits.
-        std::os::unix::fs::fchown(&file, Some(meta.uid), Some(meta.gid))?;
-        file.set_permissions(Permissions::from_mode(meta.mode))?;
-        file.set_times(FileTimes::new().set_modified(meta.modified()))?;
-        file.sync_all()?;
-        replace(&tmp, dest)
-    })();
-    if result.is_err() {
-        remove_quietly(&tmp);
-    }
-    result
+    let options = Options::unique()
+        .mode(meta.mode)
+        .owner(meta.uid, meta.gid)
+        .mtime(meta.modified())
+        .durability(Durability::DeferDir)
+        .over_directory();
+    let pending = Pending::create(dest, options)?;
+    io::copy(content, &mut pending.file())?;
+    pending.commit()
 }
 
+/// Puts a symlink back: made under a temporary name and renamed into place
+/// as [`restore_file`] does (a symlink has no content to fsync; its
+/// directory is fsynced at the end of the restore).
 fn restore_symlink(dest: &Path, target: &[u8], meta: &Meta) -> io::Result<()> {
-    let tmp = temp_beside(dest);
+    let tmp = durable::unique_temp_path(dest)?;
     let result = (|| {
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &tmp)?;
         std::os::unix::fs::lchown(&tmp, Some(meta.uid), Some(meta.gid))?;
@@ -787,7 +757,8 @@ fn restore_symlink(dest: &Path, target: &[u8], meta: &Meta) -> io::Result<()> {
             nix::sys::stat::UtimensatFlags::NoFollowSymlink,
         )
         .map_err(io::Error::from)?;
-        replace(&tmp, dest)
+        durable::clear_directory(dest)?;
+        durable::rename_into_place(&tmp, dest, Durability::DeferDir)
     })();
     if result.is_err() {
         remove_quietly(&tmp);
@@ -806,6 +777,10 @@ fn restore_dir(dest: &Path) -> io::Result<()> {
     DirBuilder::new().mode(0o700).create(dest)
 }
 
+/// Sets a restored directory's owner, mode and mtime, then fsyncs it: the
+/// directory fsync the files restored into it deferred
+/// ([`Durability::DeferDir`]), through the no-follow handle that set its
+/// metadata rather than [`durable::sync_dir`], which opens by name.
 fn set_dir_meta(dest: &Path, meta: &Meta) -> io::Result<()> {
     let dir = OpenOptions::new()
         .read(true)
@@ -1097,8 +1072,9 @@ mod tests {
         ] {
             for e in fs::read_dir(dir).unwrap() {
                 let name = e.unwrap().file_name();
+                let name = name.to_string_lossy();
                 assert!(
-                    !name.to_string_lossy().contains("upkeep-restore"),
+                    !(name.contains(".upkeep-") && name.ends_with(".tmp")),
                     "{name:?}"
                 );
             }
@@ -1127,6 +1103,31 @@ mod tests {
         fs::write(dir.join("x/y/z"), "new").unwrap();
         restore_into(&artifact, Path::new("/")).unwrap();
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_restored_file_beside_its_own_partial_namesake_leaves_both() {
+        // Why a restore writes under a unique temporary name, not the
+        // backups' `NAME.partial`: the directory may hold that name itself.
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a"), "a").unwrap();
+        fs::write(src.join("a.partial"), "the operator's own").unwrap();
+        let dest = tmp.path().join("b.tar.gz");
+        let artifact = archive(std::slice::from_ref(&src), &dest).unwrap();
+        fs::write(src.join("a"), "changed").unwrap();
+        fs::write(src.join("a.partial"), "changed too").unwrap();
+        let root = tmp.path().join("root");
+        for root in [Path::new("/"), root.as_path()] {
+            restore_into(&artifact, root).unwrap();
+            let at = root.join(src.strip_prefix("/").unwrap());
+            assert_eq!(fs::read(at.join("a")).unwrap(), b"a");
+            assert_eq!(
+                fs::read(at.join("a.partial")).unwrap(),
+                b"the operator's own"
+            );
+        }
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! online backup API, PostgreSQL through `pg_dump`/`pg_restore`,
 //! MySQL/MariaDB through `mariadb-dump`).
 //!
-//! Every backup is written as `DEST.partial` with mode 0600 from its
-//! creation, fsynced, renamed into place, then verified, and described by an
+//! Every backup is written by the one durable write
+//! ([`fsutil::durable`](crate::fsutil::durable), [`Options::private`](crate::fsutil::durable::Options::private)):
+//! `DEST.partial` with mode 0600 from its creation, fsynced, renamed into
+//! place, the directory fsynced; then verified, and described by an
 //! [`Artifact`](crate::backup::Artifact) (kind, path, size, SHA-256) that the
 //! history records. Restoring verifies the artifact again before touching
 //! anything.
@@ -19,15 +21,15 @@ mod db_tests;
 mod test_servers;
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
 use sha2::{Digest, Sha256};
 
 pub(crate) use crate::error::one_line_text as one_line;
+use crate::fsutil::hash::hash_file;
 
 /// What a backup holds, and so how it is verified and restored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -100,8 +102,8 @@ impl Artifact {
                 self.size
             );
         }
-        let (size, sha256) =
-            hash_file(&self.path).map_err(|e| anyhow!("cannot read the backup: {e}"))?;
+        let hashed = hash_file(&self.path).map_err(|e| anyhow!("cannot read the backup: {e}"))?;
+        let (size, sha256) = (hashed.size, hashed.sha256());
         if size != self.size {
             bail!(
                 "the backup is {size} bytes, expected {} (changed while reading)",
@@ -125,13 +127,13 @@ impl Artifact {
     /// The artifact of an existing file: its size and SHA-256 as they are now
     /// (not verified).
     pub(crate) fn of_file(kind: Kind, path: &Path) -> anyhow::Result<Artifact> {
-        let (size, sha256) = hash_file(path)
+        let hashed = hash_file(path)
             .map_err(|e| anyhow!("{}: cannot read the backup: {e}", path.display()))?;
         Ok(Artifact {
             kind,
             path: path.to_path_buf(),
-            size,
-            sha256,
+            size: hashed.size,
+            sha256: hashed.sha256(),
         })
     }
 }
@@ -187,65 +189,6 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 // ---------------------------------------------------------------------------
 // Helpers shared by files and db
 // ---------------------------------------------------------------------------
-
-/// Size and SHA-256 (lowercase hex) of a file.
-pub(crate) fn hash_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
-}
-
-/// `DEST.partial`: where a backup is written before it is renamed to `DEST`.
-pub(crate) fn partial_path(dest: &Path) -> PathBuf {
-    let mut name = dest.as_os_str().to_owned();
-    name.push(".partial");
-    PathBuf::from(name)
-}
-
-/// Creates `path` for writing with mode 0600 from the start (a stale file of
-/// that name, left by an earlier crash, is removed first; a symlink there is
-/// never followed).
-pub(crate) fn create_private_file(path: &Path) -> io::Result<File> {
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
-}
-
-/// Renames a fully written and fsynced `partial` to `dest` and fsyncs the
-/// directory, so that the new name survives a crash.
-pub(crate) fn commit_partial(partial: &Path, dest: &Path) -> io::Result<()> {
-    fs::rename(partial, dest)?;
-    sync_parent(dest)
-}
-
-/// fsyncs the directory that holds `path`.
-pub(crate) fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)?.sync_all()
-}
 
 /// Removes a file, ignoring that it is already gone (for cleaning up after a
 /// failure; the original error is what matters).
@@ -331,17 +274,21 @@ mod tests {
     }
 
     #[test]
-    fn private_file_is_0600_and_replaces_stale() {
+    fn a_backups_partial_file_is_0600_and_replaces_a_stale_one() {
+        use crate::fsutil::durable::{Options, Pending, partial_path};
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.partial");
+        let dest = dir.path().join("x");
+        let path = partial_path(&dest);
         fs::write(&path, "stale").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        let mut f = create_private_file(&path).unwrap();
-        f.write_all(b"new").unwrap();
-        drop(f);
+        let pending = Pending::create(&dest, Options::private()).unwrap();
+        assert_eq!(pending.path(), path);
+        (&mut pending.file()).write_all(b"new").unwrap();
         let meta = fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
         assert_eq!(fs::read(&path).unwrap(), b"new");
+        pending.commit().unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"new");
     }
 
     #[test]

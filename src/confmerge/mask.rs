@@ -1,5 +1,9 @@
-//! Secrets masked wherever a config value could show: in values, whole JSON
-//! documents, diff lines and log lines.
+//! THE secret mask of upkeep: secrets masked wherever they could show — in
+//! config values, whole JSON documents, diff lines, log lines and the error
+//! messages of the database tools. Nothing else in upkeep decides what is a
+//! secret or how it is shown: `backup::db` masks its tools' stderr with
+//! [`Masker::mask_text`] and its connections' `Debug` with
+//! [`Masker::is_secret_path`]; every mask is [`MASK`].
 //!
 //! Two kinds of secrets are recognised:
 //!
@@ -31,6 +35,8 @@
 //! from a parsed document (as `unified_diff` does). Known secrets shorter
 //! than four characters are not replaced everywhere (they would blank out
 //! ordinary words); they are still masked where a rule above finds them.
+//! [`Masker::with_every_known_secret`] replaces them too, for a caller whose
+//! known secret is certainly one (the database password a tool was given).
 
 use std::ops::Range;
 
@@ -76,6 +82,8 @@ pub struct Masker {
     key_scopes: Vec<String>,
     /// Lower-case name endings that are never secret.
     exempt_suffixes: Vec<String>,
+    /// Known secrets shorter than this are not replaced everywhere.
+    min_known_secret: usize,
 }
 
 impl Default for Masker {
@@ -133,7 +141,19 @@ impl Masker {
                 "file", "path", "dir", "enabled", "timeout", "ttl", "expiry", "lifetime", "length",
                 "policy", "header", "type",
             ]),
+            min_known_secret: MIN_KNOWN_SECRET,
         }
+    }
+
+    /// The same rules, but [`Masker::mask_text`] replaces every non-empty
+    /// known secret, however short. For the password a database tool was
+    /// given: it is certainly a secret (not a short value of a secret-named
+    /// key, such as a `Session.Key` of `1`), and a short password in an
+    /// error message is still a leak.
+    #[must_use]
+    pub fn with_every_known_secret(mut self) -> Masker {
+        self.min_known_secret = 1;
+        self
     }
 
     /// The same rules, plus: a key whose name contains `word`
@@ -229,7 +249,7 @@ impl Masker {
     pub fn mask_text(&self, text: &str, known_secrets: &[&str]) -> String {
         let mut forms: Vec<String> = Vec::new();
         for secret in known_secrets {
-            if secret.chars().count() < MIN_KNOWN_SECRET {
+            if secret.is_empty() || secret.chars().count() < self.min_known_secret {
                 continue;
             }
             forms.push((*secret).to_owned());
@@ -925,6 +945,16 @@ mod tests {
         );
         // Too short to replace everywhere.
         assert_eq!(m.mask_text("abc abc", &["abc"]), "abc abc");
+    }
+
+    #[test]
+    fn every_known_secret_masks_short_ones_too() {
+        let text = "login failed for pw at db1";
+        assert_eq!(m().mask_text(text, &["pw"]), text);
+        assert_eq!(
+            m().with_every_known_secret().mask_text(text, &["pw", ""]),
+            "login failed for ******** at db1"
+        );
     }
 
     #[test]

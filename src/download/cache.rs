@@ -5,9 +5,7 @@
 //! JSON line (URL, validators, length and SHA-256 of the body) and the body,
 //! so a torn or corrupt entry is detected and ignored.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use reqwest::StatusCode;
@@ -195,10 +193,11 @@ async fn remove_entry(path: &Path) {
     }
 }
 
-/// Writes an entry atomically: temporary file, fsync, rename, fsync of the
-/// directory.
+/// Writes an entry by the one durable write ([`crate::fsutil::durable`]):
+/// a unique temporary file (two processes may write the same entry), fsync,
+/// rename, fsync of the directory.
 async fn write_entry(dir: &Path, path: &Path, meta: &Meta, body: &[u8]) -> anyhow::Result<()> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
+    use crate::fsutil::durable::{self, Options};
     let mut data = Vec::with_capacity(MAGIC.len() + 512 + body.len());
     data.extend_from_slice(MAGIC);
     serde_json::to_writer(&mut data, meta)?;
@@ -206,26 +205,11 @@ async fn write_entry(dir: &Path, path: &Path, meta: &Meta, body: &[u8]) -> anyho
     data.extend_from_slice(body);
     let dir: PathBuf = dir.to_path_buf();
     let path: PathBuf = path.to_path_buf();
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let result = (|| -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.with_context(|| format!("cannot write {}", path.display()))
+        durable::write(&path, Options::unique(), &data)
+            .with_context(|| format!("cannot write {}", path.display()))
     })
     .await
     .context("the cache writer panicked")?

@@ -794,14 +794,6 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// Syncs a directory so that a rename in it survives a crash.
-async fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
-        .await
-        .map_err(std::io::Error::other)?
-}
-
 #[cfg(test)]
 mod credential_tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Package downloads: resumable, hashed while streaming, size-bounded, and
 //! renamed into the cache only once verified.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,8 +17,9 @@ use url::Url;
 
 use super::{
     ChecksumMismatch, Failure, Http, HttpError, check_status, content_type, network_failure,
-    sync_dir,
 };
+use crate::fsutil::durable::{self, Durability};
+use crate::fsutil::hash::hash_open;
 
 /// A failed attempt that received at least this much does not count
 /// against the attempts: a slow but moving link finishes a large file.
@@ -138,14 +139,26 @@ impl Http {
             bar.finish_and_clear();
         }
         result?;
-        tokio::fs::rename(&partial, &dest).await.with_context(|| {
-            format!("cannot rename {} to {}", partial.display(), dest.display())
-        })?;
-        if durable {
-            sync_dir(cache_dir)
-                .await
-                .with_context(|| format!("cannot sync {}", cache_dir.display()))?;
-        }
+        // The last steps of the one durable write (the file was fsynced on
+        // the handle that streamed it, see `Transfer::attempt`); a scratch
+        // download skips the directory's fsync as it skipped the file's.
+        let durability = if durable {
+            Durability::Full
+        } else {
+            Durability::Scratch
+        };
+        let (from, to) = (partial.clone(), dest.clone());
+        tokio::task::spawn_blocking(move || durable::rename_into_place(&from, &to, durability))
+            .await
+            .context("the rename task panicked")?
+            .with_context(|| {
+                format!(
+                    "cannot rename {} to {} (or sync {})",
+                    partial.display(),
+                    dest.display(),
+                    cache_dir.display()
+                )
+            })?;
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             "{url}: {} bytes received in {secs:.1} s ({:.1} MB/s)",
@@ -395,7 +408,10 @@ impl Transfer<'_> {
             });
         }
         // Most of it is on disk already (see `Writeback`): this waits for
-        // the last few MiB and the metadata.
+        // the last few MiB and the metadata. Step 4 of the one durable
+        // write (`fsutil::durable`), done here on the handle that wrote the
+        // bytes, the only one sure to see their writeback errors; steps 5
+        // and 6 are `durable::rename_into_place` in `download_into`.
         if self.durable {
             tokio::task::spawn_blocking(move || file.sync_all())
                 .await
@@ -744,7 +760,8 @@ enum Scan {
     TooLong,
 }
 
-/// Hashes a file, unless it is longer than `max`.
+/// Hashes a file ([`hash_open`], the one file hash), unless it is longer
+/// than `max`.
 async fn scan(path: &Path, max: u64) -> anyhow::Result<Scan> {
     let owned = path.to_path_buf();
     tokio::task::spawn_blocking(move || -> std::io::Result<Scan> {
@@ -753,24 +770,10 @@ async fn scan(path: &Path, max: u64) -> anyhow::Result<Scan> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Scan::Absent),
             Err(e) => return Err(e),
         };
-        if f.metadata()?.len() > max {
-            return Ok(Scan::TooLong);
-        }
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut len = 0u64;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            len += n as u64;
-            if len > max {
-                return Ok(Scan::TooLong);
-            }
-        }
-        Ok(Scan::Present(len, hasher))
+        Ok(match hash_open(&mut f, max)? {
+            Some(h) => Scan::Present(h.size, h.into_hasher()),
+            None => Scan::TooLong,
+        })
     })
     .await
     .context("the hashing task panicked")?

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::configs;
 use super::journal::{Journal, Produced};
@@ -815,25 +814,16 @@ async fn obtain<S, P>(
 }
 
 /// Checks a cached package's size and SHA-256 again (it may have been
-/// damaged since it was verified).
+/// damaged since it was verified), by the one file hash.
 pub(super) async fn verify_cached(c: &CachedPackage) -> anyhow::Result<()> {
     let c = c.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut f = std::fs::File::open(&c.path)
             .with_context(|| format!("cached package {}", c.path.display()))?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0u64;
-        loop {
-            let got = std::io::Read::read(&mut f, &mut buf)
-                .with_context(|| format!("cannot read {}", c.path.display()))?;
-            if got == 0 {
-                break;
-            }
-            h.update(&buf[..got]);
-            n += got as u64;
-        }
-        let got = hex::encode(h.finalize());
+        let hashed = crate::fsutil::hash::hash_open(&mut f, u64::MAX)
+            .with_context(|| format!("cannot read {}", c.path.display()))?
+            .with_context(|| format!("cannot read {}: too long", c.path.display()))?;
+        let (n, got) = (hashed.size, hashed.sha256());
         if n != c.size || got != c.sha256 {
             bail!(
                 "cached package {} is damaged: {n} bytes with SHA-256 {got}, expected {} bytes with {}",

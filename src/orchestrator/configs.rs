@@ -358,50 +358,36 @@ pub fn missing_keys(rule: &RequiredKeys, doc: Option<&[u8]>) -> Vec<String> {
         .collect()
 }
 
-/// Writes `content` to `path` atomically: a temporary file in the same
-/// directory with the live file's mode and owner, synced, renamed over it,
-/// and the directory synced.
+/// Writes `content` to `path` by the one durable write
+/// ([`crate::fsutil::durable`]): a hidden temporary file in the same
+/// directory (the product may read every file of its config directory)
+/// with the live file's mode and owner (0644 for a new file), synced,
+/// renamed over it, and the directory synced.
 pub fn write_atomic(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-    let dir = path
-        .parent()
+    use crate::fsutil::durable::{Options, Pending};
+    use std::os::unix::fs::MetadataExt;
+    path.parent()
         .with_context(|| format!("{}: no parent directory", path.display()))?;
-    let meta = std::fs::metadata(path).ok();
-    let name = path
-        .file_name()
+    path.file_name()
         .with_context(|| format!("{}: no file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".upkeep-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let written = (|| -> anyhow::Result<()> {
-        let mode = meta.as_ref().map_or(0o644, |m| m.mode() & 0o7777);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("{}: create", tmp.display()))?;
-        f.write_all(content)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("{}: write", tmp.display()))?;
-        // The mode again: create_new's is cut by the umask.
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("{}: permissions", tmp.display()))?;
-        if let Some(m) = &meta {
-            std::os::unix::fs::chown(&tmp, Some(m.uid()), Some(m.gid()))
-                .with_context(|| format!("{}: owner", tmp.display()))?;
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("{}: rename", path.display()))
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    // The mode and owner of what the path shows (a symlinked config is
+    // replaced by a file with its target's).
+    let meta = std::fs::metadata(path).ok();
+    let mut options = Options::unique().mode(meta.as_ref().map_or(0o644, |m| m.mode() & 0o7777));
+    if let Some(m) = &meta {
+        options = options.owner(m.uid(), m.gid());
     }
-    written?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("{}: sync", dir.display()))?;
-    Ok(())
+    let mut pending =
+        Pending::create(path, options).with_context(|| format!("{}: create", path.display()))?;
+    let tmp = pending.path().to_path_buf();
+    pending
+        .file()
+        .write_all(content)
+        .and_then(|()| pending.sync())
+        .with_context(|| format!("{}: write", tmp.display()))?;
+    pending
+        .commit()
+        .with_context(|| format!("{}: rename", path.display()))
 }
 
 #[cfg(test)]

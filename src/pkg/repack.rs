@@ -105,7 +105,8 @@ use flate2::{Compression, write::GzEncoder};
 use md5::{Digest as _, Md5};
 use tar::EntryType;
 
-use crate::backup::{commit_partial, create_private_file, hash_file, partial_path, remove_quietly};
+use crate::fsutil::durable::{Options, Pending};
+use crate::fsutil::hash::hash_file;
 use crate::version::PkgVersion;
 
 /// A package file written by [`rebuild`].
@@ -964,19 +965,20 @@ fn plan_conffile(
 // Writing the .deb
 // ---------------------------------------------------------------------------
 
-/// Writes the `.deb` to `DEST.partial` (mode 0600), fsyncs it, reads its
-/// size and SHA-256 back, and renames it to `dest`; the partial file is
-/// removed on failure.
+/// Writes the `.deb` by the one durable write (`DEST.partial`, mode 0600,
+/// fsynced), reads its size and SHA-256 back, and renames it to `dest`;
+/// the partial file is removed on failure.
 fn write_atomically(
     dest: &Path,
     control: &[(&str, Vec<u8>, u32)],
     plan: &Plan,
     mtime: u64,
 ) -> anyhow::Result<(u64, String)> {
-    let partial = partial_path(dest);
-    let file = create_private_file(&partial).with_context(|| format!("{}", partial.display()))?;
-    let written = write_deb(&file, control, plan, mtime)
-        .and_then(|()| Ok(file.sync_all()?))
+    let mut pending = Pending::create(dest, Options::private())
+        .with_context(|| format!("{}", crate::fsutil::durable::partial_path(dest).display()))?;
+    let partial = pending.path().to_path_buf();
+    write_deb(pending.file(), control, plan, mtime)
+        .and_then(|()| Ok(pending.sync()?))
         .map_err(|e| {
             // A bare I/O error is the output's; the others name their file.
             if e.is::<io::Error>() {
@@ -984,21 +986,13 @@ fn write_atomically(
             } else {
                 e
             }
-        });
-    drop(file);
-    let done = written
-        .and_then(|()| {
-            hash_file(&partial).with_context(|| format!("{}: read back", partial.display()))
-        })
-        .and_then(|h| {
-            commit_partial(&partial, dest)
-                .with_context(|| format!("{}: rename", dest.display()))
-                .map(|()| h)
-        });
-    if done.is_err() {
-        remove_quietly(&partial);
-    }
-    done
+        })?;
+    let hashed =
+        hash_file(&partial).with_context(|| format!("{}: read back", partial.display()))?;
+    pending
+        .commit()
+        .with_context(|| format!("{}: rename", dest.display()))?;
+    Ok((hashed.size, hashed.sha256()))
 }
 
 /// A 60-byte `ar` member header as `dpkg-deb` writes it.
@@ -1506,7 +1500,7 @@ mod tests {
         let meta = fs::metadata(&r.path).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert_eq!(r.size, meta.len());
-        assert_eq!(r.sha256, hash_file(&r.path).unwrap().1);
+        assert_eq!(r.sha256, hash_file(&r.path).unwrap().sha256());
         assert_eq!(
             r.conffiles,
             vec![(PathBuf::from("/etc/demo/demo.conf"), Conffile::Pristine)]
