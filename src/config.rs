@@ -82,8 +82,8 @@ pub const UNIT_SUFFIXES: &[&str] = &[
     ".device",
 ];
 
-/// What is printed in place of a secret.
-const MASK: &str = "********";
+// What is printed in place of a secret: the one mask, confmerge's.
+use crate::confmerge::MASK;
 
 // ---------------------------------------------------------------------------
 // Public types

@@ -231,8 +231,12 @@ pub fn rollback_copy(
                 .map(|(p, _)| format!("{}\n", p.display()))
                 .collect();
             let list = super::configs::unknown_defaults_path(&r.path);
-            std::fs::write(&list, unknown)
-                .map_err(|e| anyhow!("cannot write {}: {e}", list.display()))?;
+            crate::fsutil::durable::write(
+                &list,
+                crate::fsutil::durable::Options::unique(),
+                unknown.as_bytes(),
+            )
+            .map_err(|e| anyhow!("cannot write {}: {e}", list.display()))?;
             Ok(Ok(PackageRef {
                 version: installed.version.clone(),
                 source: Source::Cached(CachedPackage {
