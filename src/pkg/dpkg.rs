@@ -117,6 +117,52 @@ impl Dpkg {
     }
 }
 
+impl Dpkg {
+    /// Every installed package with its relations, for the resolver (see
+    /// [`crate::resolve::installed_deb`] for what counts as installed):
+    /// read from `ADMINDIR/status`, or from `dpkg-query --status` when the
+    /// file alone is not the whole truth (dpkg has journal entries not yet
+    /// merged into it, or `DPKG_ROOT` is set).
+    pub async fn installed_packages(&self) -> anyhow::Result<Vec<crate::resolve::PackageInfo>> {
+        let admin = self.admin_dir.clone();
+        let from_file = tokio::task::spawn_blocking(move || {
+            if std::env::var_os("DPKG_ROOT").is_some_and(|v| !v.is_empty()) {
+                return Ok(None);
+            }
+            let file = admin.join("status");
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            // Checked after the read, as for `installed`.
+            if pending_updates(&admin.join("updates")) {
+                return Ok(None);
+            }
+            crate::resolve::installed_deb(&text)
+                .with_context(|| file.display().to_string())
+                .map(Some)
+        })
+        .await
+        .context("the dpkg status reader failed")??;
+        if let Some(found) = from_file {
+            return Ok(found);
+        }
+        let out = Command::new("dpkg-query")
+            .arg(format!("--admindir={}", self.admin_dir.display()))
+            .arg("--status")
+            .output()
+            .await
+            .context("cannot run dpkg-query")?;
+        if !out.status.success() {
+            bail!(
+                "dpkg-query --status failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8(out.stdout).context("dpkg-query --status: not UTF-8")?;
+        crate::resolve::installed_deb(&text).context("dpkg-query --status")
+    }
+}
+
 /// Whether dpkg's journal directory holds an update not yet merged into the
 /// status file (a file named by digits only, as dpkg names them; `tmp.i` is
 /// one being written, which dpkg ignores too). An unreadable directory

@@ -78,6 +78,8 @@
 //! Errors are [`ResolveError`]s, one line each naming the package and the
 //! relation.
 
+mod driver;
+mod installed;
 mod relation;
 mod resolver;
 #[cfg(test)]
@@ -85,6 +87,8 @@ mod tests;
 
 use anyhow::{Context, anyhow};
 
+pub use driver::resolve;
+pub use installed::{RPM_QUERY_FORMAT, installed_deb, installed_rpm};
 pub use relation::{
     Op, Relation, clause_text, parse_deb_relations, rpm_ignored, rpm_relation, rpm_requirement,
 };
@@ -187,8 +191,8 @@ impl PackageInfo {
                 .ok_or_else(|| anyhow!("a paragraph without a {f} field"))
         };
         let name = need("Package")?;
-        let version = PkgVersion::deb(need("Version")?).with_context(|| format!("{name}"))?;
-        let arch = need("Architecture").with_context(|| format!("{name}"))?;
+        let version = PkgVersion::deb(need("Version")?).with_context(|| name.to_string())?;
+        let arch = need("Architecture").with_context(|| name.to_string())?;
         PackageInfo::deb(name, version, arch, |f| deb_field(text, f))
     }
 }

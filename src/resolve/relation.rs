@@ -347,7 +347,13 @@ impl Rich {
         match self {
             Rich::Simple(r) if rpm_ignored(&r.name) => Some(Vec::new()),
             Rich::Simple(r) => Some(vec![vec![r]]),
-            Rich::And(items) => Some(items.into_iter().filter_map(Rich::clauses).flatten().collect()),
+            Rich::And(items) => Some(
+                items
+                    .into_iter()
+                    .filter_map(Rich::clauses)
+                    .flatten()
+                    .collect(),
+            ),
             Rich::Or(items) => {
                 let mut alternatives = Vec::new();
                 for item in items {
@@ -411,11 +417,7 @@ impl RichParser<'_> {
             return terms.pop().ok_or_else(|| anyhow!("empty group"));
         }
         for op in &ops {
-            if ![
-                "and", "or", "if", "else", "with", "without", "unless",
-            ]
-            .contains(&op.as_str())
-            {
+            if !["and", "or", "if", "else", "with", "without", "unless"].contains(&op.as_str()) {
                 bail!("unknown operator {op:?}");
             }
         }

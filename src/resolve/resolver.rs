@@ -388,7 +388,14 @@ impl<'r> Pass<'r> {
             if self.chosen_by_name.contains_key(name.as_str()) {
                 continue;
             }
-            let offered: Vec<usize> = self.r.by_name.get(name).into_iter().flatten().copied().collect();
+            let offered: Vec<usize> = self
+                .r
+                .by_name
+                .get(name)
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect();
             match offered
                 .iter()
                 .copied()
@@ -621,9 +628,7 @@ impl<'r> Pass<'r> {
                 .filter(|&i| self.r.arch_ok(rel, &avail[i], from))
                 .collect();
             if !offered.is_empty() {
-                let fits = offered
-                    .iter()
-                    .any(|&i| rel.satisfied_by(&avail[i].version));
+                let fits = offered.iter().any(|&i| rel.satisfied_by(&avail[i].version));
                 let installed = self
                     .r
                     .installed_index
@@ -669,7 +674,8 @@ impl<'r> Pass<'r> {
     /// Whether `name` is the name, or a provided name, of a package being
     /// installed or of an installed package it replaces.
     fn touches(&self, name: &str) -> bool {
-        let carries = |p: &PackageInfo| p.name == name || p.provides.iter().any(|pr| pr.name == name);
+        let carries =
+            |p: &PackageInfo| p.name == name || p.provides.iter().any(|pr| pr.name == name);
         self.chosen.iter().any(|c| {
             carries(&self.r.available[c.avail])
                 || c.replaces.iter().any(|&j| carries(&self.r.installed[j]))
@@ -726,7 +732,9 @@ impl<'r> Pass<'r> {
             })
             .collect();
         offered.sort_by(|&a, &b| avail[b].version.cmp(&avail[a].version));
-        offered.first().map_or(Fix::Impossible, |&j| Fix::Upgrade(j))
+        offered
+            .first()
+            .map_or(Fix::Impossible, |&j| Fix::Upgrade(j))
     }
 
     /// Installed packages that stay and lost a dependency they had met:
@@ -915,8 +923,9 @@ impl<'r> Pass<'r> {
 fn relations_against(
     p: &PackageInfo,
 ) -> impl Iterator<Item = (&'static str, &'static str, &Relation)> {
-    p.breaks
-        .iter()
-        .map(|r| ("breaks", "break", r))
-        .chain(p.conflicts.iter().map(|r| ("conflicts with", "conflict with", r)))
+    p.breaks.iter().map(|r| ("breaks", "break", r)).chain(
+        p.conflicts
+            .iter()
+            .map(|r| ("conflicts with", "conflict with", r)),
+    )
 }

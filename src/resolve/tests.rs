@@ -55,7 +55,8 @@ fn resolve(
                 let answer: Vec<PackageInfo> = repo
                     .iter()
                     .filter(|p| {
-                        names.contains(&p.name) || p.provides.iter().any(|pr| names.contains(&pr.name))
+                        names.contains(&p.name)
+                            || p.provides.iter().any(|pr| names.contains(&pr.name))
                     })
                     .cloned()
                     .collect();
@@ -170,19 +171,21 @@ Depends: libc6 (>= 2.34)
 
 #[test]
 fn the_products_packages_move_together_at_one_version() {
-    let run = deb_run(
-        HOST,
-        &[("nginx", V), ("nginx-common", V)],
-        &repo_nginx(""),
-    );
+    let run = deb_run(HOST, &[("nginx", V), ("nginx-common", V)], &repo_nginx(""));
     let r = run.result.unwrap();
-    assert_eq!(names(&r), [format!("nginx {V}"), format!("nginx-common {V}")]);
+    assert_eq!(
+        names(&r),
+        [format!("nginx {V}"), format!("nginx-common {V}")]
+    );
     assert_eq!(reasons(&r), ["requested", "requested"]);
     assert_eq!(r.install[0].installed, Some(dv("1.22.1-9")));
     // Requesting nginx alone brings nginx-common along for its `=` bound.
     let run = deb_run(HOST, &[("nginx", V)], &repo_nginx(""));
     let r = run.result.unwrap();
-    assert_eq!(names(&r), [format!("nginx {V}"), format!("nginx-common {V}")]);
+    assert_eq!(
+        names(&r),
+        [format!("nginx {V}"), format!("nginx-common {V}")]
+    );
     assert_eq!(
         r.install[1].reason,
         format!("nginx-common (= {V}) needed by nginx; installed 1.22.1-9")
@@ -270,7 +273,9 @@ Depends: nginx-common (= 1.22.1-9+deb12u1)
         e.to_string(),
         "nginx 1.22.1-9+deb12u1 depends on nginx-common (= 1.22.1-9+deb12u1), which no configured repository offers"
     );
-    assert!(matches!(e, ResolveError::Unmet { ref package, .. } if package == "nginx 1.22.1-9+deb12u1"));
+    assert!(
+        matches!(e, ResolveError::Unmet { ref package, .. } if package == "nginx 1.22.1-9+deb12u1")
+    );
     // Offered, but not at a version that fits.
     let repo = format!("{repo}\nPackage: nginx-common\nVersion: 1.22.1-8\nArchitecture: all\n");
     let e = deb_run(HOST, &[("nginx", V)], &repo).result.unwrap_err();
@@ -279,7 +284,9 @@ Depends: nginx-common (= 1.22.1-9+deb12u1)
         "nginx 1.22.1-9+deb12u1 depends on nginx-common (= 1.22.1-9+deb12u1), but the repositories offer nginx-common 1.22.1-8"
     );
     // A requested version nobody offers.
-    let e = deb_run(HOST, &[("nginx", "9.9-1")], &repo).result.unwrap_err();
+    let e = deb_run(HOST, &[("nginx", "9.9-1")], &repo)
+        .result
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "nginx 9.9-1 is requested, but the repositories offer nginx 1.22.1-9+deb12u1"
@@ -327,7 +334,12 @@ Architecture: all
     let r = deb_run("", &[("app", "2-1")], repo).result.unwrap();
     assert_eq!(
         names(&r),
-        ["app 2-1", "exim4-daemon-light 4.96-15", "first 1-1", "second 1-1"]
+        [
+            "app 2-1",
+            "exim4-daemon-light 4.96-15",
+            "first 1-1",
+            "second 1-1"
+        ]
     );
     assert_eq!(
         reasons(&r)[1..],
@@ -559,7 +571,9 @@ Breaks: nginx-extras (<< 1.24)
     // with itself, nor with the version it replaces.
     let installed = "Package: exim4\nVersion: 4.94-1\nArchitecture: amd64\nProvides: mail-transport-agent\nConflicts: mail-transport-agent\n";
     let repo = "Package: exim4\nVersion: 4.96-1\nArchitecture: amd64\nProvides: mail-transport-agent\nConflicts: mail-transport-agent\n";
-    let r = deb_run(installed, &[("exim4", "4.96-1")], repo).result.unwrap();
+    let r = deb_run(installed, &[("exim4", "4.96-1")], repo)
+        .result
+        .unwrap();
     assert_eq!(names(&r), ["exim4 4.96-1"]);
     // Two packages to install that conflict: an error.
     let repo = "
@@ -593,7 +607,9 @@ Package: libx
 Version: 2-1
 Architecture: amd64
 ";
-    let e = deb_run(installed, &[("app", "1-1")], repo).result.unwrap_err();
+    let e = deb_run(installed, &[("app", "1-1")], repo)
+        .result
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "app 1-1 depends on libx (<< 3), but installed libx 3-1 is newer than what fits, and upkeep does not downgrade a dependency"
@@ -615,7 +631,9 @@ Package: libx
 Version: 2-1
 Architecture: amd64
 ";
-    let e = deb_run(installed, &[("app", "1-1")], repo).result.unwrap_err();
+    let e = deb_run(installed, &[("app", "1-1")], repo)
+        .result
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "app 1-1 depends on libx (<< 2), but libx 2-1 is to be installed"
@@ -649,8 +667,9 @@ Architecture: amd64
     // 1:1.0~rc1 sorts before 1:1.0, and 5.0 (epoch 0) before both.
     let e = deb_run("", &[("app", "1-1")], repo).result.unwrap_err();
     assert!(
-        e.to_string()
-            .contains("liba (>= 1:1.0), but the repositories offer liba 1:1.0~rc1-1, 1:0.9-1, 5.0-1"),
+        e.to_string().contains(
+            "liba (>= 1:1.0), but the repositories offer liba 1:1.0~rc1-1, 1:0.9-1, 5.0-1"
+        ),
         "{e}"
     );
     let repo = format!("{repo}\nPackage: liba\nVersion: 1:1.0-1\nArchitecture: amd64\n");
@@ -706,8 +725,13 @@ Architecture: i386
     // `:any` needs a Multi-Arch: allowed target.
     let installed = "Package: tool\nVersion: 1-1\nArchitecture: amd64\n";
     let repo = "Package: app\nVersion: 1-1\nArchitecture: amd64\nDepends: tool:any\n";
-    let e = deb_run(installed, &[("app", "1-1")], repo).result.unwrap_err();
-    assert!(e.to_string().starts_with("app 1-1 depends on tool:any"), "{e}");
+    let e = deb_run(installed, &[("app", "1-1")], repo)
+        .result
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("app 1-1 depends on tool:any"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -752,7 +776,13 @@ fn rpm_requires_with_and_without_release_provides_and_ignored_ones() {
     let installed = vec![
         rpm_pkg("foo", "1.0-5", &[], &[], &[]),
         rpm_pkg("bar", "2:3.4-1.el9", &[], &[], &[]),
-        rpm_pkg("glibc", "2.34-60.el9", &[], &[("libc.so.6()(64bit)", "", "")], &[]),
+        rpm_pkg(
+            "glibc",
+            "2.34-60.el9",
+            &[],
+            &[("libc.so.6()(64bit)", "", "")],
+            &[],
+        ),
     ];
     let repo = vec![
         rpm_pkg(
@@ -784,7 +814,10 @@ fn rpm_requires_with_and_without_release_provides_and_ignored_ones() {
     );
     let r = run.result.unwrap();
     assert_eq!(names(&r), ["app 2.0-1.el9", "web 1.0-1", "libz 1.2-1"]);
-    assert_eq!(r.install[1].reason, "app requires webserver >= 2, provided by web");
+    assert_eq!(
+        r.install[1].reason,
+        "app requires webserver >= 2, provided by web"
+    );
     // Neither rpmlib() nor files nor the conditional part were asked for.
     assert_eq!(
         run.batches,
@@ -806,24 +839,39 @@ fn rpm_requires_with_and_without_release_provides_and_ignored_ones() {
     .result
     .unwrap();
     assert_eq!(names(&r), ["app 2.0-1", "foo 1.0-6"]);
-    assert_eq!(r.install[1].reason, "foo = 1.0-6 needed by app; installed 1.0-5");
+    assert_eq!(
+        r.install[1].reason,
+        "foo = 1.0-6 needed by app; installed 1.0-5"
+    );
     // An unversioned Provide meets a versioned Requires in rpm.
     let repo = vec![
         rpm_pkg("app", "2.0-1", &[("mta", ">=", "3")], &[], &[]),
         rpm_pkg("postfix", "3.5-1", &[], &[("mta", "", "")], &[]),
     ];
-    let r = resolve(Family::Rpm, "x86_64", installed.clone(), &[("app", rv("2.0-1"))], &repo)
-        .result
-        .unwrap();
+    let r = resolve(
+        Family::Rpm,
+        "x86_64",
+        installed.clone(),
+        &[("app", rv("2.0-1"))],
+        &repo,
+    )
+    .result
+    .unwrap();
     assert_eq!(names(&r), ["app 2.0-1", "postfix 3.5-1"]);
     // Conflicts with an installed package, fixed by upgrading it.
     let repo = vec![
         rpm_pkg("app", "2.0-1", &[], &[], &[("foo", "<", "1.0-7")]),
         rpm_pkg("foo", "1.0-7", &[], &[], &[]),
     ];
-    let r = resolve(Family::Rpm, "x86_64", installed, &[("app", rv("2.0-1"))], &repo)
-        .result
-        .unwrap();
+    let r = resolve(
+        Family::Rpm,
+        "x86_64",
+        installed,
+        &[("app", rv("2.0-1"))],
+        &repo,
+    )
+    .result
+    .unwrap();
     assert_eq!(names(&r), ["app 2.0-1", "foo 1.0-7"]);
     assert_eq!(
         r.install[1].reason,
@@ -927,10 +975,7 @@ fn rpm_requirements_rich_and_ignored() {
     assert!(clauses("rpmlib(CompressedFileNames)").is_empty());
     assert!(clauses("/bin/sh").is_empty());
     assert_eq!(clauses("perl(Foo::Bar)"), ["perl(Foo::Bar)"]);
-    assert_eq!(
-        clauses("(baz or qux >= 2)"),
-        ["baz | qux >= 2"]
-    );
+    assert_eq!(clauses("(baz or qux >= 2)"), ["baz | qux >= 2"]);
     assert_eq!(
         clauses("(pkgconfig(gtk+-3.0) and (a or b) and (c if d))"),
         ["pkgconfig(gtk+-3.0)", "a | b"]
@@ -964,7 +1009,9 @@ fn deb_paragraph_fields_fold_and_any_case() {
     assert_eq!(p.provides[0].to_string(), "httpd (= 2.0)");
     assert_eq!(p.breaks[0].to_string(), "old (<< 1)");
     assert_eq!(p.conflicts[0].to_string(), "other");
-    let e = PackageInfo::from_deb_paragraph("Package: app\nVersion: 1\nArchitecture: all\nDepends: a (>= )\n")
-        .unwrap_err();
+    let e = PackageInfo::from_deb_paragraph(
+        "Package: app\nVersion: 1\nArchitecture: all\nDepends: a (>= )\n",
+    )
+    .unwrap_err();
     assert!(format!("{e:#}").contains("app 1: Depends field"), "{e:#}");
 }
