@@ -259,7 +259,7 @@ impl<'a> AptRepository<'a> {
     /// A whole index is read once per index version: the first call
     /// streams it, answers from it and keeps the resolver's fields of every
     /// paragraph ([`scan_offers`]) in the entries cache
-    /// (`apt-offers-URLKEY-SHA256-ARCH.packages`, about half the size of
+    /// (`apt-offers-URLKEY-SHA256-ARCH-vN.packages`, about half the size of
     /// the decompressed index: 24 MB for Debian main); while the Release
     /// file names the same index, later calls (the resolver's next batch,
     /// the next run) read that file instead. Older versions of it for the
@@ -273,7 +273,7 @@ impl<'a> AptRepository<'a> {
         let key = url_key(&url);
         let cache_file = cache_dir.map(|dir| {
             dir.join(format!(
-                "apt-offers-{key}-{}-{}.packages",
+                "apt-offers-{key}-{}-{}-v{OFFERS_FORMAT}.packages",
                 entry.sha256, self.arch
             ))
         });
@@ -601,7 +601,7 @@ fn is_package_field(line: &[u8], package: &str) -> bool {
 /// The fields of a Packages paragraph that [`scan_offers`] keeps: what the
 /// resolver reads and what a download needs. Descriptions, maintainers,
 /// tags and the other hashes are dropped as they are read.
-const OFFER_FIELDS: [&str; 12] = [
+const OFFER_FIELDS: [&str; 16] = [
     "package",
     "version",
     "architecture",
@@ -611,10 +611,18 @@ const OFFER_FIELDS: [&str; 12] = [
     "provides",
     "breaks",
     "conflicts",
+    "priority",
+    "essential",
+    "protected",
+    "important",
     "filename",
     "size",
     "sha256",
 ];
+
+/// The version of the kept-fields files' contents, in their names: a
+/// change to [`OFFER_FIELDS`] must not read files written without a field.
+const OFFERS_FORMAT: u32 = 1;
 
 /// One Packages index entry with its relations, for the resolver.
 #[derive(Clone, Debug)]
@@ -769,13 +777,14 @@ fn remove_older_offers(file: &std::path::Path, key: &str, arch: &str) {
         return;
     };
     let prefix = format!("apt-offers-{key}-");
-    let suffix = format!("-{arch}.packages");
+    let arch_part = format!("-{arch}-v");
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(text) = name.to_str() else { continue };
         if name != current
             && text.starts_with(&prefix)
-            && text.ends_with(&suffix)
+            && text.contains(&arch_part)
+            && text.ends_with(".packages")
             && let Err(err) = std::fs::remove_file(e.path())
         {
             tracing::debug!("cannot remove {}: {err}", e.path().display());

@@ -820,6 +820,9 @@ fn offer_entry(entry: PrimaryEntry, relations: Relations) -> anyhow::Result<Offe
         provides,
         breaks: Vec::new(),
         conflicts,
+        priority: None,
+        essential: false,
+        protected: false,
     };
     Ok(OfferEntry { entry, info })
 }

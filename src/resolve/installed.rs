@@ -121,6 +121,9 @@ pub fn installed_rpm(text: &str) -> anyhow::Result<Vec<PackageInfo>> {
                     provides: Vec::new(),
                     breaks: Vec::new(),
                     conflicts: Vec::new(),
+                    priority: None,
+                    essential: false,
+                    protected: false,
                 });
             }
             [kind @ ("R" | "V" | "C"), name, flags, version] => {

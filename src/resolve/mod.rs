@@ -8,46 +8,62 @@
 //! product's packages at the candidate version) and, batch by batch, what
 //! the target's repositories offer. Distribution indexes are large (Debian
 //! main: 63,000 packages), so the caller streams them and keeps only what
-//! the [`Resolver`] asks for:
+//! the [`Resolver`] asks for. [`resolve`] drives the loop and hands back,
+//! for each package to install, the [`Offer`] to download it from:
 //!
 //! ```no_run
 //! # use std::collections::BTreeSet;
-//! # use upkeep::resolve::{Outcome, PackageInfo, Resolver};
+//! # use upkeep::resolve::{Offer, PackageInfo, resolve};
 //! # use upkeep::version::{Family, PkgVersion};
-//! # fn offered(names: &BTreeSet<String>) -> Vec<PackageInfo> { Vec::new() }
-//! # fn main() -> anyhow::Result<()> {
-//! # let installed = Vec::new();
+//! # async fn offered(names: BTreeSet<String>) -> anyhow::Result<Vec<Offer>> { Ok(Vec::new()) }
+//! # async fn run() -> anyhow::Result<()> {
+//! # let installed: Vec<PackageInfo> = Vec::new();
 //! let request = vec![("nginx".to_string(), PkgVersion::deb("1.22.1-9+deb12u1")?)];
-//! let mut resolver = Resolver::new(Family::Deb, "amd64", installed, request);
-//! let resolution = loop {
-//!     match resolver.run()? {
-//!         // Entries whose Package is one of `names`, or whose Provides
-//!         // mention one (e.g. `AptRepository::entries_for`).
-//!         Outcome::Need(names) => resolver.add(offered(&names)),
-//!         Outcome::Done(resolution) => break resolution,
-//!     }
-//! };
-//! for choice in &resolution.install {
-//!     println!("{} {}: {}", choice.name, choice.version, choice.reason);
+//! // `offered`: the entries whose Package is one of the names, or whose
+//! // Provides mention one (`Sources::offers`).
+//! let (resolution, offers) = resolve(Family::Deb, "amd64", installed, request, offered).await?;
+//! for (choice, offer) in resolution.install.iter().zip(&offers) {
+//!     println!("{} {}: {} ({})", choice.name, choice.version, choice.reason, offer.candidate.url);
 //! }
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The installed side comes from [`installed_deb`] (dpkg's status file) or
+//! [`installed_rpm`] (`rpm -qa --qf` [`RPM_QUERY_FORMAT`]).
+//!
+//! `tests/resolve_apt.rs` runs the real `apt-get -s` of the test machine on
+//! generated repositories and status files, and checks that it installs
+//! the same set, scenario by scenario, or that both fail; the departures
+//! listed below are asserted there as departures.
 //!
 //! What the resolver decides, and where it departs from apt:
 //!
 //! - The requested versions are installed. Every `Depends`/`Pre-Depends`
 //!   (rpm: `Requires`) clause of a package being installed is met if one of
 //!   its alternatives is met, directly or through a Provide, by a package
-//!   being installed or by an installed package that stays. Otherwise the
-//!   first alternative that can be met is chosen, as apt does: the newest
-//!   version of a real package of that name that satisfies it (apt takes
-//!   only its candidate, the newest; upkeep also accepts an older offered
-//!   version that fits, but never one older than the installed version: a
-//!   dependency is not downgraded), else a package that provides it (the
-//!   first by name, newest version first). What is chosen is checked in
-//!   turn. There is no backtracking: a choice whose own dependencies cannot
-//!   be met is an error, as in apt.
+//!   being installed or by an installed package that stays. Otherwise a
+//!   package is chosen for it as apt's `MarkInstall` chooses: the packages
+//!   that meet an alternative (by name, or through a Provide), alternative
+//!   by alternative, each ranked as apt ranks providers (installed first,
+//!   then the package the relation names, then `Essential: yes`, then
+//!   `Protected: yes`, then the higher `Priority`, a package without one
+//!   first as in apt); of all of these the ones that upgrade an installed
+//!   package come before the ones newly installed, whatever their
+//!   alternative (`a | b (>= 2)` with b 1 installed upgrades b). The first
+//!   that can be installed is taken: one that conflicts with a package
+//!   being installed, or one of whose own dependencies nothing installed or
+//!   offered can meet (looked at recursively), is passed over for the next,
+//!   as apt's failing `MarkInstall` of it is. When none can be, the first
+//!   is taken and its own unmet dependency is the error.
+//! - Of each package, its newest offered version that meets the relation
+//!   is taken. apt takes only its candidate (the newest) and fails when that
+//!   one does not fit (`libx (<< 2)` with 1.5 and 2.1 offered); upkeep also
+//!   accepts an older offered version that fits, but never one older than
+//!   the installed version: a dependency is not downgraded.
+//! - Between packages apt cannot rank (same standing and priority), apt
+//!   takes the one its cache met last (the highest internal id, which
+//!   follows the order of the indexes); upkeep takes the first by name.
 //! - An installed package that stays is checked against what changes:
 //!   a dependency it had met that an upgraded package no longer meets (a
 //!   reverse dependency: `nginx (= old)`, `nginx-abi-1.22.1-7`), or a
@@ -122,6 +138,35 @@ impl MultiArch {
     }
 }
 
+/// deb's `Priority`, in apt's order: a provider of a higher priority is
+/// preferred (`Required` first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// `required`.
+    Required,
+    /// `important`.
+    Important,
+    /// `standard`.
+    Standard,
+    /// `optional`.
+    Optional,
+    /// `extra`, and any other word (apt reads an unknown word as `extra`).
+    Extra,
+}
+
+impl Priority {
+    /// Reads the field's value.
+    pub fn parse(text: &str) -> Priority {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "required" => Priority::Required,
+            "important" => Priority::Important,
+            "standard" => Priority::Standard,
+            "optional" => Priority::Optional,
+            _ => Priority::Extra,
+        }
+    }
+}
+
 /// One version of a package, installed or offered, with the relations the
 /// resolver reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,12 +188,19 @@ pub struct PackageInfo {
     pub breaks: Vec<Relation>,
     /// deb or rpm `Conflicts`.
     pub conflicts: Vec<Relation>,
+    /// deb's `Priority` (`None` without the field, and always for rpm).
+    pub priority: Option<Priority>,
+    /// deb's `Essential: yes`.
+    pub essential: bool,
+    /// deb's `Protected: yes` (or its older name `Important: yes`).
+    pub protected: bool,
 }
 
 impl PackageInfo {
-    /// A deb package `name` `version` `arch`, its `Multi-Arch` and relation
-    /// fields read through `field` (by their canonical names: `Multi-Arch`,
-    /// `Pre-Depends`, `Depends`, `Provides`, `Breaks`, `Conflicts`); an
+    /// A deb package `name` `version` `arch`, its `Multi-Arch`, relation
+    /// and ranking fields read through `field` (by their canonical names:
+    /// `Multi-Arch`, `Pre-Depends`, `Depends`, `Provides`, `Breaks`,
+    /// `Conflicts`, `Priority`, `Essential`, `Protected`, `Important`); an
     /// error names the package and the field.
     pub fn deb<'f>(
         name: &str,
@@ -168,7 +220,11 @@ impl PackageInfo {
         };
         let mut depends = relations("Pre-Depends")?;
         depends.extend(relations("Depends")?);
+        let yes = |f: &str| field(f).is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
         Ok(PackageInfo {
+            priority: field("Priority").map(Priority::parse),
+            essential: yes("Essential"),
+            protected: yes("Protected") || yes("Important"),
             name: name.to_string(),
             arch: arch.to_string(),
             multi_arch: field("Multi-Arch").map_or(MultiArch::No, MultiArch::parse),

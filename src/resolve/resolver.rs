@@ -320,6 +320,8 @@ struct Pass<'r> {
     replaced: Vec<bool>,
     need: BTreeSet<String>,
     errors: Vec<ResolveError>,
+    /// What [`Pass::feasible`] found, until the next choice.
+    feasible_memo: HashMap<usize, bool>,
 }
 
 impl<'r> Pass<'r> {
@@ -331,6 +333,7 @@ impl<'r> Pass<'r> {
             replaced: vec![false; r.installed.len()],
             need: BTreeSet::new(),
             errors: Vec::new(),
+            feasible_memo: HashMap::new(),
         }
     }
 
@@ -439,6 +442,7 @@ impl<'r> Pass<'r> {
     }
 
     fn choose(&mut self, avail: usize, reason: String) {
+        self.feasible_memo.clear();
         let p = &self.r.available[avail];
         let replaces = self.r.replaceable(p);
         for &i in &replaces {
@@ -514,48 +518,151 @@ impl<'r> Pass<'r> {
                 .all(|&j| self.r.installed[j].version < a.version)
     }
 
-    /// The package to install for `rel` of a package of architecture
-    /// `from`: the newest of that name that satisfies it, else the first
-    /// provider by name (its newest version that provides it).
-    fn pick(&self, rel: &Relation, from: &str) -> Option<usize> {
+    /// Whether offered package `i` replaces an installed instance (apt:
+    /// the package has a current version).
+    fn upgrades_installed(&self, i: usize) -> bool {
+        !self.r.replaceable(&self.r.available[i]).is_empty()
+    }
+
+    /// The offered packages that could meet `clause` of a package of
+    /// architecture `from`, each with the index of the alternative it
+    /// meets, in the order apt tries them (`getAllPossibleSolutions`):
+    /// alternative by alternative, the packages that meet it (by name or
+    /// Provides; of each package its newest version that does and may be
+    /// added), ranked as apt ranks providers: an installed package first,
+    /// then the one the relation names, then `Essential`, then `Protected`,
+    /// then the higher `Priority` (none ranks first, as in apt), then by
+    /// name; and of all that, the ones that upgrade an installed package
+    /// before the ones newly installed, whatever their alternative.
+    fn solutions(&self, clause: &[Relation], from: &str) -> Vec<(usize, usize)> {
         let avail = &self.r.available;
-        let mut real: Vec<usize> = self
-            .r
-            .by_name
-            .get(&rel.name)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|&i| {
-                self.can_add(i)
-                    && self.r.arch_ok(rel, &avail[i], from)
-                    && rel.satisfied_by(&avail[i].version)
-            })
-            .collect();
-        real.sort_by(|&a, &b| avail[b].version.cmp(&avail[a].version));
-        if let Some(&i) = real.first() {
-            return Some(i);
+        let mut upgrades: Vec<(usize, usize)> = Vec::new();
+        let mut news: Vec<(usize, usize)> = Vec::new();
+        for (n, rel) in clause.iter().enumerate() {
+            let mut best: Vec<usize> = Vec::new();
+            let ids = self.r.by_name.get(&rel.name).into_iter().flatten();
+            let ids = ids.chain(self.r.by_provide.get(&rel.name).into_iter().flatten());
+            for &i in ids {
+                if !self.can_add(i) || !self.r.meets(&avail[i], rel, from) {
+                    continue;
+                }
+                match best.iter_mut().find(|j| avail[**j].name == avail[i].name) {
+                    Some(j) if avail[*j].version < avail[i].version => *j = i,
+                    Some(_) => {}
+                    None => best.push(i),
+                }
+            }
+            let rank = |i: usize| {
+                let p = &avail[i];
+                (
+                    !self.upgrades_installed(i),
+                    p.name != rel.name,
+                    !p.essential,
+                    !p.protected,
+                    p.priority.map_or(0, |x| x as u8 + 1),
+                )
+            };
+            best.sort_by(|&a, &b| {
+                rank(a)
+                    .cmp(&rank(b))
+                    .then_with(|| avail[a].name.cmp(&avail[b].name))
+            });
+            for i in best {
+                if upgrades.iter().chain(&news).any(|&(j, _)| j == i) {
+                    continue;
+                }
+                if self.upgrades_installed(i) {
+                    upgrades.push((i, n));
+                } else {
+                    news.push((i, n));
+                }
+            }
         }
-        let mut providers: Vec<usize> = self
-            .r
-            .by_provide
-            .get(&rel.name)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|&i| self.can_add(i) && self.r.meets(&avail[i], rel, from))
-            .collect();
-        providers.sort_by(|&a, &b| {
-            avail[a]
-                .name
-                .cmp(&avail[b].name)
-                .then_with(|| avail[b].version.cmp(&avail[a].version))
-        });
-        providers.first().copied()
+        upgrades.extend(news);
+        upgrades
+    }
+
+    /// Whether offered package `i` can be installed with the chosen ones,
+    /// as apt finds out before it settles on an alternative (its
+    /// `MarkInstall` of a dependency fails, and the next is tried): no
+    /// Breaks/Conflicts lies between it and a chosen package, and each of
+    /// its dependencies that nothing installed or chosen meets has a
+    /// solution that can be installed in turn. `None` while names it needs
+    /// are asked for. A package met again on the way is assumed to be
+    /// installable.
+    fn feasible(&mut self, i: usize, stack: &mut Vec<usize>) -> Option<bool> {
+        if let Some(&known) = self.feasible_memo.get(&i) {
+            return Some(known);
+        }
+        if stack.contains(&i) {
+            return Some(true);
+        }
+        let r: &'r Resolver = self.r;
+        let a = &r.available[i];
+        let hits = |from: &PackageInfo, to: &PackageInfo| {
+            from.name != to.name
+                && from
+                    .breaks
+                    .iter()
+                    .chain(&from.conflicts)
+                    .any(|rel| r.meets(to, rel, &from.arch))
+        };
+        if (0..self.chosen.len()).any(|k| hits(a, self.info(k)) || hits(self.info(k), a)) {
+            self.feasible_memo.insert(i, false);
+            return Some(false);
+        }
+        stack.push(i);
+        let mut pending = false;
+        let mut failed = false;
+        'clauses: for clause in &a.depends {
+            if self.clause_met_final(clause, &a.arch) {
+                continue;
+            }
+            let mut unasked = false;
+            for rel in clause {
+                if !self.asked(&rel.name) {
+                    self.ask(&rel.name);
+                    unasked = true;
+                }
+            }
+            if unasked {
+                pending = true;
+                continue;
+            }
+            let mut waiting = false;
+            for (j, _) in self.solutions(clause, &a.arch) {
+                match self.feasible(j, stack) {
+                    Some(true) => continue 'clauses,
+                    Some(false) => {}
+                    None => waiting = true,
+                }
+            }
+            if waiting {
+                pending = true;
+            } else {
+                failed = true;
+                break;
+            }
+        }
+        stack.pop();
+        let answer = if failed {
+            Some(false)
+        } else if pending {
+            None
+        } else {
+            Some(true)
+        };
+        if let Some(known) = answer {
+            self.feasible_memo.insert(i, known);
+        }
+        answer
     }
 
     /// Meets the dependencies of chosen package `k`; true if it chose
-    /// something.
+    /// something. An unmet clause is decided once every alternative's name
+    /// has been asked: the first of its [`Pass::solutions`] that is
+    /// [`Pass::feasible`], else the first of them (whose own unmet
+    /// dependency is then the error), else an error naming the clause.
     fn settle_depends(&mut self, k: usize) -> bool {
         let p = self.info(k);
         let mut progress = false;
@@ -563,28 +670,42 @@ impl<'r> Pass<'r> {
             if self.clause_met_final(clause, &p.arch) {
                 continue;
             }
-            for (n, rel) in clause.iter().enumerate() {
+            let mut unasked = false;
+            for rel in clause {
                 if !self.asked(&rel.name) {
-                    // Undecided until this alternative is known; the ones
-                    // after it may be needed too.
-                    for later in &clause[n..] {
-                        self.ask(&later.name);
-                    }
-                    continue 'clauses;
-                }
-                if let Some(i) = self.pick(rel, &p.arch) {
-                    let reason = self.reason(p, rel, i);
-                    self.choose(i, reason);
-                    progress = true;
-                    continue 'clauses;
+                    self.ask(&rel.name);
+                    unasked = true;
                 }
             }
-            let why = self.why_unmet(clause, &p.arch);
-            self.errors.push(ResolveError::Unmet {
-                package: label(p),
-                relation: clause_text(clause),
-                why,
-            });
+            if unasked {
+                continue;
+            }
+            let solutions = self.solutions(clause, &p.arch);
+            let Some(&first) = solutions.first() else {
+                let why = self.why_unmet(clause, &p.arch);
+                self.errors.push(ResolveError::Unmet {
+                    package: label(p),
+                    relation: clause_text(clause),
+                    why,
+                });
+                continue;
+            };
+            let mut pick = first;
+            for &(i, n) in &solutions {
+                match self.feasible(i, &mut Vec::new()) {
+                    Some(true) => {
+                        pick = (i, n);
+                        break;
+                    }
+                    Some(false) => {}
+                    // Tried in order: a later one waits for this one.
+                    None => continue 'clauses,
+                }
+            }
+            let (i, n) = pick;
+            let reason = self.reason(p, &clause[n], i);
+            self.choose(i, reason);
+            progress = true;
         }
         progress
     }

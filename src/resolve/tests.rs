@@ -768,6 +768,9 @@ fn rpm_pkg(
             .iter()
             .map(|(n, f, v)| rpm_relation(n, bound(f, v)))
             .collect(),
+        priority: None,
+        essential: false,
+        protected: false,
     }
 }
 
