@@ -834,4 +834,40 @@ mod tests {
         }
         assert!(compared > 120, "{compared} compared, {deferred} deferred");
     }
+
+    #[test]
+    fn installed_packages_come_from_the_status_file_or_from_dpkg_query() {
+        let (dir, dpkg) = in_tempdir();
+        let entry = |name: &str, version: &str| {
+            format!(
+                "Package: {name}\nStatus: install ok installed\nMaintainer: x\nArchitecture: all\nVersion: {version}\nDepends: base (>= 1)\nDescription: d\n\n"
+            )
+        };
+        std::fs::write(
+            dir.path().join("status"),
+            format!(
+                "{}Package: gone\nStatus: deinstall ok config-files\nArchitecture: all\nVersion: 1\n\n",
+                entry("a", "1")
+            ),
+        )
+        .unwrap();
+        let names = |found: Vec<crate::resolve::PackageInfo>| -> Vec<String> {
+            found
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.version))
+                .collect()
+        };
+        let found = rt().block_on(dpkg.installed_packages()).unwrap();
+        assert_eq!(names(found.clone()), ["a 1"]);
+        assert_eq!(found[0].depends[0][0].to_string(), "base (>= 1)");
+        // A journal entry not merged yet: dpkg-query reads both.
+        std::fs::create_dir_all(dir.path().join("updates")).unwrap();
+        std::fs::write(dir.path().join("updates/0001"), entry("b", "2")).unwrap();
+        let found = rt().block_on(dpkg.installed_packages()).unwrap();
+        assert_eq!(names(found), ["a 1", "b 2"]);
+        // No status file: an error naming it.
+        let (_empty, none) = in_tempdir();
+        let e = rt().block_on(none.installed_packages()).unwrap_err();
+        assert!(format!("{e:#}").contains("status"), "{e:#}");
+    }
 }

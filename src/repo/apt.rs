@@ -1054,4 +1054,237 @@ SHA256:
         let e = parse_packages(text.as_bytes(), "portal", "amd64").unwrap();
         assert_eq!(e.len(), 1);
     }
+
+    // -----------------------------------------------------------------------
+    // Offers for the resolver.
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// A paragraph with relation fields and the fields offers drop.
+    fn rel_para(pkg: &str, version: &str, arch: &str, extra: &str) -> String {
+        format!(
+            "Package: {pkg}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: x\nInstalled-Size: 10\n{extra}Description: {pkg}\n Depends: not a field\n .\n more\nTag: a, b\nFilename: pool/{pkg}_{version}_{arch}.deb\nSize: 100\nMD5sum: 0123\nSHA256: {}\n\n",
+            "ab".repeat(32)
+        )
+    }
+
+    fn offer_names(found: &[OfferEntry]) -> Vec<String> {
+        found
+            .iter()
+            .map(|o| format!("{} {} {}", o.info.name, o.info.version, o.info.arch))
+            .collect()
+    }
+
+    fn offers_index() -> String {
+        [
+            rel_para(
+                "app",
+                "1.2-1",
+                "amd64",
+                "Pre-Depends: init (>= 1)\nDepends: libfoo (>= 1.0),\n mta | mail-transport-agent\nBreaks: old (<< 2)\nPriority: optional\n",
+            ),
+            rel_para("app", "1.3-1", "arm64", ""),
+            rel_para(
+                "exim",
+                "4.96-1",
+                "amd64",
+                "Provides: mail-transport-agent, exim-x (= 4)\nConflicts: mail-transport-agent\nEssential: yes\nPriority: standard\n",
+            ),
+            rel_para("libfoo", "1.1-1", "amd64", "Multi-Arch: same\n"),
+            rel_para("data", "1-1", "all", "Multi-Arch: foreign\nProtected: yes\n"),
+            rel_para("unrelated", "1-1", "amd64", "Depends: app\n"),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn offers_are_found_by_name_and_by_provides_with_their_relations() {
+        let index = offers_index();
+        let found = parse_offers(
+            index.as_bytes(),
+            &set(&["app", "mail-transport-agent"]),
+            "amd64",
+        )
+        .unwrap();
+        assert_eq!(
+            offer_names(&found),
+            ["app 1.2-1 amd64", "exim 4.96-1 amd64"]
+        );
+        let app = &found[0].info;
+        let depends: Vec<String> = app
+            .depends
+            .iter()
+            .map(|c| crate::resolve::clause_text(c))
+            .collect();
+        assert_eq!(
+            depends,
+            [
+                "init (>= 1)",
+                "libfoo (>= 1.0)",
+                "mta | mail-transport-agent"
+            ]
+        );
+        assert_eq!(app.breaks[0].to_string(), "old (<< 2)");
+        assert_eq!(app.priority, Some(crate::resolve::Priority::Optional));
+        assert_eq!(found[0].entry.filename, "pool/app_1.2-1_amd64.deb");
+        assert_eq!(found[0].entry.sha256, "ab".repeat(32));
+        let exim = &found[1].info;
+        assert!(exim.essential);
+        assert_eq!(exim.provides[1].to_string(), "exim-x (= 4)");
+        // A versioned provide's name matches too; `all` packages are kept.
+        let found = parse_offers(index.as_bytes(), &set(&["exim-x", "data"]), "amd64").unwrap();
+        assert_eq!(offer_names(&found), ["exim 4.96-1 amd64", "data 1-1 all"]);
+        assert!(found[1].info.protected);
+        assert_eq!(found[1].info.multi_arch, crate::resolve::MultiArch::Foreign);
+        // Another architecture's packages, and names only mentioned in a
+        // Depends or a description, are not offers.
+        let found = parse_offers(index.as_bytes(), &set(&["init", "not"]), "amd64").unwrap();
+        assert!(found.is_empty());
+        let found = parse_offers(index.as_bytes(), &set(&["app"]), "arm64").unwrap();
+        assert_eq!(offer_names(&found), ["app 1.3-1 arm64"]);
+    }
+
+    #[test]
+    fn the_kept_fields_answer_as_the_index_does() {
+        let index = offers_index();
+        let names = set(&["app", "mail-transport-agent", "libfoo", "data"]);
+        let mut kept = Vec::new();
+        let direct = scan_offers(index.as_bytes(), &names, "amd64", Some(&mut kept)).unwrap();
+        let kept = String::from_utf8(kept).unwrap();
+        assert!(kept.len() < index.len() * 2 / 3, "{kept}");
+        for dropped in [
+            "Description",
+            "Maintainer",
+            "Tag:",
+            "MD5sum",
+            "not a field",
+            "arm64",
+        ] {
+            assert!(!kept.contains(dropped), "{dropped} kept: {kept}");
+        }
+        assert_eq!(kept.matches("Package: ").count(), 5);
+        let again = parse_offers(kept.as_bytes(), &names, "amd64").unwrap();
+        assert_eq!(offer_names(&direct), offer_names(&again));
+        for (a, b) in direct.iter().zip(&again) {
+            assert_eq!(a.info, b.info);
+            assert_eq!(a.entry.filename, b.entry.filename);
+            assert_eq!(a.entry.size, b.entry.size);
+        }
+    }
+
+    #[test]
+    fn a_broken_offer_is_an_error_only_when_it_is_asked_for() {
+        let index = [
+            rel_para("bad", "1-1", "amd64", "Depends: x (>= )\n"),
+            rel_para("good", "1-1", "amd64", ""),
+        ]
+        .concat();
+        let found = parse_offers(index.as_bytes(), &set(&["good"]), "amd64").unwrap();
+        assert_eq!(found.len(), 1);
+        let e = parse_offers(index.as_bytes(), &set(&["bad"]), "amd64").unwrap_err();
+        assert!(format!("{e:#}").contains("Packages index: bad"), "{e:#}");
+        let e = parse_offers(
+            &b"Package: bad\nVersion: \xff\n"[..],
+            &set(&["bad"]),
+            "amd64",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("index data"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn offers_over_http_are_kept_per_index_version() {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().unwrap();
+        let www = tmp.path().join("www");
+        let dir = www.join("repo");
+        std::fs::create_dir_all(&dir).unwrap();
+        let write_repo = |index: &str| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(index.as_bytes()).unwrap();
+            let gz = gz.finish().unwrap();
+            use sha2::Digest;
+            let sum = hex::encode(sha2::Sha256::digest(&gz));
+            std::fs::write(dir.join("Packages.gz"), &gz).unwrap();
+            std::fs::write(
+                dir.join("Release"),
+                format!("Suite: ./\nSHA256:\n {sum} {} Packages.gz\n", gz.len()),
+            )
+            .unwrap();
+        };
+        write_repo(&offers_index());
+        let base = crate::repo::yum::tests::serve(www).await;
+        let http = Http::new(None).unwrap();
+        let cache = tmp.path().join("cache");
+        let repo = AptRepository::new(&http, &base, "./", None, None, "amd64")
+            .with_entries_cache(cache.clone());
+        let kept_files = || -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&cache)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("apt-offers-"))
+                .collect();
+            names.sort();
+            names
+        };
+
+        let offers = repo
+            .offers(&set(&["app", "mail-transport-agent"]))
+            .await
+            .unwrap();
+        let got: Vec<String> = offers
+            .iter()
+            .map(|o| format!("{} {}", o.info.name, o.candidate.url))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                format!(
+                    "app {}pool/app_1.2-1_amd64.deb",
+                    base.join("repo/").unwrap()
+                ),
+                format!(
+                    "exim {}pool/exim_4.96-1_amd64.deb",
+                    base.join("repo/").unwrap()
+                ),
+            ]
+        );
+        assert_eq!(offers[0].candidate.size, 100);
+        let first = kept_files();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(
+            std::fs::read_dir(cache.join("indexes"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "the downloaded index is removed"
+        );
+
+        // The next batch comes from the kept fields: the index itself is
+        // gone from the server, its Release unchanged.
+        let gz = std::fs::read(dir.join("Packages.gz")).unwrap();
+        std::fs::remove_file(dir.join("Packages.gz")).unwrap();
+        let offers = repo.offers(&set(&["libfoo"])).await.unwrap();
+        assert_eq!(offers.len(), 1);
+        assert_eq!(offers[0].info.name, "libfoo");
+        std::fs::write(dir.join("Packages.gz"), gz).unwrap();
+
+        // A new index version: read again, and the old kept file replaced.
+        write_repo(&format!(
+            "{}{}",
+            offers_index(),
+            rel_para("libfoo", "1.2-1", "amd64", "")
+        ));
+        let offers = repo.offers(&set(&["libfoo"])).await.unwrap();
+        assert_eq!(offers.len(), 2);
+        let second = kept_files();
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_ne!(first, second);
+
+        // Without a cache, every call reads the index.
+        let bare = AptRepository::new(&http, &base, "./", None, None, "amd64");
+        assert_eq!(bare.offers(&set(&["libfoo"])).await.unwrap().len(), 2);
+    }
 }

@@ -1199,7 +1199,7 @@ fn xml_error<R>(reader: &Reader<R>, e: quick_xml::Error, what: &str) -> anyhow::
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
@@ -2046,8 +2046,8 @@ A package for upkeep's YUM tests.
     }
 
     /// Serves the files under `root` over HTTP on 127.0.0.1 for as long as
-    /// the test's runtime runs.
-    async fn serve(root: PathBuf) -> Url {
+    /// the test's runtime runs (the APT tests use it too).
+    pub(crate) async fn serve(root: PathBuf) -> Url {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -2212,6 +2212,229 @@ A package for upkeep's YUM tests.
             msg.contains(repo_base.join(&repomd.primary.href).unwrap().as_str()),
             "{msg}"
         );
+    }
+
+    // -----------------------------------------------------------------------
+    // Offers for the resolver.
+
+    /// A package with relation lists (`format` is the inside of <format>).
+    fn rel_package(name: &str, arch: &str, version: &str, format: &str) -> String {
+        format!(
+            r#"<package type="rpm">
+  <name>{name}</name>
+  <arch>{arch}</arch>
+  {version}
+  <checksum type="sha256" pkgid="YES">{SUM_B}</checksum>
+  <summary>s</summary>
+  <description>d &lt;rpm:entry name="fake"/&gt;</description>
+  <size package="10" installed="0" archive="124"/>
+  <location href="{name}.rpm"/>
+  <format>
+    <rpm:license>MIT</rpm:license>
+    {format}
+    <file>/usr/bin/{name}</file>
+  </format>
+</package>
+"#
+        )
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn offers_primary() -> String {
+        primary(&[
+            rel_package(
+                "app",
+                "x86_64",
+                &ver("0", "2.0", "1.el9"),
+                r#"<rpm:provides>
+      <rpm:entry name="app" flags="EQ" epoch="0" ver="2.0" rel="1.el9"/>
+      <rpm:entry name="app(x86-64)" flags="EQ" epoch="0" ver="2.0" rel="1.el9"/>
+    </rpm:provides>
+    <rpm:requires>
+      <rpm:entry name="libfoo.so.1()(64bit)"/>
+      <rpm:entry name="bar" flags="GE" epoch="1" ver="3.4"/>
+      <rpm:entry name="/bin/sh" pre="1"/>
+      <rpm:entry name="(baz or qux &gt;= 2)"/>
+    </rpm:requires>
+    <rpm:conflicts>
+      <rpm:entry name="old" flags="LT" epoch="0" ver="2"/>
+    </rpm:conflicts>
+    <rpm:recommends>
+      <rpm:entry name="weak"/>
+    </rpm:recommends>
+    <rpm:obsoletes>
+      <rpm:entry name="ancient"/>
+    </rpm:obsoletes>"#,
+            ),
+            rel_package(
+                "libfoo",
+                "x86_64",
+                &ver("0", "1.0", "1"),
+                r#"<rpm:provides>
+      <rpm:entry name="libfoo.so.1()(64bit)"/>
+    </rpm:provides>
+    <rpm:requires/>"#,
+            ),
+            rel_package("libfoo", "aarch64", &ver("0", "1.0", "1"), ""),
+            rel_package("weak", "noarch", &ver("0", "1", "1"), ""),
+        ])
+    }
+
+    #[test]
+    fn primary_offers_are_found_by_name_and_by_provides_with_their_relations() {
+        let xml = offers_primary();
+        let found = parse_primary_offers(xml.as_bytes(), &names(&["app"]), "x86_64").unwrap();
+        assert_eq!(found.len(), 1);
+        let app = &found[0].info;
+        assert_eq!(app.version, rpm(None, "2.0", Some("1.el9")));
+        let depends: Vec<String> = app
+            .depends
+            .iter()
+            .map(|c| crate::resolve::clause_text(c))
+            .collect();
+        assert_eq!(
+            depends,
+            ["libfoo.so.1()(64bit)", "bar >= 1:3.4", "baz | qux >= 2"]
+        );
+        let provides: Vec<String> = app.provides.iter().map(Relation::to_string).collect();
+        assert_eq!(provides, ["app = 2.0-1.el9", "app(x86-64) = 2.0-1.el9"]);
+        assert_eq!(app.conflicts[0].to_string(), "old < 2");
+        assert_eq!(found[0].entry.href, "app.rpm");
+
+        // By a provided name, for the host's architecture only; a package
+        // without provides gets its own.
+        let found = parse_primary_offers(
+            xml.as_bytes(),
+            &names(&["libfoo.so.1()(64bit)", "weak", "fake"]),
+            "x86_64",
+        )
+        .unwrap();
+        let got: Vec<String> = found
+            .iter()
+            .map(|o| format!("{}.{}", o.info.name, o.info.arch))
+            .collect();
+        assert_eq!(got, ["libfoo.x86_64", "weak.noarch"]);
+        assert_eq!(found[1].info.provides[0].to_string(), "weak = 1-1");
+        // The candidate parser still reads the same primary.
+        assert_eq!(
+            parse_primary(xml.as_bytes(), "libfoo", "x86_64")
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn broken_primary_relations_are_an_error_naming_the_package() {
+        let xml = primary(&[rel_package(
+            "app",
+            "x86_64",
+            &ver("0", "2.0", "1"),
+            r#"<rpm:requires><rpm:entry name="bar" flags="XX" ver="1"/></rpm:requires>"#,
+        )]);
+        let e = parse_primary_offers(xml.as_bytes(), &names(&["app"]), "x86_64").unwrap_err();
+        assert!(format!("{e:#}").contains("app-2.0-1.x86_64"), "{e:#}");
+        assert!(
+            parse_primary_offers(xml.as_bytes(), &names(&["other"]), "x86_64")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    const RELATED_SPEC: &str = "Name: tpkg
+Version: 2.0
+Release: 3
+Epoch: 1
+Summary: t
+License: MIT
+BuildArch: noarch
+Requires: foo >= 1.2-1
+Requires: bar
+Requires: (baz or qux >= 2)
+Requires(pre): /bin/sh
+Provides: virt = 5
+Conflicts: old < 1:0.5
+Recommends: weak
+%description
+t
+%files
+";
+
+    /// What rpm's database says about a package and what createrepo_c's
+    /// primary says about the same package file give the resolver the same
+    /// package.
+    #[tokio::test]
+    async fn rpm_database_and_primary_agree_on_relations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = tmp.path().join("t.spec");
+        std::fs::write(&spec, RELATED_SPEC).unwrap();
+        let top = tmp.path().join("rpmbuild-tpkg");
+        let db = tmp.path().join("rpmdb");
+        run(Command::new("rpmbuild")
+            .arg("-bb")
+            .arg("--quiet")
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .arg("--dbpath")
+            .arg(&db)
+            .arg(&spec));
+        let mut rpms: Vec<PathBuf> = build_rpms(tmp.path());
+        rpms.extend(
+            std::fs::read_dir(top.join("RPMS/noarch"))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+        let dir = tmp.path().join("repo");
+        assert!(createrepo(&dir, &rpms, &[]));
+        let (file, _) = candidates_on_disk(&dir, "tpkg");
+        let stored = BufReader::new(std::fs::File::open(dir.join(&file.href)).unwrap());
+        let offered =
+            read_primary_offers(stored, &file, &names(&["tpkg", "other"]), "x86_64").unwrap();
+
+        let tpkg = rpms
+            .iter()
+            .find(|p| p.to_string_lossy().contains("tpkg"))
+            .unwrap();
+        let installed_db = tmp.path().join("installed-db");
+        run(Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&installed_db)
+            .arg("--initdb"));
+        run(Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&installed_db)
+            .args(["-i", "--justdb", "--nodeps", "--noscripts", "--"])
+            .arg(tpkg)
+            .arg(&rpms[0]));
+        let rpm = crate::pkg::rpm::Rpm {
+            db_path: Some(installed_db),
+        };
+        let installed = rpm.installed_packages().await.unwrap();
+        let mut installed_names: Vec<String> = installed.iter().map(|p| p.name.clone()).collect();
+        installed_names.sort();
+        assert_eq!(installed_names, ["other", "tpkg"]);
+        for p in &installed {
+            let o = offered
+                .iter()
+                .find(|o| o.info.name == p.name && o.info.version == p.version)
+                .unwrap_or_else(|| panic!("{} {} not offered", p.name, p.version));
+            assert_eq!(&o.info, p, "rpmdb and primary differ for {}", p.name);
+        }
+        let t = installed.iter().find(|p| p.name == "tpkg").unwrap();
+        assert_eq!(t.version, rpm_version("1:2.0-3"));
+        let depends: Vec<String> = t
+            .depends
+            .iter()
+            .map(|c| crate::resolve::clause_text(c))
+            .collect();
+        assert_eq!(depends, ["baz | qux >= 2", "bar", "foo >= 1.2-1"]);
+    }
+
+    fn rpm_version(text: &str) -> PkgVersion {
+        PkgVersion::rpm(text).unwrap()
     }
 
     // -----------------------------------------------------------------------

@@ -179,3 +179,159 @@ fn finish_rpm(p: Option<&mut PackageInfo>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::clause_text;
+
+    fn names(list: &[PackageInfo]) -> Vec<String> {
+        list.iter()
+            .map(|p| format!("{} {}", p.name, p.version))
+            .collect()
+    }
+
+    #[test]
+    fn dpkg_status_entries_count_as_apt_counts_them() {
+        let status = "Package: libc6
+Status: install ok installed
+Priority: required
+Architecture: amd64
+Multi-Arch: same
+Version: 2.36-9+deb12u4
+Provides: libc6-x (= 2.36)
+Description: GNU C Library
+ folded text
+ Depends: not-a-field
+
+Package: gone
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0-1
+
+Package: never
+Status: purge ok not-installed
+Architecture: amd64
+
+Package: half
+Status: install reinstreq half-installed
+Architecture: amd64
+Version: 2.0-1
+
+Package: unpacked
+Status: install ok unpacked
+Architecture: all
+Version: 3.0-1
+Depends: libc6 (>= 2.34) | libc6-x
+
+Package: held
+Status: hold ok installed
+Architecture: amd64
+Version: 1:4.0~rc1-1
+Essential: yes
+Breaks: old (<< 2)
+Conflicts: other
+
+Package: leaving
+Status: deinstall ok installed
+Architecture: amd64
+Version: 5.0-1
+
+Package: triggered
+Status: install ok triggers-pending
+Architecture: amd64
+Version: 6.0-1
+Triggers-Pending: x
+";
+        let found = installed_deb(status).unwrap();
+        assert_eq!(
+            names(&found),
+            [
+                "libc6 2.36-9+deb12u4",
+                "half 2.0-1",
+                "unpacked 3.0-1",
+                "held 1:4.0~rc1-1",
+                "leaving 5.0-1",
+                "triggered 6.0-1"
+            ]
+        );
+        assert_eq!(found[0].multi_arch, MultiArch::Same);
+        assert_eq!(found[0].provides[0].to_string(), "libc6-x (= 2.36)");
+        assert!(
+            found[0].depends.is_empty(),
+            "a Depends inside a description is text"
+        );
+        assert_eq!(
+            clause_text(&found[2].depends[0]),
+            "libc6 (>= 2.34) | libc6-x"
+        );
+        assert!(found[3].essential);
+        assert_eq!(found[3].breaks[0].to_string(), "old (<< 2)");
+        assert_eq!(found[3].conflicts[0].to_string(), "other");
+        // CRLF, whitespace-only separator lines, no final newline.
+        let text = "Package: a\r\nStatus: install ok installed\r\nArchitecture: all\r\nVersion: 1\r\n \r\nPackage: b\nStatus: install ok installed\nArchitecture: all\nVersion: 2";
+        assert_eq!(names(&installed_deb(text).unwrap()), ["a 1", "b 2"]);
+        assert!(installed_deb("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_broken_installed_dpkg_entry_is_an_error_naming_it() {
+        let e =
+            installed_deb("Package: x\nStatus: install ok installed\nVersion: 1.0\n").unwrap_err();
+        assert!(format!("{e:#}").contains("dpkg status: x"), "{e:#}");
+        let e = installed_deb(
+            "Package: y\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nDepends: z (>= )\n",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("y 1.0: Depends field"), "{e:#}");
+    }
+
+    /// `rpm -qa --qf RPM_QUERY_FORMAT` as rpm 4.18 prints it for two
+    /// packages built with rpmbuild, and the key pseudo-package.
+    const RPM_QA: &str = "P\ttpkg\t1\t2.0\t3\tnoarch
+R\t(baz or qux >= 2)\t\t
+R\t/bin/sh\t\t
+R\tbar\t\t
+R\tfoo\t>=\t1.2-1
+R\trpmlib(CompressedFileNames)\t<=\t3.0.4-1
+R\trpmlib(RichDependencies)\t<=\t4.12.0-1
+V\ttpkg\t=\t1:2.0-3
+V\tvirt\t=\t5
+C\told\t<\t1:0.5
+P\tgpg-pubkey\t(none)\t3a7bd3be\t5ad5a0e0\t(none)
+V\tgpg(Fedora)\t=\t4:3a7bd3be-5ad5a0e0
+P\tupkg\t(none)\t1.0\t1\tx86_64
+R\trpmlib(FileDigests)\t<=\t4.6.0-1
+";
+
+    #[test]
+    fn rpm_query_output_is_read() {
+        let found = installed_rpm(RPM_QA).unwrap();
+        assert_eq!(names(&found), ["tpkg 1:2.0-3", "upkg 1.0-1"]);
+        let t = &found[0];
+        assert_eq!(t.arch, "noarch");
+        let depends: Vec<String> = t.depends.iter().map(|c| clause_text(c)).collect();
+        assert_eq!(depends, ["baz | qux >= 2", "bar", "foo >= 1.2-1"]);
+        let provides: Vec<String> = t.provides.iter().map(Relation::to_string).collect();
+        assert_eq!(provides, ["tpkg = 1:2.0-3", "virt = 5"]);
+        assert_eq!(t.conflicts[0].to_string(), "old < 1:0.5");
+        // The own provide is added when rpm did not list it.
+        let u = &found[1];
+        assert_eq!(u.provides[0].to_string(), "upkg = 1.0-1");
+        assert!(u.depends.is_empty());
+        assert!(installed_rpm("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn unexpected_rpm_query_output_is_an_error() {
+        for bad in [
+            "R\tfoo\t\t\n",
+            "P\tx\t(none)\t1.0\n",
+            "P\tx\t(none)\t1.0\t1\tx86_64\nR\tfoo\t~=\t1\n",
+            "P\tx\tE\t1.0\t1\tx86_64\n",
+            "garbage\n",
+        ] {
+            assert!(installed_rpm(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1018,3 +1018,75 @@ fn deb_paragraph_fields_fold_and_any_case() {
     .unwrap_err();
     assert!(format!("{e:#}").contains("app 1: Depends field"), "{e:#}");
 }
+
+#[test]
+fn the_driver_hands_back_each_choice_with_the_offer_it_came_from() {
+    let offer = |paragraph: &str, repo: &str| {
+        let info = PackageInfo::from_deb_paragraph(paragraph).unwrap();
+        Offer {
+            candidate: crate::repo::Candidate {
+                package: info.name.clone(),
+                version: info.version.clone(),
+                arch: info.arch.clone(),
+                url: url::Url::parse(&format!("http://{repo}/{}.deb", info.name)).unwrap(),
+                file_name: format!("{}.deb", info.name),
+                size: 1,
+                sha256: "ab".repeat(32),
+            },
+            info,
+        }
+    };
+    let app = "Package: app\nVersion: 2-1\nArchitecture: amd64\nDepends: lib\n";
+    let lib = "Package: lib\nVersion: 1-1\nArchitecture: amd64\n";
+    let mut batches = Vec::new();
+    let offers = |names: BTreeSet<String>| {
+        batches.push(names.clone());
+        // Two repositories offer lib 1-1: the first one's is used.
+        let mut out = Vec::new();
+        for (repo, text) in [("one", app), ("one", lib), ("two", lib)] {
+            let o = offer(text, repo);
+            if names.contains(&o.info.name) {
+                out.push(o);
+            }
+        }
+        async move { anyhow::Ok(out) }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (resolution, chosen) = runtime
+        .block_on(super::resolve(
+            Family::Deb,
+            "amd64",
+            Vec::new(),
+            vec![("app".to_string(), dv("2-1"))],
+            offers,
+        ))
+        .unwrap();
+    assert_eq!(names(&resolution), ["app 2-1", "lib 1-1"]);
+    let urls: Vec<&str> = chosen.iter().map(|o| o.candidate.url.as_str()).collect();
+    assert_eq!(urls, ["http://one/app.deb", "http://one/lib.deb"]);
+    assert_eq!(batches, [batch(&["app"]), batch(&["lib"])]);
+
+    // A resolver error and an error of the offers are the driver's.
+    let e = runtime
+        .block_on(super::resolve(
+            Family::Deb,
+            "amd64",
+            Vec::new(),
+            vec![("app".to_string(), dv("3-1"))],
+            |_| async { anyhow::Ok(vec![offer(app, "one")]) },
+        ))
+        .unwrap_err();
+    assert!(e.to_string().starts_with("app 3-1 is requested"), "{e}");
+    let e = runtime
+        .block_on(super::resolve(
+            Family::Deb,
+            "amd64",
+            Vec::new(),
+            vec![("app".to_string(), dv("2-1"))],
+            |_| async { anyhow::bail!("repository down") },
+        ))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "repository down");
+}
