@@ -78,6 +78,8 @@ pub mod package;
 pub mod pkg;
 /// Package repositories: APT and YUM metadata, signatures, candidate versions.
 pub mod repo;
+/// Dependency resolution: what an upgrade brings along, decided as apt/dnf would.
+pub mod resolve;
 /// SIGINT/SIGTERM deferred to the end of the current step.
 pub mod signals;
 /// systemd over D-Bus: stop, reload, start units and wait for their state.

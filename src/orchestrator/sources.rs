@@ -268,3 +268,47 @@ fn os_release_version(root: &std::path::Path) -> Option<String> {
             .map(|v| v.trim().trim_matches('"').to_string())
     })
 }
+
+impl Sources<'_> {
+    /// Every package the repositories offer for this host whose name is
+    /// one of `names` or whose Provides mention one, with its relations:
+    /// the answer to the resolver's [`crate::resolve::Outcome::Need`]. The
+    /// repositories are read side by side and their offers kept in the
+    /// order of the repositories (the resolver keeps the first of a name,
+    /// version and architecture offered twice). As for
+    /// [`Sources::candidates`], a repository that cannot be read or
+    /// verified fails the whole call, naming it.
+    pub async fn offers(
+        &self,
+        names: &std::collections::BTreeSet<String>,
+    ) -> anyhow::Result<Vec<crate::resolve::Offer>> {
+        let reads = self.repos.iter().map(|r| async move {
+            let found = match &r.kind {
+                RepoKind::Apt { suite, component } => {
+                    AptRepository::new(
+                        self.http,
+                        &r.url,
+                        suite,
+                        component.as_deref(),
+                        r.keyring.clone(),
+                        &self.arch,
+                    )
+                    .with_entries_cache(self.cache_dir.join("metadata"))
+                    .offers(names)
+                    .await
+                }
+                RepoKind::Yum => {
+                    YumRepository::new(self.http, &r.url, r.keyring.clone(), &self.arch)
+                        .offers(names)
+                        .await
+                }
+            };
+            found.with_context(|| format!("repository {}", r.url))
+        });
+        let mut all = Vec::new();
+        for found in futures_util::future::join_all(reads).await {
+            all.extend(found?);
+        }
+        Ok(all)
+    }
+}

@@ -117,6 +117,52 @@ impl Dpkg {
     }
 }
 
+impl Dpkg {
+    /// Every installed package with its relations, for the resolver (see
+    /// [`crate::resolve::installed_deb`] for what counts as installed):
+    /// read from `ADMINDIR/status`, or from `dpkg-query --status` when the
+    /// file alone is not the whole truth (dpkg has journal entries not yet
+    /// merged into it, or `DPKG_ROOT` is set).
+    pub async fn installed_packages(&self) -> anyhow::Result<Vec<crate::resolve::PackageInfo>> {
+        let admin = self.admin_dir.clone();
+        let from_file = tokio::task::spawn_blocking(move || {
+            if std::env::var_os("DPKG_ROOT").is_some_and(|v| !v.is_empty()) {
+                return Ok(None);
+            }
+            let file = admin.join("status");
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            // Checked after the read, as for `installed`.
+            if pending_updates(&admin.join("updates")) {
+                return Ok(None);
+            }
+            crate::resolve::installed_deb(&text)
+                .with_context(|| file.display().to_string())
+                .map(Some)
+        })
+        .await
+        .context("the dpkg status reader failed")??;
+        if let Some(found) = from_file {
+            return Ok(found);
+        }
+        let out = Command::new("dpkg-query")
+            .arg(format!("--admindir={}", self.admin_dir.display()))
+            .arg("--status")
+            .output()
+            .await
+            .context("cannot run dpkg-query")?;
+        if !out.status.success() {
+            bail!(
+                "dpkg-query --status failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8(out.stdout).context("dpkg-query --status: not UTF-8")?;
+        crate::resolve::installed_deb(&text).context("dpkg-query --status")
+    }
+}
+
 /// Whether dpkg's journal directory holds an update not yet merged into the
 /// status file (a file named by digits only, as dpkg names them; `tmp.i` is
 /// one being written, which dpkg ignores too). An unreadable directory
@@ -787,5 +833,41 @@ mod tests {
             }
         }
         assert!(compared > 120, "{compared} compared, {deferred} deferred");
+    }
+
+    #[test]
+    fn installed_packages_come_from_the_status_file_or_from_dpkg_query() {
+        let (dir, dpkg) = in_tempdir();
+        let entry = |name: &str, version: &str| {
+            format!(
+                "Package: {name}\nStatus: install ok installed\nMaintainer: x\nArchitecture: all\nVersion: {version}\nDepends: base (>= 1)\nDescription: d\n\n"
+            )
+        };
+        std::fs::write(
+            dir.path().join("status"),
+            format!(
+                "{}Package: gone\nStatus: deinstall ok config-files\nArchitecture: all\nVersion: 1\n\n",
+                entry("a", "1")
+            ),
+        )
+        .unwrap();
+        let names = |found: Vec<crate::resolve::PackageInfo>| -> Vec<String> {
+            found
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.version))
+                .collect()
+        };
+        let found = rt().block_on(dpkg.installed_packages()).unwrap();
+        assert_eq!(names(found.clone()), ["a 1"]);
+        assert_eq!(found[0].depends[0][0].to_string(), "base (>= 1)");
+        // A journal entry not merged yet: dpkg-query reads both.
+        std::fs::create_dir_all(dir.path().join("updates")).unwrap();
+        std::fs::write(dir.path().join("updates/0001"), entry("b", "2")).unwrap();
+        let found = rt().block_on(dpkg.installed_packages()).unwrap();
+        assert_eq!(names(found), ["a 1", "b 2"]);
+        // No status file: an error naming it.
+        let (_empty, none) = in_tempdir();
+        let e = rt().block_on(none.installed_packages()).unwrap_err();
+        assert!(format!("{e:#}").contains("status"), "{e:#}");
     }
 }

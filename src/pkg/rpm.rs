@@ -84,6 +84,30 @@ impl Rpm {
     }
 }
 
+impl Rpm {
+    /// Every installed package with its relations, for the resolver:
+    /// `rpm -qa --qf` [`crate::resolve::RPM_QUERY_FORMAT`], read by
+    /// [`crate::resolve::installed_rpm`].
+    pub async fn installed_packages(&self) -> anyhow::Result<Vec<crate::resolve::PackageInfo>> {
+        let out = Command::new("rpm")
+            .args(self.db_args())
+            .args(["-qa", "--qf", crate::resolve::RPM_QUERY_FORMAT])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .context("cannot run rpm -qa")?;
+        if !out.status.success() {
+            bail!(
+                "rpm -qa failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8(out.stdout).context("rpm -qa: not UTF-8")?;
+        crate::resolve::installed_rpm(&text)
+    }
+}
+
 /// Parses `rpm --eval %{_dbpath}`: one absolute path.
 pub fn parse_db_path(text: &str) -> anyhow::Result<PathBuf> {
     let path = text.trim();

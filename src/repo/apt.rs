@@ -5,6 +5,7 @@
 //! Fetching ([`AptRepository`]) is kept apart from parsing ([`ReleaseFile`],
 //! [`parse_packages`]), which is tested on fixtures.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::time::SystemTime;
 
@@ -14,6 +15,7 @@ use url::Url;
 use super::openpgp::{self, Keyring};
 use super::{Candidate, Repository};
 use crate::download::Http;
+use crate::resolve::{Offer, PackageInfo};
 use crate::version::PkgVersion;
 
 /// Largest Release or Packages file accepted (a Debian-sized Packages.xz
@@ -123,15 +125,10 @@ impl<'a> AptRepository<'a> {
         Ok(release)
     }
 
-    /// Fetches the Packages index named by the Release file, checks its size
-    /// and SHA-256, and streams it through the decompressor and the parser,
-    /// keeping only the entries of `package`: memory does not grow with the
-    /// size of the index.
-    async fn package_entries(
-        &self,
-        release: &ReleaseFile,
-        package: &str,
-    ) -> anyhow::Result<Vec<PackageEntry>> {
+    /// The Packages index the Release file names for this repository's
+    /// component and architecture (`.gz` first, then `.xz`, then plain),
+    /// and its URL.
+    fn index_entry<'r>(&self, release: &'r ReleaseFile) -> anyhow::Result<(&'r IndexEntry, Url)> {
         let stem = match (&self.component, self.flat()) {
             (_, true) => "Packages".to_string(),
             (Some(c), false) => format!("{c}/binary-{}/Packages", self.arch),
@@ -158,6 +155,77 @@ impl<'a> AptRepository<'a> {
                 )
             })?;
         let url = self.release_dir()?.join(&entry.path)?;
+        Ok((entry, url))
+    }
+
+    /// Fetches the Packages index `entry` at `url`, checks its size and
+    /// SHA-256, and streams it through the decompressor into `parse`:
+    /// memory does not grow with the size of the index.
+    async fn with_index<T>(
+        &self,
+        entry: &IndexEntry,
+        url: &Url,
+        parse: impl for<'r> FnOnce(BufReader<Box<dyn Read + 'r>>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        // A non-root `check` cannot write the cache: it reads the index in
+        // memory instead.
+        let index_dir = self
+            .entries_cache
+            .as_ref()
+            .map(|d| d.join("indexes"))
+            .filter(|d| writable_dir(d));
+        match &index_dir {
+            // Streamed to a file (size and SHA-256 checked as it arrives),
+            // then parsed from there: memory stays flat whatever the size
+            // of the index.
+            Some(dir) => {
+                let ext = std::path::Path::new(&entry.path)
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("plain");
+                let file = self
+                    .http
+                    .download_scratch(url, entry.size, &entry.sha256, dir, ext)
+                    .await?;
+                let parsed = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))
+                    .and_then(|f| {
+                        let reader =
+                            BufReader::with_capacity(64 * 1024, decompressor(&entry.path, f));
+                        parse(reader).with_context(|| format!("{url}"))
+                    });
+                // What the caller keeps of it is cached; the index is not
+                // needed again.
+                if let Err(e) = std::fs::remove_file(&file) {
+                    tracing::debug!("cannot remove {}: {e}", file.display());
+                }
+                parsed
+            }
+            None => {
+                let data = self.http.get(url, entry.size).await?;
+                crate::download::check_sha256(url, &data, &entry.sha256)?;
+                if data.len() as u64 != entry.size {
+                    bail!(
+                        "{url}: size {} does not match the Release file's {}",
+                        data.len(),
+                        entry.size
+                    );
+                }
+                let reader =
+                    BufReader::with_capacity(64 * 1024, decompressor(&entry.path, &data[..]));
+                parse(reader).with_context(|| format!("{url}"))
+            }
+        }
+    }
+
+    /// The entries of `package` in the Packages index named by the Release
+    /// file (from the entries cache while the index is unchanged).
+    async fn package_entries(
+        &self,
+        release: &ReleaseFile,
+        package: &str,
+    ) -> anyhow::Result<Vec<PackageEntry>> {
+        let (entry, url) = self.index_entry(release)?;
         let cache_file = self.entries_cache.as_ref().map(|dir| {
             dir.join(format!(
                 "apt-entries-{}-{}-{package}.json",
@@ -171,55 +239,10 @@ impl<'a> AptRepository<'a> {
             );
             return Ok(found);
         }
-        // A non-root `check` cannot write the cache: it reads the index in
-        // memory instead.
-        let index_dir = self
-            .entries_cache
-            .as_ref()
-            .map(|d| d.join("indexes"))
-            .filter(|d| writable_dir(d));
-        let entries = match &index_dir {
-            // Streamed to a file (size and SHA-256 checked as it arrives),
-            // then parsed from there: memory stays flat whatever the size
-            // of the index.
-            Some(dir) => {
-                let ext = std::path::Path::new(&entry.path)
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .unwrap_or("plain");
-                let file = self
-                    .http
-                    .download_scratch(&url, entry.size, &entry.sha256, dir, ext)
-                    .await?;
-                let parsed = std::fs::File::open(&file)
-                    .with_context(|| format!("cannot open {}", file.display()))
-                    .and_then(|f| {
-                        let reader =
-                            BufReader::with_capacity(64 * 1024, decompressor(&entry.path, f));
-                        parse_packages(reader, package, &self.arch)
-                            .with_context(|| format!("{url}"))
-                    });
-                // The entries are cached below; the index is not needed again.
-                if let Err(e) = std::fs::remove_file(&file) {
-                    tracing::debug!("cannot remove {}: {e}", file.display());
-                }
-                parsed?
-            }
-            None => {
-                let data = self.http.get(&url, entry.size).await?;
-                crate::download::check_sha256(&url, &data, &entry.sha256)?;
-                if data.len() as u64 != entry.size {
-                    bail!(
-                        "{url}: size {} does not match the Release file's {}",
-                        data.len(),
-                        entry.size
-                    );
-                }
-                let reader =
-                    BufReader::with_capacity(64 * 1024, decompressor(&entry.path, &data[..]));
-                parse_packages(reader, package, &self.arch).with_context(|| format!("{url}"))?
-            }
-        };
+        let arch = self.arch.as_str();
+        let entries = self
+            .with_index(entry, &url, |reader| parse_packages(reader, package, arch))
+            .await?;
         if let Some(file) = &cache_file
             && let Err(e) = store_entries(file, &entries)
         {
@@ -227,6 +250,96 @@ impl<'a> AptRepository<'a> {
             tracing::debug!("cannot cache index entries in {}: {e:#}", file.display());
         }
         Ok(entries)
+    }
+
+    /// Every package for this host's architecture (or `all`) whose name is
+    /// one of `names` or whose Provides mention one, with the relations the
+    /// resolver reads (see [`crate::resolve`]).
+    ///
+    /// A whole index is read once per index version: the first call
+    /// streams it, answers from it and keeps the resolver's fields of every
+    /// paragraph ([`scan_offers`]) in the entries cache
+    /// (`apt-offers-URLKEY-SHA256-ARCH-vN.packages`, about half the size of
+    /// the decompressed index: 24 MB for Debian main); while the Release
+    /// file names the same index, later calls (the resolver's next batch,
+    /// the next run) read that file instead. Older versions of it for the
+    /// same index are removed when a new one is written. Without a writable
+    /// cache, every call reads the index again.
+    pub async fn offers(&self, names: &BTreeSet<String>) -> anyhow::Result<Vec<Offer>> {
+        let release = self.release().await?;
+        let (entry, url) = self.index_entry(&release)?;
+        let arch = self.arch.as_str();
+        let cache_dir = self.entries_cache.as_ref().filter(|d| writable_dir(d));
+        let key = url_key(&url);
+        let cache_file = cache_dir.map(|dir| {
+            dir.join(format!(
+                "apt-offers-{key}-{}-{}-v{OFFERS_FORMAT}.packages",
+                entry.sha256, self.arch
+            ))
+        });
+        let cached = cache_file
+            .as_deref()
+            .and_then(|f| std::fs::File::open(f).ok());
+        let found = match (cached, &cache_file) {
+            (Some(f), Some(file)) => {
+                tracing::debug!("{url}: unchanged, offers from {}", file.display());
+                parse_offers(BufReader::with_capacity(64 * 1024, f), names, arch)
+                    .with_context(|| format!("{}", file.display()))?
+            }
+            (_, Some(file)) => {
+                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+                let out = std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+                let scanned = self
+                    .with_index(entry, &url, |reader| {
+                        scan_offers(reader, names, arch, Some(&mut out))
+                    })
+                    .await;
+                let kept = scanned.as_ref().map_err(|_| ()).and_then(|_| {
+                    keep_offers_file(out, &tmp, file).map_err(|e| {
+                        tracing::debug!("cannot keep {}: {e:#}", file.display());
+                    })
+                });
+                if kept.is_ok() {
+                    remove_older_offers(file, &key, &self.arch);
+                } else {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                scanned?
+            }
+            (_, None) => {
+                self.with_index(entry, &url, |reader| parse_offers(reader, names, arch))
+                    .await?
+            }
+        };
+        found
+            .into_iter()
+            .map(|o| {
+                Ok(Offer {
+                    candidate: self.candidate(o.entry)?,
+                    info: o.info,
+                })
+            })
+            .collect()
+    }
+
+    /// The candidate an index entry offers.
+    fn candidate(&self, e: PackageEntry) -> anyhow::Result<Candidate> {
+        Ok(Candidate {
+            url: self.package_url(&e.filename)?,
+            file_name: e
+                .filename
+                .rsplit('/')
+                .next()
+                .unwrap_or(&e.filename)
+                .to_string(),
+            package: e.package,
+            version: e.version,
+            arch: e.arch,
+            size: e.size,
+            sha256: e.sha256,
+        })
     }
 
     /// The URL a `Filename:` field points to, checked to stay inside the
@@ -245,23 +358,10 @@ impl Repository for AptRepository<'_> {
     async fn candidates(&self, package: &str) -> anyhow::Result<Vec<Candidate>> {
         let release = self.release().await?;
         let entries = self.package_entries(&release, package).await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
-            out.push(Candidate {
-                url: self.package_url(&e.filename)?,
-                file_name: e
-                    .filename
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or(&e.filename)
-                    .to_string(),
-                package: e.package,
-                version: e.version,
-                arch: e.arch,
-                size: e.size,
-                sha256: e.sha256,
-            });
-        }
+        let out = entries
+            .into_iter()
+            .map(|e| self.candidate(e))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(super::newest_first(out))
     }
 }
@@ -496,6 +596,200 @@ fn is_package_field(line: &[u8], package: &str) -> bool {
     line.len() > FIELD.len()
         && line[..FIELD.len()].eq_ignore_ascii_case(FIELD)
         && line[FIELD.len()..].trim_ascii() == package.as_bytes()
+}
+
+/// The fields of a Packages paragraph that [`scan_offers`] keeps: what the
+/// resolver reads and what a download needs. Descriptions, maintainers,
+/// tags and the other hashes are dropped as they are read.
+const OFFER_FIELDS: [&str; 16] = [
+    "package",
+    "version",
+    "architecture",
+    "multi-arch",
+    "pre-depends",
+    "depends",
+    "provides",
+    "breaks",
+    "conflicts",
+    "priority",
+    "essential",
+    "protected",
+    "important",
+    "filename",
+    "size",
+    "sha256",
+];
+
+/// The version of the kept-fields files' contents, in their names: a
+/// change to [`OFFER_FIELDS`] must not read files written without a field.
+const OFFERS_FORMAT: u32 = 1;
+
+/// One Packages index entry with its relations, for the resolver.
+#[derive(Clone, Debug)]
+pub struct OfferEntry {
+    /// Where to get it.
+    pub entry: PackageEntry,
+    /// Its name, version, architecture and relations.
+    pub info: PackageInfo,
+}
+
+/// The entries for `arch` (or `all`) in a Packages index whose `Package`
+/// is one of `names` or whose `Provides` mention one, with their
+/// relations. Read one line at a time, as [`parse_packages`] reads; only
+/// the fields in [`OFFER_FIELDS`] are kept of each paragraph, and only the
+/// paragraphs that match are parsed. A matching paragraph that cannot be
+/// read (a bad relation field, a missing `SHA256`) is an error naming it.
+pub fn parse_offers<R: BufRead>(
+    reader: R,
+    names: &BTreeSet<String>,
+    arch: &str,
+) -> anyhow::Result<Vec<OfferEntry>> {
+    scan_offers(reader, names, arch, None::<&mut std::io::Sink>)
+}
+
+/// [`parse_offers`], also writing to `keep` the kept fields of every
+/// paragraph for `arch` or `all`: a Packages text about half the size of
+/// the index that [`parse_offers`] reads as it reads the index, for the
+/// next batch of names.
+pub fn scan_offers<R: BufRead, W: std::io::Write>(
+    mut reader: R,
+    names: &BTreeSet<String>,
+    arch: &str,
+    mut keep: Option<&mut W>,
+) -> anyhow::Result<Vec<OfferEntry>> {
+    let mut out = Vec::new();
+    let mut line = Vec::with_capacity(256);
+    let mut paragraph: Vec<u8> = Vec::with_capacity(2048);
+    let mut kept_field = false;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| anyhow!("Packages index: {}", io_problem(&e)))?;
+        if n == 0 || line.iter().all(|b| b.is_ascii_whitespace()) {
+            if !paragraph.is_empty() {
+                if !paragraph.ends_with(b"\n") {
+                    paragraph.push(b'\n');
+                }
+                offer_paragraph(&paragraph, names, arch, keep.as_deref_mut(), &mut out)?;
+                paragraph.clear();
+            }
+            if n == 0 {
+                break;
+            }
+            continue;
+        }
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            kept_field = is_offer_field(&line);
+        }
+        if kept_field {
+            paragraph.extend_from_slice(&line);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `line` starts a field [`scan_offers`] keeps.
+fn is_offer_field(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().take(16).position(|&b| b == b':') else {
+        return false;
+    };
+    let key = &line[..colon];
+    OFFER_FIELDS
+        .iter()
+        .any(|f| f.len() == key.len() && key.eq_ignore_ascii_case(f.as_bytes()))
+}
+
+/// One paragraph (its kept fields) for [`scan_offers`]: written to `keep`
+/// when it is for `arch` or `all`, and added to `out` when it matches.
+fn offer_paragraph<W: std::io::Write>(
+    paragraph: &[u8],
+    names: &BTreeSet<String>,
+    arch: &str,
+    keep: Option<&mut W>,
+    out: &mut Vec<OfferEntry>,
+) -> anyhow::Result<()> {
+    let text = std::str::from_utf8(paragraph)
+        .map_err(|e| anyhow!("Packages index: corrupt or non-UTF-8 index data ({e})"))?;
+    let (Some(package), Some(a)) = (
+        crate::resolve::deb_field(text, "Package"),
+        crate::resolve::deb_field(text, "Architecture"),
+    ) else {
+        return Ok(());
+    };
+    if a != arch && a != "all" {
+        return Ok(());
+    }
+    if let Some(w) = keep {
+        w.write_all(paragraph)
+            .and_then(|()| w.write_all(b"\n"))
+            .context("cannot write the kept index fields")?;
+    }
+    let provides = || {
+        crate::resolve::deb_field(text, "Provides").is_some_and(|field| {
+            field.split([',', '|']).any(|item| {
+                let name = item
+                    .trim()
+                    .split(|c: char| c.is_whitespace() || c == '(' || c == ':')
+                    .next()
+                    .unwrap_or_default();
+                names.contains(name)
+            })
+        })
+    };
+    if !names.contains(package) && !provides() {
+        return Ok(());
+    }
+    let info = PackageInfo::from_deb_paragraph(text)
+        .with_context(|| format!("Packages index: {package}"))?;
+    if let Some(entry) = paragraph_entry(paragraph, package, arch)? {
+        out.push(OfferEntry { entry, info });
+    }
+    Ok(())
+}
+
+/// A short key for an index URL in cache file names: the first 16 hex
+/// digits of its SHA-256.
+fn url_key(url: &Url) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(url.as_str().as_bytes())[..8])
+}
+
+/// Makes the kept fields written to `tmp` the cache file `file`: flushed,
+/// synced, renamed into place (a torn file is never read as complete).
+fn keep_offers_file(
+    out: std::io::BufWriter<std::fs::File>,
+    tmp: &std::path::Path,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let f = out.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    std::fs::rename(tmp, file)?;
+    Ok(())
+}
+
+/// Removes the other versions of an index's kept fields beside `file`.
+fn remove_older_offers(file: &std::path::Path, key: &str, arch: &str) {
+    let (Some(dir), Some(current)) = (file.parent(), file.file_name()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("apt-offers-{key}-");
+    let arch_part = format!("-{arch}-v");
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(text) = name.to_str() else { continue };
+        if name != current
+            && text.starts_with(&prefix)
+            && text.contains(&arch_part)
+            && text.ends_with(".packages")
+            && let Err(err) = std::fs::remove_file(e.path())
+        {
+            tracing::debug!("cannot remove {}: {err}", e.path().display());
+        }
+    }
 }
 
 /// The entry a paragraph of `package` gives for `arch`, if it is for it.
@@ -759,5 +1053,238 @@ SHA256:
         text.push_str(&para("portal", "2.1.0-1", "amd64", "pool/p.deb"));
         let e = parse_packages(text.as_bytes(), "portal", "amd64").unwrap();
         assert_eq!(e.len(), 1);
+    }
+
+    // -----------------------------------------------------------------------
+    // Offers for the resolver.
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// A paragraph with relation fields and the fields offers drop.
+    fn rel_para(pkg: &str, version: &str, arch: &str, extra: &str) -> String {
+        format!(
+            "Package: {pkg}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: x\nInstalled-Size: 10\n{extra}Description: {pkg}\n Depends: not a field\n .\n more\nTag: a, b\nFilename: pool/{pkg}_{version}_{arch}.deb\nSize: 100\nMD5sum: 0123\nSHA256: {}\n\n",
+            "ab".repeat(32)
+        )
+    }
+
+    fn offer_names(found: &[OfferEntry]) -> Vec<String> {
+        found
+            .iter()
+            .map(|o| format!("{} {} {}", o.info.name, o.info.version, o.info.arch))
+            .collect()
+    }
+
+    fn offers_index() -> String {
+        [
+            rel_para(
+                "app",
+                "1.2-1",
+                "amd64",
+                "Pre-Depends: init (>= 1)\nDepends: libfoo (>= 1.0),\n mta | mail-transport-agent\nBreaks: old (<< 2)\nPriority: optional\n",
+            ),
+            rel_para("app", "1.3-1", "arm64", ""),
+            rel_para(
+                "exim",
+                "4.96-1",
+                "amd64",
+                "Provides: mail-transport-agent, exim-x (= 4)\nConflicts: mail-transport-agent\nEssential: yes\nPriority: standard\n",
+            ),
+            rel_para("libfoo", "1.1-1", "amd64", "Multi-Arch: same\n"),
+            rel_para("data", "1-1", "all", "Multi-Arch: foreign\nProtected: yes\n"),
+            rel_para("unrelated", "1-1", "amd64", "Depends: app\n"),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn offers_are_found_by_name_and_by_provides_with_their_relations() {
+        let index = offers_index();
+        let found = parse_offers(
+            index.as_bytes(),
+            &set(&["app", "mail-transport-agent"]),
+            "amd64",
+        )
+        .unwrap();
+        assert_eq!(
+            offer_names(&found),
+            ["app 1.2-1 amd64", "exim 4.96-1 amd64"]
+        );
+        let app = &found[0].info;
+        let depends: Vec<String> = app
+            .depends
+            .iter()
+            .map(|c| crate::resolve::clause_text(c))
+            .collect();
+        assert_eq!(
+            depends,
+            [
+                "init (>= 1)",
+                "libfoo (>= 1.0)",
+                "mta | mail-transport-agent"
+            ]
+        );
+        assert_eq!(app.breaks[0].to_string(), "old (<< 2)");
+        assert_eq!(app.priority, Some(crate::resolve::Priority::Optional));
+        assert_eq!(found[0].entry.filename, "pool/app_1.2-1_amd64.deb");
+        assert_eq!(found[0].entry.sha256, "ab".repeat(32));
+        let exim = &found[1].info;
+        assert!(exim.essential);
+        assert_eq!(exim.provides[1].to_string(), "exim-x (= 4)");
+        // A versioned provide's name matches too; `all` packages are kept.
+        let found = parse_offers(index.as_bytes(), &set(&["exim-x", "data"]), "amd64").unwrap();
+        assert_eq!(offer_names(&found), ["exim 4.96-1 amd64", "data 1-1 all"]);
+        assert!(found[1].info.protected);
+        assert_eq!(found[1].info.multi_arch, crate::resolve::MultiArch::Foreign);
+        // Another architecture's packages, and names only mentioned in a
+        // Depends or a description, are not offers.
+        let found = parse_offers(index.as_bytes(), &set(&["init", "not"]), "amd64").unwrap();
+        assert!(found.is_empty());
+        let found = parse_offers(index.as_bytes(), &set(&["app"]), "arm64").unwrap();
+        assert_eq!(offer_names(&found), ["app 1.3-1 arm64"]);
+    }
+
+    #[test]
+    fn the_kept_fields_answer_as_the_index_does() {
+        let index = offers_index();
+        let names = set(&["app", "mail-transport-agent", "libfoo", "data"]);
+        let mut kept = Vec::new();
+        let direct = scan_offers(index.as_bytes(), &names, "amd64", Some(&mut kept)).unwrap();
+        let kept = String::from_utf8(kept).unwrap();
+        assert!(kept.len() < index.len() * 2 / 3, "{kept}");
+        for dropped in [
+            "Description",
+            "Maintainer",
+            "Tag:",
+            "MD5sum",
+            "not a field",
+            "arm64",
+        ] {
+            assert!(!kept.contains(dropped), "{dropped} kept: {kept}");
+        }
+        assert_eq!(kept.matches("Package: ").count(), 5);
+        let again = parse_offers(kept.as_bytes(), &names, "amd64").unwrap();
+        assert_eq!(offer_names(&direct), offer_names(&again));
+        for (a, b) in direct.iter().zip(&again) {
+            assert_eq!(a.info, b.info);
+            assert_eq!(a.entry.filename, b.entry.filename);
+            assert_eq!(a.entry.size, b.entry.size);
+        }
+    }
+
+    #[test]
+    fn a_broken_offer_is_an_error_only_when_it_is_asked_for() {
+        let index = [
+            rel_para("bad", "1-1", "amd64", "Depends: x (>= )\n"),
+            rel_para("good", "1-1", "amd64", ""),
+        ]
+        .concat();
+        let found = parse_offers(index.as_bytes(), &set(&["good"]), "amd64").unwrap();
+        assert_eq!(found.len(), 1);
+        let e = parse_offers(index.as_bytes(), &set(&["bad"]), "amd64").unwrap_err();
+        assert!(format!("{e:#}").contains("Packages index: bad"), "{e:#}");
+        let e = parse_offers(
+            &b"Package: bad\nVersion: \xff\n"[..],
+            &set(&["bad"]),
+            "amd64",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("index data"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn offers_over_http_are_kept_per_index_version() {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().unwrap();
+        let www = tmp.path().join("www");
+        let dir = www.join("repo");
+        std::fs::create_dir_all(&dir).unwrap();
+        let write_repo = |index: &str| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(index.as_bytes()).unwrap();
+            let gz = gz.finish().unwrap();
+            use sha2::Digest;
+            let sum = hex::encode(sha2::Sha256::digest(&gz));
+            std::fs::write(dir.join("Packages.gz"), &gz).unwrap();
+            std::fs::write(
+                dir.join("Release"),
+                format!("Suite: ./\nSHA256:\n {sum} {} Packages.gz\n", gz.len()),
+            )
+            .unwrap();
+        };
+        write_repo(&offers_index());
+        let base = crate::repo::yum::tests::serve(www).await;
+        let http = Http::new(None).unwrap();
+        let cache = tmp.path().join("cache");
+        let repo = AptRepository::new(&http, &base, "./", None, None, "amd64")
+            .with_entries_cache(cache.clone());
+        let kept_files = || -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&cache)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("apt-offers-"))
+                .collect();
+            names.sort();
+            names
+        };
+
+        let offers = repo
+            .offers(&set(&["app", "mail-transport-agent"]))
+            .await
+            .unwrap();
+        let got: Vec<String> = offers
+            .iter()
+            .map(|o| format!("{} {}", o.info.name, o.candidate.url))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                format!(
+                    "app {}pool/app_1.2-1_amd64.deb",
+                    base.join("repo/").unwrap()
+                ),
+                format!(
+                    "exim {}pool/exim_4.96-1_amd64.deb",
+                    base.join("repo/").unwrap()
+                ),
+            ]
+        );
+        assert_eq!(offers[0].candidate.size, 100);
+        let first = kept_files();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(
+            std::fs::read_dir(cache.join("indexes"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "the downloaded index is removed"
+        );
+
+        // The next batch comes from the kept fields: the index itself is
+        // gone from the server, its Release unchanged.
+        let gz = std::fs::read(dir.join("Packages.gz")).unwrap();
+        std::fs::remove_file(dir.join("Packages.gz")).unwrap();
+        let offers = repo.offers(&set(&["libfoo"])).await.unwrap();
+        assert_eq!(offers.len(), 1);
+        assert_eq!(offers[0].info.name, "libfoo");
+        std::fs::write(dir.join("Packages.gz"), gz).unwrap();
+
+        // A new index version: read again, and the old kept file replaced.
+        write_repo(&format!(
+            "{}{}",
+            offers_index(),
+            rel_para("libfoo", "1.2-1", "amd64", "")
+        ));
+        let offers = repo.offers(&set(&["libfoo"])).await.unwrap();
+        assert_eq!(offers.len(), 2);
+        let second = kept_files();
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_ne!(first, second);
+
+        // Without a cache, every call reads the index.
+        let bare = AptRepository::new(&http, &base, "./", None, None, "amd64");
+        assert_eq!(bare.offers(&set(&["libfoo"])).await.unwrap().len(), 2);
     }
 }

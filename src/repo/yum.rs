@@ -36,6 +36,7 @@
 //! of older, validly signed metadata is not detected here.
 
 use crate::zstd::ZstdFrames;
+use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read};
 use std::time::SystemTime;
 
@@ -49,6 +50,7 @@ use url::Url;
 use super::openpgp::{self, Keyring};
 use super::{Candidate, Repository};
 use crate::download::Http;
+use crate::resolve::{MultiArch, Offer, Op, PackageInfo, Relation, rpm_relation, rpm_requirement};
 use crate::version::PkgVersion;
 
 /// Largest `repomd.xml` accepted (Fedora's is about 10 kB).
@@ -120,10 +122,10 @@ impl<'a> YumRepository<'a> {
         parse_repomd(text).with_context(|| format!("{url}"))
     }
 
-    /// Fetches the primary named by `repomd`, checks its size and SHA-256,
-    /// and streams the entries of `package` out of it.
-    async fn primary(&self, repomd: &Repomd, package: &str) -> anyhow::Result<Vec<PrimaryEntry>> {
-        let file = repomd.primary.clone();
+    /// Fetches the primary named by `repomd` and checks its size and
+    /// SHA-256; returns it as stored (compressed) and its URL.
+    async fn fetch_primary(&self, repomd: &Repomd) -> anyhow::Result<(Vec<u8>, Url)> {
+        let file = &repomd.primary;
         let url = super::join_inside(&self.base, &file.href, "repomd.xml")?;
         let data = self
             .http
@@ -138,6 +140,14 @@ impl<'a> YumRepository<'a> {
                 data.len()
             );
         }
+        Ok((data, url))
+    }
+
+    /// Fetches the primary named by `repomd`, checks its size and SHA-256,
+    /// and streams the entries of `package` out of it.
+    async fn primary(&self, repomd: &Repomd, package: &str) -> anyhow::Result<Vec<PrimaryEntry>> {
+        let (data, url) = self.fetch_primary(repomd).await?;
+        let file = repomd.primary.clone();
         let package = package.to_string();
         let arch = self.arch.clone();
         // Decompressing and parsing a large primary takes seconds of CPU:
@@ -146,6 +156,34 @@ impl<'a> YumRepository<'a> {
             .await
             .context("the primary parser failed")?
             .with_context(|| format!("{url}"))
+    }
+
+    /// Every package for this host's architecture (or `noarch`) whose name
+    /// is one of `names` or whose `rpm:provides` mention one, with the
+    /// relations the resolver reads (see [`crate::resolve`]). Each call
+    /// reads the primary again (a conditional request with the metadata
+    /// cache, then a full parse).
+    pub async fn offers(&self, names: &BTreeSet<String>) -> anyhow::Result<Vec<Offer>> {
+        let repomd = self.repomd().await?;
+        let (data, url) = self.fetch_primary(&repomd).await?;
+        let file = repomd.primary.clone();
+        let names = names.clone();
+        let arch = self.arch.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            read_primary_offers(&data[..], &file, &names, &arch)
+        })
+        .await
+        .context("the primary parser failed")?
+        .with_context(|| format!("{url}"))?;
+        found
+            .into_iter()
+            .map(|o| {
+                Ok(Offer {
+                    candidate: o.entry.into_candidate(&self.base)?,
+                    info: o.info,
+                })
+            })
+            .collect()
     }
 }
 
@@ -496,6 +534,30 @@ pub fn read_primary<R: BufRead>(
     package: &str,
     arch: &str,
 ) -> anyhow::Result<Vec<PrimaryEntry>> {
+    let found = read_primary_as(stored, file, Want::Package(package), arch)?;
+    Ok(found.into_iter().map(|(e, _)| e).collect())
+}
+
+/// [`read_primary`] for [`parse_primary_offers`].
+pub fn read_primary_offers<R: BufRead>(
+    stored: R,
+    file: &MetadataFile,
+    names: &BTreeSet<String>,
+    arch: &str,
+) -> anyhow::Result<Vec<OfferEntry>> {
+    read_primary_as(stored, file, Want::Offers(names), arch)?
+        .into_iter()
+        .map(|(entry, relations)| offer_entry(entry, relations))
+        .collect()
+}
+
+/// [`read_primary`], keeping what `want` says.
+fn read_primary_as<R: BufRead>(
+    stored: R,
+    file: &MetadataFile,
+    want: Want<'_>,
+    arch: &str,
+) -> anyhow::Result<Vec<(PrimaryEntry, Relations)>> {
     let (decoder, format) = decompressor(&file.href, stored)?;
     let mut measured = Measured {
         inner: decoder,
@@ -509,9 +571,9 @@ pub fn read_primary<R: BufRead>(
             "upkeep's limit"
         },
     };
-    let entries = parse_primary(
+    let entries = parse_primary_as(
         BufReader::with_capacity(64 * 1024, &mut measured),
-        package,
+        want,
         arch,
     )?;
     // The XML ended; anything after it (there should be nothing) still
@@ -602,6 +664,44 @@ impl<R: Read> Read for Measured<R> {
     }
 }
 
+/// What a parse of the primary keeps.
+#[derive(Clone, Copy)]
+enum Want<'w> {
+    /// The entries of one package, by name (a package of another name is
+    /// skipped as soon as its `<name>` is read).
+    Package(&'w str),
+    /// The packages named in the set or providing one of them, with their
+    /// `rpm:requires`, `rpm:provides` and `rpm:conflicts` (every package's
+    /// `<format>` is read).
+    Offers(&'w BTreeSet<String>),
+}
+
+/// One `<rpm:entry>` of a relation list, as written.
+#[derive(Clone, Debug, Default)]
+struct RawRelation {
+    name: String,
+    flags: Option<String>,
+    epoch: Option<String>,
+    ver: Option<String>,
+    rel: Option<String>,
+}
+
+/// A package's relation lists (read for [`Want::Offers`] only).
+#[derive(Clone, Debug, Default)]
+struct Relations {
+    provides: Vec<RawRelation>,
+    requires: Vec<RawRelation>,
+    conflicts: Vec<RawRelation>,
+}
+
+/// Which relation list the `<rpm:entry>` elements being read belong to.
+#[derive(Clone, Copy)]
+enum RelationList {
+    Provides,
+    Requires,
+    Conflicts,
+}
+
 /// A `<package>` being read, for the wanted package (until its name or
 /// architecture show it is not).
 #[derive(Default)]
@@ -616,6 +716,7 @@ struct PackageFields {
     size: Option<Option<String>>,
     href: Option<Option<String>>,
     xml_base: bool,
+    relations: Relations,
 }
 
 /// Which text of a `<package>` child is being read.
@@ -634,6 +735,120 @@ pub fn parse_primary<R: BufRead>(
     package: &str,
     arch: &str,
 ) -> anyhow::Result<Vec<PrimaryEntry>> {
+    let found = parse_primary_as(xml, Want::Package(package), arch)?;
+    Ok(found.into_iter().map(|(e, _)| e).collect())
+}
+
+/// One primary entry with its relations, for the resolver.
+#[derive(Clone, Debug)]
+pub struct OfferEntry {
+    /// Where to get it.
+    pub entry: PrimaryEntry,
+    /// Its name, version, architecture and relations.
+    pub info: PackageInfo,
+}
+
+/// Streams a decompressed primary and returns the packages for `arch` or
+/// `noarch` whose name is one of `names` or whose `rpm:provides` mention
+/// one, with their relations: `rpm:requires` through [`rpm_requirement`]
+/// (`rpmlib(...)` and file requirements left to rpm), `rpm:provides` and
+/// `rpm:conflicts` through [`rpm_relation`], each bound from its `flags`
+/// (`EQ`, `LT`, `LE`, `GT`, `GE`) and `epoch`/`ver`/`rel`. Weak
+/// dependencies, obsoletes and file lists are not read. A matching package
+/// whose entries cannot be read is an error naming it.
+pub fn parse_primary_offers<R: BufRead>(
+    xml: R,
+    names: &BTreeSet<String>,
+    arch: &str,
+) -> anyhow::Result<Vec<OfferEntry>> {
+    parse_primary_as(xml, Want::Offers(names), arch)?
+        .into_iter()
+        .map(|(entry, relations)| offer_entry(entry, relations))
+        .collect()
+}
+
+/// The resolver's view of a primary entry and its relation lists.
+fn offer_entry(entry: PrimaryEntry, relations: Relations) -> anyhow::Result<OfferEntry> {
+    let label = format!(
+        "primary.xml: {}-{}.{}",
+        entry.name, entry.version, entry.arch
+    );
+    let bound = |r: &RawRelation| -> anyhow::Result<Option<(Op, PkgVersion)>> {
+        let Some(flags) = r.flags.as_deref().filter(|f| !f.is_empty()) else {
+            return Ok(None);
+        };
+        let op =
+            Op::from_rpm(flags).ok_or_else(|| anyhow!("{}: unknown flags {flags:?}", r.name))?;
+        let ver = r
+            .ver
+            .as_deref()
+            .ok_or_else(|| anyhow!("{}: flags {flags} without ver", r.name))?;
+        let version = PkgVersion::rpm_parts(r.epoch.as_deref(), ver, r.rel.as_deref())
+            .with_context(|| r.name.clone())?;
+        Ok(Some((op, version)))
+    };
+    let mut depends = Vec::new();
+    for r in &relations.requires {
+        let constraint = bound(r).with_context(|| format!("{label}: rpm:requires"))?;
+        depends.extend(
+            rpm_requirement(&r.name, constraint)
+                .with_context(|| format!("{label}: rpm:requires"))?,
+        );
+    }
+    let list = |raw: &[RawRelation], what: &str| -> anyhow::Result<Vec<Relation>> {
+        raw.iter()
+            .map(|r| {
+                let constraint = bound(r).with_context(|| format!("{label}: {what}"))?;
+                Ok(rpm_relation(&r.name, constraint))
+            })
+            .collect()
+    };
+    let mut provides = list(&relations.provides, "rpm:provides")?;
+    if !provides.iter().any(|p| p.name == entry.name) {
+        provides.insert(
+            0,
+            rpm_relation(&entry.name, Some((Op::Eq, entry.version.clone()))),
+        );
+    }
+    let conflicts = list(&relations.conflicts, "rpm:conflicts")?;
+    let info = PackageInfo {
+        name: entry.name.clone(),
+        version: entry.version.clone(),
+        arch: entry.arch.clone(),
+        multi_arch: MultiArch::No,
+        depends,
+        provides,
+        breaks: Vec::new(),
+        conflicts,
+        priority: None,
+        essential: false,
+        protected: false,
+    };
+    Ok(OfferEntry { entry, info })
+}
+
+/// Whether a finished package is what `want` asks for: for
+/// [`Want::Offers`], by its name or one of its Provides.
+fn offered(p: &PackageFields, want: Want<'_>) -> bool {
+    match want {
+        Want::Package(_) => true,
+        Want::Offers(names) => {
+            p.name.as_deref().is_some_and(|n| names.contains(n))
+                || p.relations
+                    .provides
+                    .iter()
+                    .any(|r| names.contains(r.name.as_str()))
+        }
+    }
+}
+
+/// Streams a decompressed primary, keeping what `want` says (see
+/// [`parse_primary`] and [`parse_primary_offers`]).
+fn parse_primary_as<R: BufRead>(
+    xml: R,
+    want: Want<'_>,
+    arch: &str,
+) -> anyhow::Result<Vec<(PrimaryEntry, Relations)>> {
     const WHERE: &str = "primary.xml";
     let mut reader = Reader::from_reader(xml);
     let mut buf = Vec::new();
@@ -642,6 +857,11 @@ pub fn parse_primary<R: BufRead>(
     let mut root = false;
     let mut current: Option<PackageFields> = None;
     let mut reading: Option<PackageText> = None;
+    // Inside a <package>'s <format> (offers only), and in which relation
+    // list of it.
+    let mut in_format = false;
+    let mut list: Option<RelationList> = None;
+    let offers = matches!(want, Want::Offers(_));
     let mut text = String::new();
     let mut out = Vec::new();
     loop {
@@ -707,12 +927,39 @@ pub fn parse_primary<R: BufRead>(
                                     }
                                     p.xml_base = attribute(e, "xml:base")?.is_some();
                                 }
-                                // <format>, <description>...: nothing upkeep reads.
+                                "format" if offers && !empty => in_format = true,
+                                // <description>...: nothing upkeep reads.
                                 _ => {}
                             }
-                            reading.is_some()
+                            reading.is_some() || in_format
                         }
                     },
+                    3 if in_format && !empty => {
+                        list = match name {
+                            "rpm:provides" => Some(RelationList::Provides),
+                            "rpm:requires" => Some(RelationList::Requires),
+                            "rpm:conflicts" => Some(RelationList::Conflicts),
+                            _ => None,
+                        };
+                        list.is_some()
+                    }
+                    4 if name == "rpm:entry" => {
+                        if let (Some(which), Some(p)) = (list, current.as_mut()) {
+                            let entry = RawRelation {
+                                name: attribute(e, "name")?.unwrap_or_default(),
+                                flags: attribute(e, "flags")?,
+                                epoch: attribute(e, "epoch")?,
+                                ver: attribute(e, "ver")?,
+                                rel: attribute(e, "rel")?,
+                            };
+                            match which {
+                                RelationList::Provides => p.relations.provides.push(entry),
+                                RelationList::Requires => p.relations.requires.push(entry),
+                                RelationList::Conflicts => p.relations.conflicts.push(entry),
+                            }
+                        }
+                        false
+                    }
                     _ => false,
                 };
                 if !enter {
@@ -722,7 +969,7 @@ pub fn parse_primary<R: BufRead>(
                     // empty root has no packages; <package/> is not entered.)
                     if reading.is_some() {
                         end_text(&mut current, &mut reading, &mut text);
-                        if !wanted(current.as_ref(), package, arch) {
+                        if !wanted(current.as_ref(), want, arch) {
                             current = None;
                             skip_package(&mut reader, &mut skip)?;
                             depth -= 1;
@@ -736,17 +983,23 @@ pub fn parse_primary<R: BufRead>(
                 depth -= 1;
                 if depth == 2 && reading.is_some() {
                     end_text(&mut current, &mut reading, &mut text);
-                    if !wanted(current.as_ref(), package, arch) {
+                    if !wanted(current.as_ref(), want, arch) {
                         // Not the wanted package: skip the rest of it.
                         current = None;
                         skip_package(&mut reader, &mut skip)?;
                         depth -= 1;
                     }
+                } else if depth == 2 {
+                    in_format = false;
+                } else if depth == 3 {
+                    list = None;
                 } else if depth == 1
-                    && let Some(p) = current.take()
-                    && wanted(Some(&p), package, arch)
+                    && let Some(mut p) = current.take()
+                    && wanted(Some(&p), want, arch)
+                    && offered(&p, want)
                 {
-                    out.push(finish_package(p)?);
+                    let relations = std::mem::take(&mut p.relations);
+                    out.push((finish_package(p)?, relations));
                 }
             }
             Event::Text(_) | Event::CData(_) | Event::GeneralRef(_)
@@ -790,10 +1043,14 @@ fn end_text(
 }
 
 /// Whether a package (as far as it is known) may be the wanted one.
-fn wanted(p: Option<&PackageFields>, package: &str, arch: &str) -> bool {
+fn wanted(p: Option<&PackageFields>, want: Want<'_>, arch: &str) -> bool {
     let Some(p) = p else { return false };
-    p.name.as_deref().is_none_or(|n| n == package)
-        && p.arch.as_deref().is_none_or(|a| a == arch || a == "noarch")
+    let name_ok = match want {
+        Want::Package(package) => p.name.as_deref().is_none_or(|n| n == package),
+        // Known only once its provides are read.
+        Want::Offers(_) => true,
+    };
+    name_ok && p.arch.as_deref().is_none_or(|a| a == arch || a == "noarch")
 }
 
 /// Checks a wanted `<package>` and makes its entry.
@@ -942,7 +1199,7 @@ fn xml_error<R>(reader: &Reader<R>, e: quick_xml::Error, what: &str) -> anyhow::
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
@@ -1789,8 +2046,8 @@ A package for upkeep's YUM tests.
     }
 
     /// Serves the files under `root` over HTTP on 127.0.0.1 for as long as
-    /// the test's runtime runs.
-    async fn serve(root: PathBuf) -> Url {
+    /// the test's runtime runs (the APT tests use it too).
+    pub(crate) async fn serve(root: PathBuf) -> Url {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1955,6 +2212,229 @@ A package for upkeep's YUM tests.
             msg.contains(repo_base.join(&repomd.primary.href).unwrap().as_str()),
             "{msg}"
         );
+    }
+
+    // -----------------------------------------------------------------------
+    // Offers for the resolver.
+
+    /// A package with relation lists (`format` is the inside of <format>).
+    fn rel_package(name: &str, arch: &str, version: &str, format: &str) -> String {
+        format!(
+            r#"<package type="rpm">
+  <name>{name}</name>
+  <arch>{arch}</arch>
+  {version}
+  <checksum type="sha256" pkgid="YES">{SUM_B}</checksum>
+  <summary>s</summary>
+  <description>d &lt;rpm:entry name="fake"/&gt;</description>
+  <size package="10" installed="0" archive="124"/>
+  <location href="{name}.rpm"/>
+  <format>
+    <rpm:license>MIT</rpm:license>
+    {format}
+    <file>/usr/bin/{name}</file>
+  </format>
+</package>
+"#
+        )
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn offers_primary() -> String {
+        primary(&[
+            rel_package(
+                "app",
+                "x86_64",
+                &ver("0", "2.0", "1.el9"),
+                r#"<rpm:provides>
+      <rpm:entry name="app" flags="EQ" epoch="0" ver="2.0" rel="1.el9"/>
+      <rpm:entry name="app(x86-64)" flags="EQ" epoch="0" ver="2.0" rel="1.el9"/>
+    </rpm:provides>
+    <rpm:requires>
+      <rpm:entry name="libfoo.so.1()(64bit)"/>
+      <rpm:entry name="bar" flags="GE" epoch="1" ver="3.4"/>
+      <rpm:entry name="/bin/sh" pre="1"/>
+      <rpm:entry name="(baz or qux &gt;= 2)"/>
+    </rpm:requires>
+    <rpm:conflicts>
+      <rpm:entry name="old" flags="LT" epoch="0" ver="2"/>
+    </rpm:conflicts>
+    <rpm:recommends>
+      <rpm:entry name="weak"/>
+    </rpm:recommends>
+    <rpm:obsoletes>
+      <rpm:entry name="ancient"/>
+    </rpm:obsoletes>"#,
+            ),
+            rel_package(
+                "libfoo",
+                "x86_64",
+                &ver("0", "1.0", "1"),
+                r#"<rpm:provides>
+      <rpm:entry name="libfoo.so.1()(64bit)"/>
+    </rpm:provides>
+    <rpm:requires/>"#,
+            ),
+            rel_package("libfoo", "aarch64", &ver("0", "1.0", "1"), ""),
+            rel_package("weak", "noarch", &ver("0", "1", "1"), ""),
+        ])
+    }
+
+    #[test]
+    fn primary_offers_are_found_by_name_and_by_provides_with_their_relations() {
+        let xml = offers_primary();
+        let found = parse_primary_offers(xml.as_bytes(), &names(&["app"]), "x86_64").unwrap();
+        assert_eq!(found.len(), 1);
+        let app = &found[0].info;
+        assert_eq!(app.version, rpm(None, "2.0", Some("1.el9")));
+        let depends: Vec<String> = app
+            .depends
+            .iter()
+            .map(|c| crate::resolve::clause_text(c))
+            .collect();
+        assert_eq!(
+            depends,
+            ["libfoo.so.1()(64bit)", "bar >= 1:3.4", "baz | qux >= 2"]
+        );
+        let provides: Vec<String> = app.provides.iter().map(Relation::to_string).collect();
+        assert_eq!(provides, ["app = 2.0-1.el9", "app(x86-64) = 2.0-1.el9"]);
+        assert_eq!(app.conflicts[0].to_string(), "old < 2");
+        assert_eq!(found[0].entry.href, "app.rpm");
+
+        // By a provided name, for the host's architecture only; a package
+        // without provides gets its own.
+        let found = parse_primary_offers(
+            xml.as_bytes(),
+            &names(&["libfoo.so.1()(64bit)", "weak", "fake"]),
+            "x86_64",
+        )
+        .unwrap();
+        let got: Vec<String> = found
+            .iter()
+            .map(|o| format!("{}.{}", o.info.name, o.info.arch))
+            .collect();
+        assert_eq!(got, ["libfoo.x86_64", "weak.noarch"]);
+        assert_eq!(found[1].info.provides[0].to_string(), "weak = 1-1");
+        // The candidate parser still reads the same primary.
+        assert_eq!(
+            parse_primary(xml.as_bytes(), "libfoo", "x86_64")
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn broken_primary_relations_are_an_error_naming_the_package() {
+        let xml = primary(&[rel_package(
+            "app",
+            "x86_64",
+            &ver("0", "2.0", "1"),
+            r#"<rpm:requires><rpm:entry name="bar" flags="XX" ver="1"/></rpm:requires>"#,
+        )]);
+        let e = parse_primary_offers(xml.as_bytes(), &names(&["app"]), "x86_64").unwrap_err();
+        assert!(format!("{e:#}").contains("app-2.0-1.x86_64"), "{e:#}");
+        assert!(
+            parse_primary_offers(xml.as_bytes(), &names(&["other"]), "x86_64")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    const RELATED_SPEC: &str = "Name: tpkg
+Version: 2.0
+Release: 3
+Epoch: 1
+Summary: t
+License: MIT
+BuildArch: noarch
+Requires: foo >= 1.2-1
+Requires: bar
+Requires: (baz or qux >= 2)
+Requires(pre): /bin/sh
+Provides: virt = 5
+Conflicts: old < 1:0.5
+Recommends: weak
+%description
+t
+%files
+";
+
+    /// What rpm's database says about a package and what createrepo_c's
+    /// primary says about the same package file give the resolver the same
+    /// package.
+    #[tokio::test]
+    async fn rpm_database_and_primary_agree_on_relations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = tmp.path().join("t.spec");
+        std::fs::write(&spec, RELATED_SPEC).unwrap();
+        let top = tmp.path().join("rpmbuild-tpkg");
+        let db = tmp.path().join("rpmdb");
+        run(Command::new("rpmbuild")
+            .arg("-bb")
+            .arg("--quiet")
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .arg("--dbpath")
+            .arg(&db)
+            .arg(&spec));
+        let mut rpms: Vec<PathBuf> = build_rpms(tmp.path());
+        rpms.extend(
+            std::fs::read_dir(top.join("RPMS/noarch"))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+        let dir = tmp.path().join("repo");
+        assert!(createrepo(&dir, &rpms, &[]));
+        let (file, _) = candidates_on_disk(&dir, "tpkg");
+        let stored = BufReader::new(std::fs::File::open(dir.join(&file.href)).unwrap());
+        let offered =
+            read_primary_offers(stored, &file, &names(&["tpkg", "other"]), "x86_64").unwrap();
+
+        let tpkg = rpms
+            .iter()
+            .find(|p| p.to_string_lossy().contains("tpkg"))
+            .unwrap();
+        let installed_db = tmp.path().join("installed-db");
+        run(Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&installed_db)
+            .arg("--initdb"));
+        run(Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&installed_db)
+            .args(["-i", "--justdb", "--nodeps", "--noscripts", "--"])
+            .arg(tpkg)
+            .arg(&rpms[0]));
+        let rpm = crate::pkg::rpm::Rpm {
+            db_path: Some(installed_db),
+        };
+        let installed = rpm.installed_packages().await.unwrap();
+        let mut installed_names: Vec<String> = installed.iter().map(|p| p.name.clone()).collect();
+        installed_names.sort();
+        assert_eq!(installed_names, ["other", "tpkg"]);
+        for p in &installed {
+            let o = offered
+                .iter()
+                .find(|o| o.info.name == p.name && o.info.version == p.version)
+                .unwrap_or_else(|| panic!("{} {} not offered", p.name, p.version));
+            assert_eq!(&o.info, p, "rpmdb and primary differ for {}", p.name);
+        }
+        let t = installed.iter().find(|p| p.name == "tpkg").unwrap();
+        assert_eq!(t.version, rpm_version("1:2.0-3"));
+        let depends: Vec<String> = t
+            .depends
+            .iter()
+            .map(|c| crate::resolve::clause_text(c))
+            .collect();
+        assert_eq!(depends, ["baz | qux >= 2", "bar", "foo >= 1.2-1"]);
+    }
+
+    fn rpm_version(text: &str) -> PkgVersion {
+        PkgVersion::rpm(text).unwrap()
     }
 
     // -----------------------------------------------------------------------
