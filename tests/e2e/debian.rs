@@ -28,10 +28,9 @@ fn real_debian_archive_point_release_installed_and_the_security_update_visible()
             .trim(),
         "active"
     );
-    let page = h
-        .c
-        .run(&["curl", "-sf", "http://127.0.0.1:80/"])
-        .unwrap_or_else(|e| panic!("nginx does not answer on port 80: {e}"));
+    let page =
+        h.c.run(&["curl", "-sf", "http://127.0.0.1:80/"])
+            .unwrap_or_else(|e| panic!("nginx does not answer on port 80: {e}"));
     assert!(page.contains("Welcome to nginx"), "{page}");
 
     // The archive moves: this needs bookworm-security to have a newer nginx
@@ -45,12 +44,11 @@ fn real_debian_archive_point_release_installed_and_the_security_update_visible()
                 debian::SECURITY_SUITE
             )
         });
-        let newer = h
-            .c
-            .exec(&["dpkg", "--compare-versions", &s, "gt", v])
-            .unwrap()
-            .status
-            .success();
+        let newer =
+            h.c.exec(&["dpkg", "--compare-versions", &s, "gt", v])
+                .unwrap()
+                .status
+                .success();
         assert!(
             newer,
             "{}'s {p} {s} is not newer than {}'s {v} today: this test needs a \

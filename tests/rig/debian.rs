@@ -236,11 +236,7 @@ fn mirror_uncached() -> Result<DebianMirror, Fail> {
     let cache = host::cache_dir();
     let root = cache.join("debian-mirror");
     let _lock = host::lock_file(&cache.join("debian-mirror.lock"))?;
-    let rebuild = match check_cached(&root) {
-        Ok(()) => None,
-        Err(why) => Some(why),
-    };
-    if let Some(why) = rebuild {
+    if let Err(why) = check_cached(&root) {
         eprintln!("rig: building the local Debian mirror ({why})");
         build(&cache, &root)?;
         eprintln!(
@@ -321,8 +317,25 @@ fn marker_header() -> String {
     )
 }
 
+/// `ROOT/ARCHIVE/dists/SUITE`.
+fn dists(root: &Path, a: &Archive) -> PathBuf {
+    root.join(a.dir).join("dists").join(a.suite)
+}
+
 fn in_release(root: &Path, a: &Archive) -> PathBuf {
-    root.join(a.dir).join("dists").join(a.suite).join("InRelease")
+    dists(root, a).join("InRelease")
+}
+
+/// The `Packages` index of each suite under `root`.
+fn read_indexes(root: &Path) -> Result<BTreeMap<&'static str, Index>, Fail> {
+    let mut indexes = BTreeMap::new();
+    for a in &ARCHIVES {
+        indexes.insert(
+            a.suite,
+            read_packages_xz(&dists(root, a).join(PACKAGES_XZ))?,
+        );
+    }
+    Ok(indexes)
 }
 
 /// Reads a complete mirror: its marker's pool and the suites' indexes.
@@ -343,11 +356,7 @@ fn load(root: &Path) -> Result<DebianMirror, Fail> {
             });
         }
     }
-    let mut indexes = BTreeMap::new();
-    for a in &ARCHIVES {
-        let path = root.join(a.dir).join("dists").join(a.suite).join(PACKAGES_XZ);
-        indexes.insert(a.suite, read_packages_xz(&path)?);
-    }
+    let indexes = read_indexes(root)?;
     Ok(DebianMirror {
         root: root.to_path_buf(),
         keyring: root.join(KEYRING_NAME),
@@ -385,11 +394,7 @@ fn build(cache: &Path, root: &Path) -> Result<(), Fail> {
     }
     fs::copy(HOST_KEYRING, tmp.join(KEYRING_NAME)).map_err(Fail::io("copy the keyring"))?;
     files.push(KEYRING_NAME.to_string());
-    let mut indexes = BTreeMap::new();
-    for a in &ARCHIVES {
-        let path = tmp.join(a.dir).join("dists").join(a.suite).join(PACKAGES_XZ);
-        indexes.insert(a.suite, read_packages_xz(&path)?);
-    }
+    let indexes = read_indexes(&tmp)?;
     let wanted = closure(&tmp, &work.join("simulate"), &indexes)?;
     let pool = fetch_debs(&tmp, &work.join("download"), &uris, &indexes, &wanted)?;
     files.extend(pool.iter().map(|(_, rel)| rel.clone()));
@@ -539,35 +544,48 @@ fn read_packages_xz(path: &Path) -> Result<Index, Fail> {
 /// The complete stanzas of a `Packages` index (those with every field
 /// [`IndexEntry`] has).
 pub fn parse_packages(text: &str) -> Vec<IndexEntry> {
-    let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
-        let (mut package, mut version, mut filename, mut sha256, mut size) =
-            (None, None, None, None, None);
-        for line in stanza.lines() {
-            let Some((key, value)) = line.split_once(": ") else {
-                continue;
-            };
-            match key {
-                "Package" => package = Some(value),
-                "Version" => version = Some(value),
-                "Filename" => filename = Some(value),
-                "SHA256" => sha256 = Some(value),
-                "Size" => size = value.parse().ok(),
-                _ => {}
-            }
-        }
-        if let (Some(p), Some(v), Some(f), Some(s), Some(n)) =
-            (package, version, filename, sha256, size)
+    #[derive(Default)]
+    struct Fields<'a> {
+        package: Option<&'a str>,
+        version: Option<&'a str>,
+        filename: Option<&'a str>,
+        sha256: Option<&'a str>,
+        size: Option<u64>,
+    }
+    fn finish(f: Fields<'_>, out: &mut Vec<IndexEntry>) {
+        if let (Some(p), Some(v), Some(name), Some(s), Some(n)) =
+            (f.package, f.version, f.filename, f.sha256, f.size)
         {
             out.push(IndexEntry {
                 package: p.into(),
                 version: v.into(),
-                filename: f.into(),
+                filename: name.into(),
                 sha256: s.into(),
                 size: n,
             });
         }
     }
+    let mut out = Vec::new();
+    let mut f = Fields::default();
+    // One pass, looking only at the lines that can matter: the bookworm
+    // index is 50 MB, read in every test process (a debug build).
+    for line in text.split('\n') {
+        match line.as_bytes().first() {
+            None => finish(std::mem::take(&mut f), &mut out),
+            Some(b'P') => f.package = line.strip_prefix("Package: ").or(f.package),
+            Some(b'V') => f.version = line.strip_prefix("Version: ").or(f.version),
+            Some(b'F') => f.filename = line.strip_prefix("Filename: ").or(f.filename),
+            Some(b'S') => {
+                if let Some(v) = line.strip_prefix("SHA256: ") {
+                    f.sha256 = Some(v);
+                } else if let Some(v) = line.strip_prefix("Size: ") {
+                    f.size = v.parse().ok();
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    finish(f, &mut out);
     out
 }
 
@@ -1055,7 +1073,9 @@ impl DebianHost {
                         .exec(&["systemctl", "status", "--no-pager", &unit])
                         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                         .unwrap_or_default();
-                    Fail(format!("{unit} did not come up after {pins:?}: {e}\n{status}"))
+                    Fail(format!(
+                        "{unit} did not come up after {pins:?}: {e}\n{status}"
+                    ))
                 })?;
         }
         Ok(())
