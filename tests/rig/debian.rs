@@ -96,6 +96,8 @@ const MIN_VALIDITY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 pub const GUEST_DIR: &str = "/srv/debian-mirror";
 /// Where [`DebianHost`] serves the mirror inside its container.
 pub const MIRROR_URL: &str = "http://127.0.0.1:8081";
+/// [`MIRROR_URL`]'s port.
+const MIRROR_PORT: &str = "8081";
 /// The container's apt sources, written by [`DebianHost::boot`].
 pub const GUEST_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
 
@@ -988,7 +990,6 @@ impl DebianHost {
                 read_only: true,
             },
         ])?;
-        let port = MIRROR_URL.rsplit(':').next().unwrap_or("8081");
         c.run(&[
             "systemd-run",
             "--unit=debian-mirror",
@@ -996,7 +997,7 @@ impl DebianHost {
             "python3",
             "-m",
             "http.server",
-            port,
+            MIRROR_PORT,
             "--bind",
             "127.0.0.1",
             "--directory",
@@ -1140,6 +1141,11 @@ impl DebianHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mirror_is_served_on_its_url_s_port() {
+        assert!(MIRROR_URL.ends_with(&format!(":{MIRROR_PORT}")));
+    }
 
     #[test]
     fn inst_lines_give_each_package_and_its_new_version() {
