@@ -8,6 +8,7 @@ mod rig;
 mod configs;
 #[cfg(feature = "failpoints")]
 mod crash;
+mod debian;
 mod gate;
 mod notes;
 mod ops;

@@ -17,6 +17,7 @@
 
 pub mod container;
 pub mod db;
+pub mod debian;
 pub mod fixtures;
 pub mod host;
 pub mod own;
