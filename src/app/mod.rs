@@ -386,6 +386,36 @@ fn http_for(g: &Global, settings: &Settings, target: &Target) -> Result<Http, Er
     )
 }
 
+/// Everything an upgrade to `hop` moves besides the target's first
+/// package: the product's other packages at that version, then what their
+/// new versions need that the host lacks or has too old, as apt/dnf would
+/// choose it (exit 3 when it cannot be met).
+pub(super) async fn moved_along(
+    target: &Target,
+    http: &Http,
+    cache_dir: &std::path::Path,
+    s: &Situation,
+    hop: &Candidate,
+) -> Result<Vec<orchestrator::plan::OtherPackage>, Error> {
+    let mut own = orchestrator::product::others_for(target, s, hop)?;
+    let pkg = Manager::for_family(target.family);
+    let (arch, universe) = tokio::join!(pkg.architecture(), pkg.installed_packages());
+    let arch = arch?;
+    let universe = universe.map_err(Error::Failed)?;
+    let sources = orchestrator::sources::Sources::open(
+        target,
+        http,
+        &arch,
+        cache_dir,
+        std::path::Path::new("/"),
+    )?;
+    let deps =
+        orchestrator::product::dependencies(target, hop, &own, universe, &arch, &sources, &pkg)
+            .await?;
+    own.extend(deps);
+    Ok(own)
+}
+
 /// What a host has of the target's product and what its repositories offer.
 async fn situation(
     target: &Target,
@@ -1050,7 +1080,8 @@ async fn upgrade(
         for sib in &mut s.siblings {
             sib.installed = pkg.installed(&sib.name).await?;
         }
-        let t = orchestrator::product::others_for(target, &s, hop)
+        let t = moved_along(target, &http, &settings.cache_dir, &s, hop)
+            .await
             .and_then(|mut others| {
                 for o in &mut others {
                     if let Some(i) = &o.installed {

@@ -32,6 +32,9 @@ pub(super) struct Prepared {
     /// version,
     /// for the transition.
     pub rebuilt: BTreeMap<(String, String), orchestrator::CachedPackage>,
+    /// What the last hop brings along besides the product's packages
+    /// (dependencies), for `--json`.
+    pub along: Vec<crate::history::PackageChange>,
 }
 
 /// Where a rollback copy comes from, for the `rollback-package` check.
@@ -66,12 +69,24 @@ pub(super) async fn prepare(
 ) -> Result<Prepared, Error> {
     let started = std::time::Instant::now();
     let hops = upgrade_path(target, s.installed.as_ref(), candidate, &s.candidates)?;
-    // The product's other packages, for every hop: a sibling that no
-    // repository offers at a hop's version blocks the upgrade (exit 3)
-    // before anything is downloaded.
+    // The product's other packages and what their new versions need, for
+    // every hop: a sibling that no repository offers at a hop's version, or
+    // a dependency nothing meets, blocks the upgrade (exit 3) before
+    // anything is downloaded.
     let mut others = Vec::new();
+    let mut along: Vec<crate::history::PackageChange> = Vec::new();
     for hop in &hops {
-        others.extend(orchestrator::product::others_for(target, s, hop)?);
+        let moved = super::moved_along(target, http, &settings.cache_dir, s, hop).await?;
+        along = moved
+            .iter()
+            .filter(|o| !target.packages.contains(&o.name))
+            .map(|o| crate::history::PackageChange {
+                name: o.name.clone(),
+                installed: o.installed.as_ref().map(|i| i.version.clone()),
+                candidate: Some(o.candidate.version.to_string()),
+            })
+            .collect();
+        others.extend(moved);
     }
     let history = History::open_existing(&settings.state_dir)?;
     let installed_version = s.installed.as_ref().map(|i| i.version.clone());
@@ -171,6 +186,7 @@ pub(super) async fn prepare(
             },
             took: started.elapsed(),
             rebuilt,
+            along,
         });
     }
 
@@ -222,16 +238,36 @@ pub(super) async fn prepare(
             message: format!("moved along, downloaded and verified: {}", moved.join(", ")),
         });
     }
-    for sib in &s.siblings {
-        let Some(i) = &sib.installed else { continue };
+    // Every other installed package the run may change: the product's
+    // siblings and the dependencies it upgrades.
+    let mut changed: Vec<(&str, &crate::pkg::Installed, &[Candidate])> = s
+        .siblings
+        .iter()
+        .filter_map(|sib| {
+            Some((
+                sib.name.as_str(),
+                sib.installed.as_ref()?,
+                &sib.candidates[..],
+            ))
+        })
+        .collect();
+    for o in &others {
+        if let Some(i) = &o.installed
+            && !changed.iter().any(|(n, _, _)| *n == o.name)
+            && o.name != target.package
+        {
+            changed.push((o.name.as_str(), i, &o.candidates[..]));
+        }
+    }
+    for (name, i, candidates) in changed {
         let found = orchestrator::product::rollback_copy(
             history.as_ref(),
             target,
             &settings.cache_dir,
             Path::new("/"),
-            &sib.name,
+            name,
             i,
-            &sib.candidates,
+            candidates,
         )
         .map_err(Error::Failed)?;
         match found {
@@ -251,7 +287,7 @@ pub(super) async fn prepare(
                     &settings.cache_dir,
                     target,
                 )) {
-                    rebuilt.insert((sib.name.clone(), i.version.clone()), c);
+                    rebuilt.insert((name.to_string(), i.version.clone()), c);
                 }
             }
             Err(why) => early.push(Check {
@@ -302,6 +338,7 @@ pub(super) async fn prepare(
         review,
         took: started.elapsed(),
         rebuilt,
+        along,
     })
 }
 
@@ -379,6 +416,7 @@ pub(super) async fn plan_cmd(
             },
             took: std::time::Duration::ZERO,
             rebuilt: BTreeMap::new(),
+            along: Vec::new(),
         }
     } else {
         prepare(settings, target, &http, &s, &candidate).await?
@@ -410,7 +448,9 @@ pub(super) async fn plan_cmd(
                 .collect::<Vec<_>>()
         );
         // The target's package, as before there were hops.
-        doc["packages"] = json!(s.packages(target, Some(&candidate)));
+        let mut packages = s.packages(target, Some(&candidate));
+        packages.extend(p.along.iter().cloned());
+        doc["packages"] = json!(packages);
         doc["package"] = doc["files"]
             .as_array()
             .and_then(|a| a.last())

@@ -252,3 +252,61 @@ pub fn rollback_copy(
         ))),
     }
 }
+
+/// What an upgrade to `hop` brings along besides the product's own
+/// packages (`own`, from [`others_for`]): the dependencies of the new
+/// versions that the host lacks or has too old, chosen as apt/dnf would
+/// choose them ([`crate::resolve`]) over `installed` (every installed
+/// package with its relations) and what `sources` offer. A dependency that
+/// cannot be met is a preflight error (exit 3) naming it.
+pub async fn dependencies(
+    target: &Target,
+    hop: &Candidate,
+    own: &[OtherPackage],
+    installed: Vec<crate::resolve::PackageInfo>,
+    arch: &str,
+    sources: &Sources<'_>,
+    pkg: &impl PackageManager,
+) -> Result<Vec<OtherPackage>, Error> {
+    let mut request = vec![(target.package.clone(), hop.version.clone())];
+    request.extend(
+        own.iter()
+            .map(|o| (o.name.clone(), o.candidate.version.clone())),
+    );
+    let (resolution, offers) = crate::resolve::resolve(
+        target.family,
+        arch,
+        installed,
+        request,
+        |names| async move { sources.offers(&names).await },
+    )
+    .await
+    .map_err(|e| {
+        Error::Preflight(anyhow!(
+            "preflight: {} {}: {}; nothing was changed",
+            target.package,
+            hop.version,
+            crate::error::one_line(&e)
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (choice, offer) in resolution.install.iter().zip(offers) {
+        if target.packages.contains(&choice.name) {
+            continue;
+        }
+        let installed = pkg.installed(&choice.name).await.map_err(Error::Failed)?;
+        let candidates = match &installed {
+            Some(_) => sources.candidates(&choice.name).await?,
+            None => Vec::new(),
+        };
+        out.push(OtherPackage {
+            name: choice.name.clone(),
+            installed,
+            candidate: offer.candidate,
+            candidates,
+            rebuilt: None,
+            reason: choice.reason.clone(),
+        });
+    }
+    Ok(out)
+}

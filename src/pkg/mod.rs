@@ -175,6 +175,14 @@ impl Manager {
             crate::version::Family::Rpm => Manager::Rpm(rpm::Rpm::default()),
         }
     }
+
+    /// Every installed package with its relations, for the resolver.
+    pub async fn installed_packages(&self) -> anyhow::Result<Vec<crate::resolve::PackageInfo>> {
+        match self {
+            Manager::Dpkg(d) => d.installed_packages().await,
+            Manager::Rpm(r) => r.installed_packages().await,
+        }
+    }
 }
 
 impl PackageManager for Manager {

@@ -9,6 +9,8 @@ mod configs;
 #[cfg(feature = "failpoints")]
 mod crash;
 mod debian;
+mod depends;
+mod distro;
 mod gate;
 mod notes;
 mod ops;

@@ -87,7 +87,7 @@ const FORMAT: &str = "debian mirror v1";
 /// The keyring the archive is checked with, on the host.
 const HOST_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// Its copy's name in the mirror's root.
-const KEYRING_NAME: &str = "debian-archive-keyring.gpg";
+pub const KEYRING_NAME: &str = "debian-archive-keyring.gpg";
 /// Written last: its absence means a half-built mirror.
 const MARKER: &str = "COMPLETE";
 /// A mirror whose security InRelease expires sooner than this is refreshed.

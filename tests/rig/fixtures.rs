@@ -386,6 +386,13 @@ fn stage_cli(r: &Release, root: &Path) -> Result<(), Fail> {
 /// Builds the `portal-cli` .deb of a release: `Architecture: all`,
 /// depending on the portal at exactly the same version.
 fn build_cli_deb(r: &Release, out: &Path) -> Result<(), Fail> {
+    build_cli_deb_depending(r, "", out)
+}
+
+/// Builds the `portal-cli` .deb of a release as [`build_cli_deb`] does,
+/// with `extra` (`, libfoo (>= 2)`...) appended to its `Depends`: a new
+/// version that needs what the host lacks.
+pub fn build_cli_deb_depending(r: &Release, extra: &str, out: &Path) -> Result<(), Fail> {
     let stage = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
     let root = stage.path().join("root");
     stage_cli(r, &root)?;
@@ -394,8 +401,39 @@ fn build_cli_deb(r: &Release, out: &Path) -> Result<(), Fail> {
     fs::write(
         debian.join("control"),
         format!(
-            "Package: {CLI_PACKAGE}\nSource: {PACKAGE}\nVersion: {v}\nArchitecture: all\nMaintainer: Portal Maintainers <portal@example.com>\nDepends: {PACKAGE} (= {v})\nSection: web\nPriority: optional\nDescription: command-line tool of the API developer portal (upkeep test fixture)\n Sibling of the portal package, held at its version.\n",
+            "Package: {CLI_PACKAGE}\nSource: {PACKAGE}\nVersion: {v}\nArchitecture: all\nMaintainer: Portal Maintainers <portal@example.com>\nDepends: {PACKAGE} (= {v}){extra}\nSection: web\nPriority: optional\nDescription: command-line tool of the API developer portal (upkeep test fixture)\n Sibling of the portal package, held at its version.\n",
             v = r.deb_version()
+        ),
+    )
+    .map_err(Fail::io("control"))?;
+    cmd_ok(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "--build"])
+            .arg(&root)
+            .arg(out),
+    )
+}
+
+/// Builds a small `Architecture: all` .deb `name` `version` holding one
+/// file, `/usr/share/NAME/VERSION`, with `depends` as its `Depends` (empty:
+/// none): a library or data package that a new version can pull in.
+pub fn build_plain_deb(name: &str, version: &str, depends: &str, out: &Path) -> Result<(), Fail> {
+    let stage = tempfile::tempdir().map_err(Fail::io("tempdir"))?;
+    let root = stage.path().join("root");
+    let file = root.join(format!("usr/share/{name}/VERSION"));
+    fs::create_dir_all(file.parent().expect("parent")).map_err(Fail::io("stage"))?;
+    fs::write(&file, format!("{version}\n")).map_err(Fail::io("stage"))?;
+    let debian = root.join("DEBIAN");
+    fs::create_dir_all(&debian).map_err(Fail::io("DEBIAN"))?;
+    let depends = if depends.is_empty() {
+        String::new()
+    } else {
+        format!("Depends: {depends}\n")
+    };
+    fs::write(
+        debian.join("control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Portal Maintainers <portal@example.com>\n{depends}Section: misc\nPriority: optional\nDescription: {name} (upkeep test fixture)\n A package a new version can pull in.\n"
         ),
     )
     .map_err(Fail::io("control"))?;

@@ -278,6 +278,40 @@ impl PortalHost {
         Ok(())
     }
 
+    /// What real apt would do for `apt-get install ARGS` from the fixture
+    /// repository (`apt-get -s --no-install-recommends`, after an update):
+    /// the (name, version) of each `Inst` line, or apt's output when it
+    /// cannot.
+    pub fn apt_simulate(
+        &self,
+        args: &[&str],
+    ) -> Result<Result<Vec<(String, String)>, String>, Fail> {
+        let opts = [
+            "-o",
+            "Dir::Etc::SourceList=/dev/null",
+            "-o",
+            "Dir::Etc::SourceParts=/etc/upkeep-rig/apt",
+            "-q",
+        ];
+        let mut update = vec!["apt-get"];
+        update.extend(opts);
+        update.push("update");
+        self.c.run(&update)?;
+        let mut argv = vec!["apt-get"];
+        argv.extend(opts);
+        argv.extend(["-s", "--no-install-recommends", "install"]);
+        argv.extend(args);
+        let out = self.c.exec(&argv)?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Ok(Err(format!(
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(Ok(debian::parse_inst_lines(&text)))
+    }
+
     /// Installs a portal version with `dpkg -i` of its package file.
     pub fn install_with_dpkg(&self, version: &str) -> Result<(), Fail> {
         let deb = self.f.deb(version);
@@ -410,6 +444,14 @@ impl PortalHost {
     pub fn use_product_config(&self) -> Result<(), Fail> {
         self.c
             .write("/etc/upkeep/upkeep.toml", product_toml(self.family), 0o644)
+    }
+
+    /// The portal unit's current invocation ID: it changes whenever the
+    /// unit (re)starts.
+    pub fn unit_invocation(&self) -> String {
+        self.c
+            .run(&["systemctl", "show", "-p", "InvocationID", "portal.service"])
+            .unwrap_or_default()
     }
 
     /// `systemctl is-active` of the portal unit.
