@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::measure::{PYTHON, Reaper, Series, Spec, cell, dur, mib};
 use crate::report::{Report, Row, met_text};
-use crate::rig::{self, Db, Fail, Family, HostSpec, PortalHost};
+use crate::rig::{self, Container, Db, Fail, Family, HostSpec, PortalHost};
 
 /// Pages in the portal's database before the upgrade.
 pub const ROWS: usize = 2000;
@@ -64,14 +64,20 @@ pub struct Downtime {
     pub steps: Vec<(std::process::Output, f64)>,
 }
 
-/// Measures one downtime: starts the poller, runs `action` inside the
-/// container, returns the poller's downtime and each step's output and time.
+/// Measures one downtime of the portal (its `/ready`): see [`downtime_at`].
 pub fn downtime_of(h: &PortalHost, action: &[Vec<String>]) -> Result<Downtime, Fail> {
-    let mut poller =
-        h.c.command(&[PYTHON, "-c", DOWNTIME_POLLER, rig::READY_URL, "120"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(Fail::io("start the poller"))?;
+    downtime_at(&h.c, rig::READY_URL, action)
+}
+
+/// Measures one downtime: starts the poller on `url` inside `c`, runs
+/// `action` inside it, returns the poller's downtime and each step's output
+/// and time.
+pub fn downtime_at(c: &Container, url: &str, action: &[Vec<String>]) -> Result<Downtime, Fail> {
+    let mut poller = c
+        .command(&[PYTHON, "-c", DOWNTIME_POLLER, url, "120"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(Fail::io("start the poller"))?;
     let mut out = poller
         .stdout
         .take()
@@ -84,7 +90,7 @@ pub fn downtime_of(h: &PortalHost, action: &[Vec<String>]) -> Result<Downtime, F
     for argv in action {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let t = Instant::now();
-        let o = h.c.exec(&argv)?;
+        let o = c.exec(&argv)?;
         let took = t.elapsed().as_secs_f64();
         if !o.status.success() {
             let _ = poller.kill();
@@ -252,7 +258,12 @@ fn manual_install(f: &rig::Fixtures, family: Family) -> Result<Vec<String>, Fail
 
 /// Step durations (ms) of run 1 in the container's history, by name.
 pub fn upkeep_steps(h: &PortalHost) -> Result<Vec<(String, f64)>, Fail> {
-    let out = h.c.run(&[rig::UPKEEP, "--json", "history", "show", "1"])?;
+    upkeep_steps_in(&h.c)
+}
+
+/// [`upkeep_steps`] of any container with upkeep installed.
+pub fn upkeep_steps_in(c: &Container) -> Result<Vec<(String, f64)>, Fail> {
+    let out = c.run(&[rig::UPKEEP, "--json", "history", "show", "1"])?;
     let v: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| Fail(format!("history show --json: {e}")))?;
     Ok(v["steps"]

@@ -5,7 +5,10 @@
 //! 1. the update check: (a) the fixture APT repository and (b) a
 //!    Debian-sized index against `apt-get update && apt list --upgradable`
 //!    in a throwaway systemd container, cold and warm; (c) the fixture YUM
-//!    repository against `dnf check-update` on the host;
+//!    repository against `dnf check-update` on the host; (d) nginx on
+//!    Debian's real archive (bookworm + bookworm-security, the rig's local
+//!    mirror) against `apt-get update && apt list --upgradable`, cold and
+//!    warm;
 //! 2. download and verify a 1 GiB package: against `curl`, `curl` then
 //!    `sha256sum`, and `apt-get download`;
 //! 3. the service's downtime during an upgrade, against `systemctl stop;
@@ -17,7 +20,10 @@
 //!    (c) `upkeep history` against the size of the history (10 to 100,000
 //!    runs);
 //! 6. start-up: `upkeep --version` and `upkeep status` against `systemctl
-//!    status portal`.
+//!    status portal`;
+//! 7. the downtime of a real nginx upgrade from Debian's point release to
+//!    its security update, against `systemctl stop; apt-get install;
+//!    systemctl start`.
 //!
 //! Every command is timed by a small Python wrapper that runs it as an
 //! argument vector (never a shell string) and reads its peak RSS from
@@ -31,6 +37,7 @@
 mod rig;
 
 mod check;
+mod distro;
 mod download;
 mod downtime;
 mod measure;
@@ -197,6 +204,15 @@ fn bench() -> Result<(), Fail> {
         check::row_yum(&upkeep, f, work.path(), &mut r)?;
         timed("1c", t);
     }
+    if selected("1d") {
+        phase(
+            t0,
+            "row 1d: update check, APT, Debian's real archive (local mirror, container)",
+        );
+        let t = Instant::now();
+        distro::row_check(&upkeep, &mut r)?;
+        timed("1d", t);
+    }
     if selected("2") {
         phase(
             t0,
@@ -247,6 +263,15 @@ fn bench() -> Result<(), Fail> {
         let t = Instant::now();
         startup::row_startup(&upkeep, &mut r)?;
         timed("6", t);
+    }
+    if selected("7") {
+        phase(
+            t0,
+            "row 7: downtime of a real nginx upgrade, Debian bookworm -> bookworm-security (containers)",
+        );
+        let t = Instant::now();
+        distro::row_downtime(&upkeep, &mut r)?;
+        timed("7", t);
     }
     if selected("5a") {
         resources::row_rss(&mut r);

@@ -342,7 +342,7 @@ pub fn markdown(m: &Machine, r: &Report, total: f64) -> String {
     s.push_str(&table(&r.rows));
     let _ = writeln!(
         s,
-        "\nTimes are wall-clock times of whole commands, min / median of repeated runs (7 runs when one takes under a second, 5 under five seconds, 3 above, one untimed warm-up run first; rows 3 and 4 use a fresh container per run and say how many). The ratio divides the alternative's median by upkeep's: above 1, upkeep is faster (or smaller). Targets are judged on the medians; where the minimums give the other verdict, the met column says so (such a verdict is within the noise of a shared machine; the load averages above show how busy it was). Peak RSS is the largest `ru_maxrss` of one run (the command and the children it waited for).\n"
+        "\nTimes are wall-clock times of whole commands, min / median of repeated runs (7 runs when one takes under a second, 5 under five seconds, 3 above, one untimed warm-up run first; rows 3, 4 and 7 use a fresh container per run and say how many). The ratio divides the alternative's median by upkeep's: above 1, upkeep is faster (or smaller). Targets are judged on the medians; where the minimums give the other verdict, the met column says so (such a verdict is within the noise of a shared machine; the load averages above show how busy it was). Peak RSS is the largest `ru_maxrss` of one run (the command and the children it waited for).\n"
     );
     let _ = writeln!(s, "## Notes\n");
     for n in &r.notes {
