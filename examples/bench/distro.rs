@@ -132,14 +132,25 @@ fn fetched(
     // The server's stderr reaches the journal asynchronously.
     std::thread::sleep(Duration::from_millis(300));
     let lines = server_log(&h.c)?;
-    let asked: Vec<String> = lines
+    let requests: Vec<(String, String)> = lines
         .iter()
         .skip(before)
         .filter_map(|l| request(l))
-        .map(|(p, s)| describe(h.mirror, &p, &s))
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = requests.iter().map(|(p, _)| p).collect();
+    let asked: Vec<String> = requests
+        .iter()
+        .map(|(p, s)| describe(h.mirror, p, s))
         .collect();
     Ok(if asked.is_empty() {
         "no request".into()
+    } else if distinct.len() < requests.len() {
+        format!(
+            "{} ({} requests for {} paths in one run: some asked for more than once)",
+            asked.join(", "),
+            requests.len(),
+            distinct.len()
+        )
     } else {
         asked.join(", ")
     })
@@ -438,7 +449,7 @@ pub fn row_downtime(upkeep: &Path, r: &mut Report) -> Result<(), Fail> {
         "s",
     ));
     r.note(format!(
-        "Row 7 (no target: the manual procedure here takes no backup, so row 3's limit does not apply): nginx + nginx-common {} → {} from Debian's real archive (the rig's mirror), a fresh container per run ({REPS} runs a side), nginx answering 200 on {URL} before. upkeep's downtime {} against {} by hand ({:.2}×, medians), where `apt-get install` with the .debs already in apt's cache (`apt-get install --download-only` first, untimed) took {} of it; upkeep's packages were in its cache too (`upkeep plan` first, untimed), so both sides measure downtime, not download. nginx's postinst restarts the unit itself, so the manual `systemctl start` finds it running. upkeep's steps (median, from its own history): {up_steps}. The whole `upkeep upgrade --yes` took {} (peak RSS {}), most of it the health gate after nginx is back: unit active, {URL} 2xx and no error or restart for the default settle window of {settle} (`[targets.web.health]` sets only `url`), which is not downtime.",
+        "Row 7 (no target: the manual procedure here takes no backup, so row 3's limit does not apply): nginx + nginx-common {} → {} from Debian's real archive (the rig's mirror), a fresh container per run ({REPS} runs a side), nginx answering 200 on {URL} before. upkeep's downtime {} against {} by hand ({:.2}×, medians). By hand, the .debs were already in apt's cache (`apt-get install --download-only` first, untimed) and upkeep's in its own (`upkeep plan` first, untimed), so both sides measure downtime, not download. The manual `apt-get install` itself took {}, longer than the downtime: nginx answers again before apt-get returns (its postinst starts the unit, then apt goes on with the rest), so the manual `systemctl start` finds it running. upkeep's steps (median, from its own history): {up_steps}. The whole `upkeep upgrade --yes` took {} (peak RSS {}), most of it the health gate after nginx is back: unit active, {URL} 2xx and no error or restart for the default settle window of {settle} (`[targets.web.health]` sets only `url`), which is not downtime.",
         point[0],
         security[0],
         dur(up.median_s),
