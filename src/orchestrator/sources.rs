@@ -131,20 +131,31 @@ impl<'a> Sources<'a> {
             .collect()
     }
 
+    /// The APT reader of repository `r`, with upkeep's entries cache: one
+    /// place for candidates and offers alike.
+    fn apt<'s>(
+        &'s self,
+        r: &'s Opened,
+        suite: &'s str,
+        component: Option<&'s str>,
+    ) -> AptRepository<'s> {
+        AptRepository::new(
+            self.http,
+            &r.url,
+            suite,
+            component,
+            r.keyring.clone(),
+            &self.arch,
+        )
+        .with_entries_cache(self.cache_dir.join("metadata"))
+    }
+
     async fn candidates_in(&self, r: &Opened, package: &str) -> Result<Vec<Candidate>, Error> {
         let found = match &r.kind {
             RepoKind::Apt { suite, component } => {
-                AptRepository::new(
-                    self.http,
-                    &r.url,
-                    suite,
-                    component.as_deref(),
-                    r.keyring.clone(),
-                    &self.arch,
-                )
-                .with_entries_cache(self.cache_dir.join("metadata"))
-                .candidates(package)
-                .await
+                self.apt(r, suite, component.as_deref())
+                    .candidates(package)
+                    .await
             }
             RepoKind::Yum => {
                 YumRepository::new(self.http, &r.url, r.keyring.clone(), &self.arch)
@@ -285,17 +296,7 @@ impl Sources<'_> {
         let reads = self.repos.iter().map(|r| async move {
             let found = match &r.kind {
                 RepoKind::Apt { suite, component } => {
-                    AptRepository::new(
-                        self.http,
-                        &r.url,
-                        suite,
-                        component.as_deref(),
-                        r.keyring.clone(),
-                        &self.arch,
-                    )
-                    .with_entries_cache(self.cache_dir.join("metadata"))
-                    .offers(names)
-                    .await
+                    self.apt(r, suite, component.as_deref()).offers(names).await
                 }
                 RepoKind::Yum => {
                     YumRepository::new(self.http, &r.url, r.keyring.clone(), &self.arch)
