@@ -82,6 +82,9 @@ pub enum Command {
     Recover(TargetArg),
     /// Prune cached packages and backups beyond the retention policy.
     Clean,
+    /// The fleet this node takes turns with (`[fleet]`): its slots, holders,
+    /// halt, nodes and versions; lift a halt or a bad-version mark.
+    Fleet(FleetArgs),
 }
 
 impl Command {
@@ -99,6 +102,10 @@ impl Command {
             Command::DiffConfig(_) => "diff-config",
             Command::Recover(_) => "recover",
             Command::Clean => "clean",
+            Command::Fleet(f) => match f.command {
+                FleetCommand::Status => "fleet status",
+                FleetCommand::Resume => "fleet resume",
+            },
         }
     }
 
@@ -181,6 +188,27 @@ pub struct HistoryArgs {
     /// How many runs to list, newest first.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+}
+
+/// Options of `fleet`.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// `status` or `resume`.
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+/// Subcommands of `fleet`.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// The group read from etcd: slots and their holders (node, target, run,
+    /// versions, since), the halt, each node's installed version and last
+    /// plan and run, each version's canary state. Needs no root.
+    Status,
+    /// Lift the group's halt, clear every bad-version mark and forget slots
+    /// whose run died (after an operator's look). Changes the group's state
+    /// in etcd only, nothing on this host.
+    Resume,
 }
 
 /// Subcommands of `history`.

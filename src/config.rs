@@ -105,6 +105,49 @@ pub struct Settings {
     pub targets: BTreeMap<String, Target>,
     /// The files read, in the order they were applied (main file first).
     pub sources: Vec<PathBuf>,
+    /// `[fleet]`: the nodes this host coordinates its runs with in etcd.
+    pub fleet: Option<Fleet>,
+}
+
+/// Default of `fleet.slots`.
+pub const DEFAULT_FLEET_SLOTS: u32 = 1;
+/// Default of `fleet.lease`.
+pub const DEFAULT_FLEET_LEASE: Duration = Duration::from_secs(30);
+/// Default of `fleet.wait`.
+pub const DEFAULT_FLEET_WAIT: Duration = Duration::from_secs(30 * 60);
+/// The shortest `fleet.lease`: a keepalive goes out every third of it.
+pub const MIN_FLEET_LEASE: Duration = Duration::from_secs(3);
+
+/// `[fleet]`: nodes that share one database and take turns, coordinated by
+/// slots in etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fleet {
+    /// etcd v3 endpoints (http or https), tried in order.
+    pub etcd: Vec<url::Url>,
+    /// CA certificate (PEM) for https endpoints.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// etcd user (with `password_file`).
+    pub user: Option<String>,
+    /// File holding that user's password.
+    pub password_file: Option<PathBuf>,
+    /// The nodes that coordinate: every key lives under this group.
+    pub group: String,
+    /// This node's name; `None`: the host's `/etc/machine-id`.
+    pub node: Option<String>,
+    /// How many nodes may upgrade at once; at least 1.
+    pub slots: u32,
+    /// TTL of a held slot, kept alive while the run lives.
+    pub lease: Duration,
+    /// How long a run waits for a slot (then exit 6).
+    pub wait: Duration,
+    /// A new version's first node must commit before others start.
+    pub canary: bool,
+    /// Every known node must have a passing `plan` for the version first.
+    pub require_plan_all: bool,
 }
 
 /// One product installed from a package and upgraded as a unit.
@@ -737,6 +780,25 @@ struct RawConfig {
     lock_file: Option<PathBuf>,
     keep_versions: Option<u32>,
     targets: Option<BTreeMap<String, RawTarget>>,
+    fleet: Option<RawFleet>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    etcd: Option<Vec<String>>,
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    group: Option<String>,
+    node: Option<String>,
+    slots: Option<u32>,
+    lease: Option<String>,
+    wait: Option<String>,
+    canary: Option<bool>,
+    require_plan: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -939,6 +1001,10 @@ impl Validator<'_> {
             let target = self.target(&root.k("targets").k(&name), &name, raw_target)?;
             targets.insert(name, target);
         }
+        let fleet = raw
+            .fleet
+            .map(|f| self.fleet(&root.k("fleet"), f))
+            .transpose()?;
         Ok(Settings {
             state_dir,
             cache_dir,
@@ -946,6 +1012,93 @@ impl Validator<'_> {
             keep_versions,
             targets,
             sources,
+            fleet,
+        })
+    }
+
+    fn fleet(&self, key: &Key, raw: RawFleet) -> Result<Fleet, ConfigError> {
+        let etcd_key = key.k("etcd");
+        let endpoints = raw.etcd.ok_or_else(|| self.missing(key, &etcd_key))?;
+        if endpoints.is_empty() {
+            return Err(self.invalid(&etcd_key, "must name at least one etcd endpoint"));
+        }
+        let etcd = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, u)| parse_http_url(u).map_err(|m| self.invalid(&etcd_key.i(i), m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let group_key = key.k("group");
+        let group = raw.group.ok_or_else(|| self.missing(key, &group_key))?;
+        check_fleet_name(&group).map_err(|m| self.invalid(&group_key, m))?;
+        if let Some(node) = &raw.node {
+            check_fleet_name(node).map_err(|m| self.invalid(&key.k("node"), m))?;
+        }
+        let file = |k: &str, v: Option<PathBuf>| v.map(|p| self.absolute(&key.k(k), p)).transpose();
+        let ca_file = file("ca_file", raw.ca_file)?;
+        let cert_file = file("cert_file", raw.cert_file)?;
+        let key_file = file("key_file", raw.key_file)?;
+        let password_file = file("password_file", raw.password_file)?;
+        if cert_file.is_some() != key_file.is_some() {
+            let which = if cert_file.is_some() { "key_file" } else { "cert_file" };
+            return Err(self.invalid(
+                &key.k(which),
+                "cert_file and key_file go together (mutual TLS needs both)",
+            ));
+        }
+        if raw.user.is_some() != password_file.is_some() {
+            let which = if raw.user.is_some() { "password_file" } else { "user" };
+            return Err(self.invalid(
+                &key.k(which),
+                "user and password_file go together (etcd's user/password authentication)",
+            ));
+        }
+        let slots = raw.slots.unwrap_or(DEFAULT_FLEET_SLOTS);
+        if slots < 1 {
+            return Err(self.invalid(&key.k("slots"), "must be at least 1"));
+        }
+        let duration = |k: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(text) => humantime::parse_duration(&text).map_err(|e| {
+                    self.invalid(
+                        &key.k(k),
+                        format!("invalid duration {text:?}: {e} (examples: \"30s\", \"30m\")"),
+                    )
+                }),
+            }
+        };
+        let lease = duration("lease", raw.lease, DEFAULT_FLEET_LEASE)?;
+        if lease < MIN_FLEET_LEASE {
+            return Err(self.invalid(
+                &key.k("lease"),
+                format!("must be at least {}", humantime::format_duration(MIN_FLEET_LEASE)),
+            ));
+        }
+        let wait = duration("wait", raw.wait, DEFAULT_FLEET_WAIT)?;
+        let require_plan_all = match raw.require_plan.as_deref() {
+            None | Some("none") => false,
+            Some("all") => true,
+            Some(other) => {
+                return Err(self.invalid(
+                    &key.k("require_plan"),
+                    format!("unknown value {other:?}; use \"all\" (or leave it out)"),
+                ));
+            }
+        };
+        Ok(Fleet {
+            etcd,
+            ca_file,
+            cert_file,
+            key_file,
+            user: raw.user,
+            password_file,
+            group,
+            node: raw.node,
+            slots,
+            lease,
+            wait,
+            canary: raw.canary.unwrap_or(false),
+            require_plan_all,
         })
     }
 
@@ -1534,6 +1687,22 @@ fn parse_http_url(text: &str) -> Result<url::Url, String> {
     }
 }
 
+/// A fleet group or node name: it becomes part of etcd keys.
+fn check_fleet_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {name:?}; use 1 to 128 letters, digits, '.', '-' and '_'"
+        ))
+    }
+}
+
 fn check_package(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -1753,6 +1922,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                 },
             )]),
             sources: vec![PathBuf::from(MAIN)],
+            fleet: None,
         };
         assert_eq!(settings, expected);
     }

@@ -60,6 +60,8 @@ pub mod download;
 pub mod error;
 /// Failpoints at every step boundary (the `failpoints` feature).
 pub mod failpoint;
+/// Fleets: nodes that take turns through slots in etcd.
+pub mod fleet;
 /// Files on disk: the one durable write and the one file hash.
 pub mod fsutil;
 /// The health gate: units active and the health URL answering 2xx.

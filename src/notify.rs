@@ -114,7 +114,8 @@ async fn run_inner(
 }
 
 /// This host's name (for the payload), empty when unknown.
-fn hostname() -> String {
+/// The host's name (the kernel's), for messages.
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()

@@ -8,9 +8,10 @@ use anyhow::anyhow;
 use serde::Serialize;
 use serde_json::json;
 
+mod fleet;
 mod preview;
 
-use crate::cli::{Cli, Command, Global, HistoryCommand};
+use crate::cli::{Cli, Command, FleetCommand, Global, HistoryCommand};
 use crate::config::{Settings, Target};
 use crate::download::Http;
 use crate::error::{CmdResult, Error, exit};
@@ -117,6 +118,10 @@ pub async fn run(cli: Cli) -> CmdResult {
         }
         Command::Recover(t) => recover_cmd(g, &settings, t.target.as_deref()).await,
         Command::Clean => clean(g, &settings).await,
+        Command::Fleet(f) => match f.command {
+            FleetCommand::Status => fleet::status(g, &settings).await,
+            FleetCommand::Resume => fleet::resume(g, &settings).await,
+        },
     }
 }
 
@@ -514,6 +519,9 @@ async fn check_one(
     let http = http_for(g, settings, target)?;
     let s = situation(target, &http, &settings.cache_dir).await?;
     let installed = s.installed.as_ref().map(|i| i.version.clone());
+    // The fleet learns of this node and its version from its checks (the
+    // timers run them), so `require_plan = "all"` knows every node.
+    fleet::note(g, settings, &target.name, installed.as_deref(), None).await;
     let latest = s.candidates.first();
     let update = latest.is_some_and(|l| is_newer(l, s.installed.as_ref()));
     let breaking = match (latest, &installed) {
@@ -732,6 +740,17 @@ async fn installed_now(
     Ok(now)
 }
 
+/// The installed version of the target's package (None when it is not
+/// installed or cannot be read), for the fleet's records.
+async fn installed_version(target: &Target) -> Option<String> {
+    Manager::for_family(target.family)
+        .installed(&target.package)
+        .await
+        .ok()
+        .flatten()
+        .map(|i| i.version)
+}
+
 /// The history of a host where a rollback or downgrade needs one.
 fn existing_history(settings: &Settings, what: &str) -> Result<History, Error> {
     History::open_existing(&settings.state_dir)?.ok_or_else(|| {
@@ -784,6 +803,8 @@ impl Live {
         &'a self,
         http: &'a Http,
         history: &'a History,
+        fleet: Option<&'a crate::fleet::Fleet>,
+        settings: &Settings,
     ) -> Systems<'a, Systemd, Manager> {
         Systems {
             systemd: &self.systemd,
@@ -792,6 +813,11 @@ impl Live {
             history,
             interrupt: &self.interrupt,
             journal: crate::health::JournalSource::default(),
+            fleet,
+            db_lock_wait: settings
+                .fleet
+                .as_ref()
+                .map_or(crate::config::DEFAULT_FLEET_WAIT, |f| f.wait),
         }
     }
 }
@@ -826,8 +852,9 @@ async fn apply_transition(
     t: &Transition,
     summary: &str,
 ) -> Result<orchestrator::Report, Error> {
+    let fleet = fleet::connect(g, settings).await?;
     let live = Live::connect(target).await?;
-    let sys = live.systems(http, history);
+    let sys = live.systems(http, history, fleet.as_ref(), settings);
     let show = !g.json && !g.quiet;
     if show {
         outln!("{summary}");
@@ -1231,6 +1258,8 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
     let _lock = Lock::acquire(&settings.lock_file)?;
     let history = History::open(&settings.state_dir)?;
     let Some(subject) = recover::needs_recovery(&history, &target.name)? else {
+        let installed = installed_version(target).await;
+        fleet::recovered(g, settings, &target.name, installed.as_deref()).await?;
         if g.json {
             print_json(
                 &json!({"target": target.name, "kind": "recover", "outcome": "nothing_to_do"}),
@@ -1242,7 +1271,7 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
     };
     let http = http_for(g, settings, target)?;
     let live = Live::connect(target).await?;
-    let sys = live.systems(&http, &history);
+    let sys = live.systems(&http, &history, None, settings);
     let show = !g.json && !g.quiet;
     if show {
         outln!(
@@ -1258,6 +1287,9 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
     let report = orchestrator::recover(target, &subject, &sys, &mut progress(show))
         .await
         .map_err(|e| json_failure(g, target, "recover", e))?;
+    // The run is finished or undone: the halt it caused in the fleet goes.
+    let installed = installed_version(target).await;
+    fleet::recovered(g, settings, &target.name, installed.as_deref()).await?;
     if g.json {
         print_json(&report)?;
     } else if !g.quiet {

@@ -466,7 +466,17 @@ pub(super) async fn plan_cmd(
     } else if !g.quiet {
         print_plan(target, installed.as_deref(), &candidate, &p, &mask);
     }
-    p.review.gate(&target.name)?;
+    let gate = p.review.gate(&target.name);
+    let version = candidate.version.to_string();
+    super::fleet::note(
+        g,
+        settings,
+        &target.name,
+        installed.as_deref(),
+        Some((&version, gate.is_ok())),
+    )
+    .await;
+    gate?;
     Ok(exit::OK)
 }
 

@@ -48,6 +48,11 @@ pub(super) struct Ctx {
     pub db: Option<Db>,
     /// The package manager's lock, held until the run ends.
     pub lock: Option<PkgLock>,
+    /// The fleet slot, held until the run ends.
+    pub slot: Option<crate::fleet::Held>,
+    /// The database's advisory lock, held until the commit (or the revert's
+    /// end).
+    pub db_lock: Option<crate::backup::dblock::DbLock>,
     /// The journal position and restart counts before the install.
     pub baseline: Option<Baseline>,
     /// When the service went down.
@@ -152,6 +157,7 @@ pub async fn apply<S: ServiceManager, P: PackageManager>(
         }
     }
     let _ = failpoint::hit("after-cleanup");
+    end_fleet(sys, &mut ctx, crate::fleet::Outcome::Succeeded, Some(&to)).await;
     journal.finish("succeeded", None)?;
     Ok(Report {
         run: journal.run(),
@@ -292,8 +298,45 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             })
         }
         Step::Lock => {
+            let mut detail = serde_json::Map::new();
+            if let Some(f) = sys.fleet {
+                let req = crate::fleet::Request {
+                    target: target.name.clone(),
+                    run,
+                    kind: t.kind,
+                    from: t.from.as_ref().map(|i| i.version.clone()),
+                    to: t.to.version.clone(),
+                };
+                let held = f.take(&req).await?;
+                let mut slot = held.detail();
+                slot["group"] = json!(f.group());
+                slot["node"] = json!(f.node());
+                detail.insert("fleet".into(), slot);
+                ctx.slot = Some(held);
+            }
             ctx.lock = Some(sys.pkg.lock(PKG_LOCK_TIMEOUT).await?);
-            Ok(json!({"package_manager_lock": "held"}).into())
+            detail.insert("package_manager_lock".into(), json!("held"));
+            if let Some(db) = &ctx.db {
+                let owner = match sys.fleet {
+                    Some(f) => format!("node {} run {run}", f.node()),
+                    None => format!("{} run {run}", crate::notify::hostname()),
+                };
+                let mut waiting = |holder: &str, waited: Duration| {
+                    tracing::info!(
+                        "waiting {}s for the database lock of {}: held by {holder}",
+                        waited.as_secs(),
+                        db.describe()
+                    );
+                };
+                if let Some(l) = db
+                    .advisory_lock(&owner, sys.db_lock_wait, &mut waiting)
+                    .await?
+                {
+                    detail.insert("database_lock".into(), json!(l.key()));
+                    ctx.db_lock = Some(l);
+                }
+            }
+            Ok(serde_json::Value::Object(detail).into())
         }
         Step::BackupFiles => {
             let package = ctx.package.clone().context("no downloaded package")?;
@@ -326,6 +369,13 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             let a = backup::files::archive(&paths, &dir.join("files.tar.gz"))?;
             let record = backup_record("files-backup", ctx.previous_version.clone(), &a);
             ctx.files_backup = Some(a.clone());
+            // The last moment to give up without stopping anything: a run
+            // whose fleet slot expired may already count as dead.
+            if ctx.slot.as_ref().is_some_and(|h| h.lost()) {
+                bail!(
+                    "the fleet slot's lease expired before the stop (etcd unreachable for longer than fleet.lease); nothing was stopped"
+                );
+            }
             Ok(Produced {
                 detail: json!({"backup": a, "paths": paths}),
                 artifacts: vec![record],
@@ -423,7 +473,16 @@ async fn forward<S: ServiceManager, P: PackageManager>(
                 .unwrap_or(0);
             Ok(json!({"waited_ms": passed.waited_ms, "healthy_after_ms": passed.healthy_after_ms, "body": passed.body, "downtime_ms": ctx.downtime_ms}).into())
         }
-        Step::Commit => Ok(json!({"version": t.to.version}).into()),
+        Step::Commit => {
+            let mut detail = json!({"version": t.to.version});
+            if let Some(l) = ctx.db_lock.take() {
+                detail["database_lock"] = json!("released");
+                if let Err(e) = l.release().await {
+                    tracing::warn!("database lock: {}", crate::error::one_line(&e));
+                }
+            }
+            Ok(detail.into())
+        }
         Step::Cleanup => {
             ctx.lock = None;
             Ok(json!({"package_manager_lock": "released"}).into())
@@ -457,6 +516,28 @@ async fn fail<S: ServiceManager, P: PackageManager>(
     let cause = crate::error::one_line(&e);
     if !ctx.stopped {
         ctx.lock = None;
+        ctx.db_lock = None;
+        let installed = ctx.previous_version.clone();
+        end_fleet(sys, ctx, crate::fleet::Outcome::Abandoned, installed.as_deref()).await;
+        // Waiting for a slot or a lock that stayed taken is exit 6; a
+        // version its canary rolled back is a preflight refusal (exit 3).
+        if let Some(f) = e.downcast_ref::<crate::fleet::FleetError>() {
+            match f {
+                crate::fleet::FleetError::Busy { .. } => {
+                    let _ = journal.finish("failed", Some(&format!("{cause}; nothing was changed")));
+                    return Error::Locked(format!("{cause}; nothing was changed"));
+                }
+                crate::fleet::FleetError::BadVersion { .. } => {
+                    let _ = journal.finish("failed", Some(&cause));
+                    return Error::Preflight(anyhow!("{cause}"));
+                }
+                crate::fleet::FleetError::Etcd { .. } => {}
+            }
+        }
+        if e.downcast_ref::<crate::backup::dblock::LockBusy>().is_some() {
+            let _ = journal.finish("failed", Some(&format!("{cause}; nothing was changed")));
+            return Error::Locked(format!("{cause}; nothing was changed"));
+        }
         let message = if interrupted {
             format!("{cause}; nothing was changed")
         } else {
@@ -474,7 +555,40 @@ async fn fail<S: ServiceManager, P: PackageManager>(
     } else {
         format!("{} failed: {cause}", step.name())
     };
-    revert_and_finish(&what, target, sys, journal, journal, ctx, on_step).await
+    let e = revert_and_finish(&what, target, sys, journal, journal, ctx, on_step).await;
+    ctx.db_lock = None;
+    let (outcome, installed) = match &e {
+        Error::RolledBack(_) => (
+            crate::fleet::Outcome::RolledBack,
+            ctx.previous_version.clone(),
+        ),
+        _ => (crate::fleet::Outcome::NeedsAttention, None),
+    };
+    end_fleet(sys, ctx, outcome, installed.as_deref()).await;
+    e
+}
+
+/// Gives the run's fleet slot back (tries for up to a lease's time when
+/// etcd does not answer), and releases the database lock.
+async fn end_fleet<S, P>(
+    sys: &Systems<'_, S, P>,
+    ctx: &mut Ctx,
+    outcome: crate::fleet::Outcome,
+    installed: Option<&str>,
+) {
+    if let Some(l) = ctx.db_lock.take()
+        && let Err(e) = l.release().await
+    {
+        tracing::warn!("database lock: {}", crate::error::one_line(&e));
+    }
+    let (Some(f), Some(held)) = (sys.fleet, ctx.slot.take()) else {
+        return;
+    };
+    if let Err(e) = f.give_back(held, outcome, installed).await {
+        tracing::warn!(
+            "{e}: the slot was not given back; when its lease expires the group halts until `upkeep recover` runs on this node (it lifts the halt) or `upkeep fleet resume`"
+        );
+    }
 }
 
 /// Reverts a run (recorded in `journal`), then records the outcome of

@@ -296,6 +296,8 @@ impl Bench {
                 root: None,
                 directory: Some(journal_dir),
             },
+            fleet: None,
+            db_lock_wait: std::time::Duration::from_secs(5),
         };
         let cache = self.dir.path().join("cache");
         let state = self.dir.path().join("state");

@@ -85,7 +85,8 @@ pub enum Step {
     /// Download the package (and the previous one, for a rollback) and
     /// verify their SHA-256 — the service still runs.
     Download,
-    /// Wait for the dpkg/rpm lock, then hold it until the run ends.
+    /// Take the fleet's slot (with `[fleet]`), then the dpkg/rpm lock, then
+    /// the database's advisory lock; each is held until the run ends.
     Lock,
     /// Archive the config files and `backup_paths` (0600 tar.gz).
     BackupFiles,
@@ -348,6 +349,10 @@ pub struct Systems<'a, S, P> {
     pub interrupt: &'a Interrupt,
     /// Where the health gate reads the units' journal (the host's).
     pub journal: crate::health::JournalSource,
+    /// The fleet this node takes turns with (`[fleet]`), if any.
+    pub fleet: Option<&'a crate::fleet::Fleet>,
+    /// How long the lock step waits for the database's advisory lock.
+    pub db_lock_wait: std::time::Duration,
 }
 
 /// What a finished run reports.
