@@ -8,9 +8,10 @@
 //! Endpoints are tried in order; the first that answers is remembered and
 //! later calls start there, failing over to the next (wrapping around) on
 //! a connection-level failure: refused, reset, DNS, TLS handshake, or the
-//! per-request timeout. A request that timed out may still have been
-//! applied by the endpoint that did not answer in time, so a [`Client::txn`]
-//! retried on the next endpoint can see its own earlier write and fail its
+//! per-request timeout (a failure other than a timeout is first retried
+//! once on the same endpoint, over a new connection). A request that timed
+//! out (or whose connection broke) may still have been applied, so a
+//! [`Client::txn`] sent again can see its own earlier write and fail its
 //! compare; callers comparing with [`Compare::Absent`] should read the key
 //! back when they lose.
 //!
