@@ -58,6 +58,8 @@ pub mod detach;
 pub mod download;
 /// Errors and the contract's exit codes.
 pub mod error;
+/// etcd v3 over its JSON gateway: keys, transactions, leases (fleet coordination).
+pub mod etcd;
 /// Failpoints at every step boundary (the `failpoints` feature).
 pub mod failpoint;
 /// Fleets: nodes that take turns through slots in etcd.
