@@ -585,15 +585,16 @@ fn split_host_port(addr: &str) -> Result<(String, Option<u16>), String> {
 
 /// A program found in `PATH`.
 #[derive(Debug, Clone)]
-struct Tool {
+pub(super) struct Tool {
     /// The name it is reported under.
-    name: &'static str,
-    path: PathBuf,
+    pub(super) name: &'static str,
+    /// Where it is.
+    pub(super) path: PathBuf,
 }
 
 /// Looks for the first of `names` in `PATH`; the error names the package
 /// that provides it.
-fn find_tool(names: &[&'static str], package: &str) -> anyhow::Result<Tool> {
+pub(super) fn find_tool(names: &[&'static str], package: &str) -> anyhow::Result<Tool> {
     let path_var =
         std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
     for name in names {
@@ -657,7 +658,12 @@ fn last_error_line(stderr: &str) -> Option<&str> {
 /// the one mask ([`Masker::mask_text`]): the password the tool was given
 /// (however short, and its encoded forms) and any password the line shows
 /// in a connection string, a URL or a `password=` pair.
-fn failure_message(tool: &str, status: &str, stderr: &[u8], secrets: &[String]) -> String {
+pub(super) fn failure_message(
+    tool: &str,
+    status: &str,
+    stderr: &[u8],
+    secrets: &[String],
+) -> String {
     let masker = Masker::portal_default().with_every_known_secret();
     let known: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let stderr = masker.mask_text(&String::from_utf8_lossy(stderr), &known);
@@ -828,14 +834,15 @@ fn pg_env(conn: &Conn, passfile: Option<&Path>) -> Vec<(&'static str, OsString)>
 
 /// Credentials and environment for PostgreSQL tools; the passfile goes away
 /// with it.
-struct PgSession {
+pub(super) struct PgSession {
     _dir: Option<PrivateDir>,
     env: Vec<(&'static str, OsString)>,
-    secrets: Vec<String>,
+    /// The password (if any), for masking the tools' errors.
+    pub(super) secrets: Vec<String>,
 }
 
 impl PgSession {
-    fn new(conn: &Conn) -> anyhow::Result<PgSession> {
+    pub(super) fn new(conn: &Conn) -> anyhow::Result<PgSession> {
         let secrets: Vec<String> = conn
             .password_text()
             .map(str::to_owned)
@@ -874,7 +881,7 @@ impl PgSession {
         }
     }
 
-    fn command(&self, tool: &Tool) -> Command {
+    pub(super) fn command(&self, tool: &Tool) -> Command {
         let mut cmd = command(tool);
         for (name, _) in std::env::vars_os() {
             if name.as_bytes().starts_with(b"PG") {
@@ -1118,15 +1125,16 @@ const MYSQL_ENV_REMOVE: &[&str] = &[
 
 /// The option file and arguments for MySQL tools; the file goes away with
 /// it.
-struct MySession {
+pub(super) struct MySession {
     dir: Option<PrivateDir>,
     extra_file: Option<PathBuf>,
     conn_args: Vec<OsString>,
-    secrets: Vec<String>,
+    /// The password (if any), for masking the tools' errors.
+    pub(super) secrets: Vec<String>,
 }
 
 impl MySession {
-    fn new(conn: &Conn) -> anyhow::Result<MySession> {
+    pub(super) fn new(conn: &Conn) -> anyhow::Result<MySession> {
         let mut session = MySession {
             dir: None,
             extra_file: None,
@@ -1148,7 +1156,7 @@ impl MySession {
         Ok(session)
     }
 
-    fn command(&self, tool: &Tool) -> Command {
+    pub(super) fn command(&self, tool: &Tool) -> Command {
         let mut cmd = command(tool);
         if let (Some(file), Some(dir)) = (&self.extra_file, &self.dir) {
             // Must be the first argument.
@@ -1174,7 +1182,7 @@ fn mysql_dump_tool() -> anyhow::Result<Tool> {
     )
 }
 
-fn mysql_client_tool() -> anyhow::Result<Tool> {
+pub(super) fn mysql_client_tool() -> anyhow::Result<Tool> {
     find_tool(&["mariadb", "mysql"], "mariadb-client (or mysql-client)")
 }
 
@@ -1488,7 +1496,7 @@ impl Db {
     }
 
     /// Prefixes an error with what database it is about, on one line.
-    fn fail(&self, what: &str, e: &anyhow::Error) -> anyhow::Error {
+    pub(super) fn fail(&self, what: &str, e: &anyhow::Error) -> anyhow::Error {
         anyhow!(one_line(&format!("{}: {what}: {e:#}", self.describe())))
     }
 

@@ -14,13 +14,13 @@ use crate::fsutil::durable::partial_path;
 
 /// Quotes, backslash, `:`, `@`, `/`, `#`, `$`, a space, a `%41` that must
 /// not be decoded twice, and non-ASCII.
-const PASSWORD: &str = "p@ss:w/o\"rd\\x#y'z $q%41é";
+pub(super) const PASSWORD: &str = "p@ss:w/o\"rd\\x#y'z $q%41é";
 
 /// A password the servers do not accept.
-const WRONG: &str = "Wr0ng:Pa55/word!";
+pub(super) const WRONG: &str = "Wr0ng:Pa55/word!";
 
 /// Percent-encodes everything but ASCII letters and digits.
-fn pct(text: &str) -> String {
+pub(super) fn pct(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() {
@@ -32,7 +32,7 @@ fn pct(text: &str) -> String {
         .collect()
 }
 
-fn assert_clean_error(err: &anyhow::Error, must_contain: &[&str]) -> String {
+pub(super) fn assert_clean_error(err: &anyhow::Error, must_contain: &[&str]) -> String {
     let text = err.to_string();
     let chain = format!("{err:#} {err:?}");
     assert!(!text.contains('\n'), "not one line: {text}");
@@ -50,7 +50,7 @@ fn assert_private(path: &Path) {
     assert_eq!(mode, 0o600, "{}", path.display());
 }
 
-fn postgres_db(port: u16, password: &str) -> Db {
+pub(super) fn postgres_db(port: u16, password: &str) -> Db {
     let url = format!(
         "postgres://portal:{}@127.0.0.1:{port}/portal?sslmode=disable",
         pct(password)

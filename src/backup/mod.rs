@@ -13,6 +13,7 @@
 //! anything.
 
 pub mod db;
+pub mod dblock;
 pub mod files;
 
 #[cfg(test)]

@@ -156,6 +156,23 @@ impl Postgres {
         server
     }
 
+    /// Restarts the server (a fast shutdown: every session is ended), on
+    /// the same port.
+    pub fn restart(&self) {
+        run_ok(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(format!("{PG_BIN}/pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(self.dir.path().join("log"))
+                .args(["-m", "fast", "-w", "restart"])
+                .stdout(Stdio::null()),
+            "pg_ctl restart",
+        );
+    }
+
     /// Runs SQL as the superuser in database `portal` over the socket;
     /// returns the unaligned, tuples-only output.
     pub fn admin(&self, sql: &str) -> String {
