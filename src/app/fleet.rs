@@ -88,7 +88,7 @@ pub(super) async fn recovered(
         && !g.quiet
         && !g.json
     {
-        crate::outln!(
+        outln!(
             "fleet {}: the halt this node caused is lifted ({})",
             f.group(),
             h.reason
@@ -122,7 +122,7 @@ pub(super) async fn status(g: &Global, settings: &Settings) -> CmdResult {
         print_json(&st)?;
         return Ok(exit::OK);
     }
-    crate::outln!(
+    outln!(
         "fleet {} ({} slot{}; this node: {})",
         st.group,
         st.slots,
@@ -130,20 +130,20 @@ pub(super) async fn status(g: &Global, settings: &Settings) -> CmdResult {
         f.node()
     );
     match &st.halted {
-        Some(h) => crate::outln!(
+        Some(h) => outln!(
             "  HALTED since {} by node {}: {}\n  next: `upkeep recover` on {} (or, after a look, `upkeep fleet resume`)",
             h.since,
             h.node,
             h.reason,
             h.node
         ),
-        None => crate::outln!("  not halted"),
+        None => outln!("  not halted"),
     }
     if st.holders.is_empty() {
-        crate::outln!("  slots: all free");
+        outln!("  slots: all free");
     }
     for h in &st.holders {
-        crate::outln!(
+        outln!(
             "  slot held by node {}: {} {} {} → {} (run #{}) {}",
             h.node,
             h.kind,
@@ -155,7 +155,7 @@ pub(super) async fn status(g: &Global, settings: &Settings) -> CmdResult {
         );
     }
     for h in &st.orphans {
-        crate::outln!(
+        outln!(
             "  DEAD run: node {} run #{} ({} → {}) lost its slot's lease",
             h.node,
             h.run,
@@ -164,7 +164,7 @@ pub(super) async fn status(g: &Global, settings: &Settings) -> CmdResult {
         );
     }
     for n in &st.nodes {
-        crate::outln!(
+        outln!(
             "  node {}: {} {} installed; planned {}; last run {}",
             n.node,
             n.target,
@@ -174,7 +174,7 @@ pub(super) async fn status(g: &Global, settings: &Settings) -> CmdResult {
         );
     }
     for v in &st.versions {
-        crate::outln!(
+        outln!(
             "  version {}: {} (canary {}, {})",
             v.version,
             match v.state {
@@ -200,16 +200,16 @@ pub(super) async fn resume(g: &Global, settings: &Settings) -> CmdResult {
         print_json(&json!({"group": f.group(), "resumed": done}))?;
     } else if !g.quiet {
         if done.halt.is_none() && done.versions.is_empty() && done.orphans.is_empty() {
-            crate::outln!("fleet {}: not halted, no bad version: nothing to resume", f.group());
+            outln!("fleet {}: not halted, no bad version: nothing to resume", f.group());
         }
         if let Some(h) = &done.halt {
-            crate::outln!("fleet {}: halt lifted (was: {})", f.group(), h.reason);
+            outln!("fleet {}: halt lifted (was: {})", f.group(), h.reason);
         }
         for v in &done.versions {
-            crate::outln!("fleet {}: version {v} is no longer marked bad", f.group());
+            outln!("fleet {}: version {v} is no longer marked bad", f.group());
         }
         for h in &done.orphans {
-            crate::outln!(
+            outln!(
                 "fleet {}: forgot node {}'s dead run #{}",
                 f.group(),
                 h.node,

@@ -60,7 +60,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 #[cfg(test)]
-mod test_server;
+pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
 mod tls;

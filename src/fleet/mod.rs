@@ -741,10 +741,13 @@ impl Fleet {
                         let _ = self.client.lease_revoke(lease).await;
                         other?;
                         // Another node was quicker: look again at once.
-                        continue;
+                        String::new()
                     }
                 }
             };
+            if why.is_empty() {
+                continue;
+            }
             let waited = started.elapsed();
             if waited >= self.settings.wait {
                 return Err(FleetError::Busy {
