@@ -65,7 +65,7 @@ fn assert_busy<'a>(err: &'a anyhow::Error, holder: &str, at_least: Duration) -> 
     assert!(err.downcast_ref::<LockBusy>().is_some());
     assert!(busy.holder.contains(holder), "{busy:?}");
     assert!(busy.waited >= at_least, "{busy:?}");
-    assert!(busy.waited < at_least + Duration::from_secs(2), "{busy:?}");
+    assert!(busy.waited < at_least + Duration::from_secs(4), "{busy:?}");
     let text = assert_clean_error(err, &["is locked by another upkeep run", holder]);
     for secret in [PASSWORD, WRONG, &pct(PASSWORD)] {
         assert!(!busy.holder.contains(secret), "{busy:?}");
@@ -88,7 +88,7 @@ async fn assert_locked_out(db: &Db, holder: &str) {
         .await
         .unwrap_err();
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
     assert_busy(&err, holder, Duration::from_millis(1500));
     // At 0 s and about 1 s.
     assert!((1..=2).contains(&calls.len()), "{calls:?}");
@@ -108,6 +108,22 @@ fn mysql_db(my: &Mariadb, password: &str) -> Db {
     })
     .unwrap()
     .unwrap()
+}
+
+/// The lock can be taken, checked and released from a spawned task.
+#[test]
+fn the_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let db = Db::Sqlite {
+        path: "/nonexistent/portal.db".into(),
+    };
+    let mut on_wait = |_: &str, _: Duration| {};
+    let taking = db.advisory_lock("node a", Duration::ZERO, &mut on_wait);
+    send(&taking);
+    drop(taking);
+    let check = |lock: &mut DbLock| send(&lock.alive());
+    let free = |lock: DbLock| send(&lock.release());
+    let _ = (check, free);
 }
 
 #[tokio::test]
@@ -202,7 +218,7 @@ async fn postgres_waiter_gets_the_lock_when_it_is_released() {
     let second = second.unwrap().unwrap();
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(1200) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(1200) && took < Duration::from_secs(6),
         "{took:?}"
     );
     assert!((1..=2).contains(&told), "{told}");
