@@ -1039,14 +1039,22 @@ impl Validator<'_> {
         let key_file = file("key_file", raw.key_file)?;
         let password_file = file("password_file", raw.password_file)?;
         if cert_file.is_some() != key_file.is_some() {
-            let which = if cert_file.is_some() { "key_file" } else { "cert_file" };
+            let which = if cert_file.is_some() {
+                "key_file"
+            } else {
+                "cert_file"
+            };
             return Err(self.invalid(
                 &key.k(which),
                 "cert_file and key_file go together (mutual TLS needs both)",
             ));
         }
         if raw.user.is_some() != password_file.is_some() {
-            let which = if raw.user.is_some() { "password_file" } else { "user" };
+            let which = if raw.user.is_some() {
+                "password_file"
+            } else {
+                "user"
+            };
             return Err(self.invalid(
                 &key.k(which),
                 "user and password_file go together (etcd's user/password authentication)",
@@ -1056,22 +1064,26 @@ impl Validator<'_> {
         if slots < 1 {
             return Err(self.invalid(&key.k("slots"), "must be at least 1"));
         }
-        let duration = |k: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
-            match v {
-                None => Ok(default),
-                Some(text) => humantime::parse_duration(&text).map_err(|e| {
-                    self.invalid(
-                        &key.k(k),
-                        format!("invalid duration {text:?}: {e} (examples: \"30s\", \"30m\")"),
-                    )
-                }),
-            }
-        };
+        let duration =
+            |k: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+                match v {
+                    None => Ok(default),
+                    Some(text) => humantime::parse_duration(&text).map_err(|e| {
+                        self.invalid(
+                            &key.k(k),
+                            format!("invalid duration {text:?}: {e} (examples: \"30s\", \"30m\")"),
+                        )
+                    }),
+                }
+            };
         let lease = duration("lease", raw.lease, DEFAULT_FLEET_LEASE)?;
         if lease < MIN_FLEET_LEASE {
             return Err(self.invalid(
                 &key.k("lease"),
-                format!("must be at least {}", humantime::format_duration(MIN_FLEET_LEASE)),
+                format!(
+                    "must be at least {}",
+                    humantime::format_duration(MIN_FLEET_LEASE)
+                ),
             ));
         }
         let wait = duration("wait", raw.wait, DEFAULT_FLEET_WAIT)?;

@@ -200,7 +200,10 @@ pub(super) async fn resume(g: &Global, settings: &Settings) -> CmdResult {
         print_json(&json!({"group": f.group(), "resumed": done}))?;
     } else if !g.quiet {
         if done.halt.is_none() && done.versions.is_empty() && done.orphans.is_empty() {
-            outln!("fleet {}: not halted, no bad version: nothing to resume", f.group());
+            outln!(
+                "fleet {}: not halted, no bad version: nothing to resume",
+                f.group()
+            );
         }
         if let Some(h) = &done.halt {
             outln!("fleet {}: halt lifted (was: {})", f.group(), h.reason);

@@ -32,7 +32,7 @@ mod package;
 mod test_server;
 #[cfg(test)]
 mod tests;
-mod tls;
+pub(crate) mod tls;
 
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};

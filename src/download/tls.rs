@@ -19,7 +19,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// `rustls_platform_verifier::Verifier`, built on first use.
 #[derive(Debug)]
-pub(super) struct LazyVerifier {
+pub(crate) struct LazyVerifier {
     provider: Arc<CryptoProvider>,
     extra_roots: Vec<CertificateDer<'static>>,
     verifier: OnceLock<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
@@ -27,7 +27,7 @@ pub(super) struct LazyVerifier {
 
 impl LazyVerifier {
     /// A verifier of the platform's roots plus `extra_roots`, for `provider`.
-    pub(super) fn new(
+    pub(crate) fn new(
         provider: Arc<CryptoProvider>,
         extra_roots: Vec<CertificateDer<'static>>,
     ) -> LazyVerifier {
@@ -99,7 +99,7 @@ impl ServerCertVerifier for LazyVerifier {
 
 /// The process's crypto provider: ring's, installed as the default if none
 /// is (reqwest is built without one).
-pub(super) fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     CryptoProvider::get_default()
         .cloned()
@@ -122,7 +122,7 @@ pub(super) fn client_config(
 }
 
 /// The certificates of a PEM file, checked to be usable as roots.
-pub(super) fn parse_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn parse_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()

@@ -280,9 +280,7 @@ impl Client {
             }
             (None, _) => None,
         };
-        let https = s.endpoints.iter().any(|u| u.scheme() == "https");
         let config = tls::client_config(
-            https,
             s.ca_file.as_deref(),
             s.cert_file.as_deref(),
             s.key_file.as_deref(),

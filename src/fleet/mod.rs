@@ -284,8 +284,12 @@ pub fn node_name(f: &config::Fleet, root: &Path) -> anyhow::Result<String> {
         return Ok(n.clone());
     }
     let path = root.join("etc/machine-id");
-    let id = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow!("fleet.node is not set and {} cannot be read: {e}", path.display()))?;
+    let id = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow!(
+            "fleet.node is not set and {} cannot be read: {e}",
+            path.display()
+        )
+    })?;
     let id = id.trim();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(anyhow!(
@@ -297,10 +301,9 @@ pub fn node_name(f: &config::Fleet, root: &Path) -> anyhow::Result<String> {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).map_or_else(
-        |_| jiff::Timestamp::now().to_string(),
-        |t| t.to_string(),
-    )
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
 }
 
 /// "for 1m 5s" from an RFC 3339 `since`, on this node's clock; says so when
@@ -312,7 +315,10 @@ pub fn held_for(since: &str) -> String {
     let now = jiff::Timestamp::now();
     let secs = now.as_second() - t.as_second();
     if secs < 0 {
-        return format!("since {since} (its clock is {}s ahead of this node's)", -secs);
+        return format!(
+            "since {since} (its clock is {}s ahead of this node's)",
+            -secs
+        );
     }
     format!(
         "for {}",
@@ -488,7 +494,10 @@ impl Fleet {
                 tracing::warn!("fleet: ignoring unreadable key {}: {e}", kv.key);
             };
             if let Some(i) = rest.strip_prefix("slots/") {
-                match (i.parse::<u32>(), serde_json::from_slice::<Holder>(&kv.value)) {
+                match (
+                    i.parse::<u32>(),
+                    serde_json::from_slice::<Holder>(&kv.value),
+                ) {
                     (Ok(i), Ok(h)) => v.slots.push((i, kv, h)),
                     (_, Err(e)) => bad(e),
                     (Err(_), _) => {}
@@ -549,7 +558,8 @@ impl Fleet {
             since: now(),
             run: Some(orphan.run),
         };
-        let value = serde_json::to_vec(&halt).map_err(|e| self.err(EtcdError::Protocol(e.to_string())))?;
+        let value =
+            serde_json::to_vec(&halt).map_err(|e| self.err(EtcdError::Protocol(e.to_string())))?;
         let r = self
             .client
             .txn(
@@ -659,7 +669,9 @@ impl Fleet {
                     let missing: Vec<String> = v
                         .nodes
                         .iter()
-                        .filter(|n| n.node != self.node && n.planned.as_deref() != Some(req.to.as_str()))
+                        .filter(|n| {
+                            n.node != self.node && n.planned.as_deref() != Some(req.to.as_str())
+                        })
                         .map(|n| n.node.clone())
                         .collect();
                     if !missing.is_empty() {
@@ -717,8 +729,11 @@ impl Fleet {
                     .map_err(|e| self.err(e));
                 match r {
                     Ok(r) if r.succeeded => {
-                        let keepalive =
-                            Keepalive::start(etcd_settings(&self.settings), lease, self.settings.lease);
+                        let keepalive = Keepalive::start(
+                            etcd_settings(&self.settings),
+                            lease,
+                            self.settings.lease,
+                        );
                         let waited = started.elapsed();
                         tracing::info!(
                             "fleet {}: slot {free} taken by node {} run #{}{} after {:.1} s",
@@ -789,7 +804,11 @@ impl Fleet {
             since: now(),
         };
         self.client
-            .put(&self.key(&format!("versions/{}", h.to)), &to_json(&mark), None)
+            .put(
+                &self.key(&format!("versions/{}", h.to)),
+                &to_json(&mark),
+                None,
+            )
             .await
             .map_err(|e| self.err(e))
     }
@@ -800,7 +819,12 @@ impl Fleet {
     ///
     /// When etcd does not answer it tries again for up to one lease's time
     /// (the lease is kept alive meanwhile).
-    pub async fn give_back(&self, held: Held, outcome: Outcome, installed: Option<&str>) -> Result<(), FleetError> {
+    pub async fn give_back(
+        &self,
+        held: Held,
+        outcome: Outcome,
+        installed: Option<&str>,
+    ) -> Result<(), FleetError> {
         let started = Instant::now();
         loop {
             match self.try_give_back(&held, outcome, installed).await {
@@ -825,7 +849,12 @@ impl Fleet {
         Ok(())
     }
 
-    async fn try_give_back(&self, held: &Held, outcome: Outcome, installed: Option<&str>) -> Result<(), FleetError> {
+    async fn try_give_back(
+        &self,
+        held: &Held,
+        outcome: Outcome,
+        installed: Option<&str>,
+    ) -> Result<(), FleetError> {
         let h = &held.holder;
         let mut ops = vec![
             Op::Delete(self.key(&format!("slots/{}", held.slot))),
@@ -889,13 +918,21 @@ impl Fleet {
             value: to_json(&record),
             lease: None,
         });
-        self.client.txn(&[], &ops, &[]).await.map_err(|e| self.err(e))?;
+        self.client
+            .txn(&[], &ops, &[])
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
     /// Records this node's installed version (and, with `plan`, the outcome
     /// of a `plan` for a version).
-    pub async fn record(&self, target: &str, installed: Option<&str>, plan: Option<(&str, bool)>) -> Result<(), FleetError> {
+    pub async fn record(
+        &self,
+        target: &str,
+        installed: Option<&str>,
+        plan: Option<(&str, bool)>,
+    ) -> Result<(), FleetError> {
         let key = self.key(&format!("nodes/{}", self.node));
         let old = self.client.get(&key).await.map_err(|e| self.err(e))?;
         let mut record: NodeRecord = old
@@ -923,7 +960,11 @@ impl Fleet {
     /// its expired slot, settles a canary mark it left (good when the
     /// version it tried is installed now, else bad) and lifts the halt it
     /// caused. Returns the halt lifted.
-    pub async fn recovered(&self, target: &str, installed: Option<&str>) -> Result<Option<Halt>, FleetError> {
+    pub async fn recovered(
+        &self,
+        target: &str,
+        installed: Option<&str>,
+    ) -> Result<Option<Halt>, FleetError> {
         let v = self.view().await?;
         let mut ops = Vec::new();
         for (kv, m) in &v.versions {
@@ -955,11 +996,19 @@ impl Fleet {
             _ => None,
         };
         if !ops.is_empty() {
-            self.client.txn(&[], &ops, &[]).await.map_err(|e| self.err(e))?;
+            self.client
+                .txn(&[], &ops, &[])
+                .await
+                .map_err(|e| self.err(e))?;
         }
         self.record(target, installed, None).await?;
         if let Some(h) = &lifted {
-            tracing::info!("fleet {}: halt lifted by node {}'s recover: {}", self.settings.group, self.node, h.reason);
+            tracing::info!(
+                "fleet {}: halt lifted by node {}'s recover: {}",
+                self.settings.group,
+                self.node,
+                h.reason
+            );
         }
         Ok(lifted)
     }
@@ -985,7 +1034,10 @@ impl Fleet {
             done.orphans.push(h.clone());
         }
         if !ops.is_empty() {
-            self.client.txn(&[], &ops, &[]).await.map_err(|e| self.err(e))?;
+            self.client
+                .txn(&[], &ops, &[])
+                .await
+                .map_err(|e| self.err(e))?;
         }
         Ok(done)
     }

@@ -63,7 +63,10 @@ fn one_slot_one_holder_and_the_waiter_is_told_who() {
         let e = b.take(&req(7, "1.1.0-1")).await.unwrap_err();
         let text = e.to_string();
         assert!(matches!(e, FleetError::Busy { .. }), "{text}");
-        assert!(text.contains("node web1") && text.contains("run #1"), "{text}");
+        assert!(
+            text.contains("node web1") && text.contains("run #1"),
+            "{text}"
+        );
         a.give_back(held, Outcome::Succeeded, Some("1.1.0-1"))
             .await
             .unwrap();
@@ -102,7 +105,12 @@ fn a_holder_that_dies_halts_the_group_until_its_recover() {
         assert_eq!(halt.node, "web1");
         assert_eq!(halt.run, Some(3));
         // Another node's recover does not lift it; web1's does.
-        assert!(b.recovered("portal", Some("1.0.0-1")).await.unwrap().is_none());
+        assert!(
+            b.recovered("portal", Some("1.0.0-1"))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(b.status().await.unwrap().halted.is_some());
         let lifted = a.recovered("portal", Some("1.0.0-1")).await.unwrap();
         assert_eq!(lifted.map(|h| h.node).as_deref(), Some("web1"));
@@ -213,7 +221,11 @@ fn needs_attention_halts_the_group_and_resume_lifts_it() {
         assert!(st.holders.is_empty());
         let halt = st.halted.expect("halted");
         assert!(halt.reason.contains("needs attention"), "{}", halt.reason);
-        let e = node(&s, "web2").await.take(&req(1, "1.1.0-1")).await.unwrap_err();
+        let e = node(&s, "web2")
+            .await
+            .take(&req(1, "1.1.0-1"))
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("halted"), "{e}");
         let done = a.resume().await.unwrap();
         assert!(done.halt.is_some());
@@ -229,7 +241,9 @@ fn a_lease_revoked_under_a_run_is_noticed_and_the_run_can_still_end() {
         let a = node(&s, "web1").await;
         let held = a.take(&req(1, "1.1.0-1")).await.unwrap();
         assert!(!held.lost());
-        let other = crate::etcd::Client::connect(&etcd_settings(&s)).await.unwrap();
+        let other = crate::etcd::Client::connect(&etcd_settings(&s))
+            .await
+            .unwrap();
         other.lease_revoke(held.lease).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !held.lost() && Instant::now() < deadline {
@@ -255,7 +269,9 @@ fn an_unreachable_etcd_is_one_line_naming_the_group() {
     let mut s = settings(&etcd, "g7");
     drop(etcd);
     s.etcd = vec!["http://127.0.0.1:9".parse().unwrap()];
-    let e = rt().block_on(Fleet::connect(&s, "web1".into())).unwrap_err();
+    let e = rt()
+        .block_on(Fleet::connect(&s, "web1".into()))
+        .unwrap_err();
     let text = e.to_string();
     assert!(text.starts_with("fleet g7: etcd:"), "{text}");
     assert!(!text.contains('\n'), "{text}");
@@ -272,5 +288,9 @@ fn a_holder_clock_ahead_is_shown_as_such() {
         .checked_sub(jiff::SignedDuration::from_secs(65))
         .unwrap()
         .to_string();
-    assert!(held_for(&behind).starts_with("for 1m"), "{}", held_for(&behind));
+    assert!(
+        held_for(&behind).starts_with("for 1m"),
+        "{}",
+        held_for(&behind)
+    );
 }

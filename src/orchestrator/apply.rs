@@ -518,13 +518,20 @@ async fn fail<S: ServiceManager, P: PackageManager>(
         ctx.lock = None;
         ctx.db_lock = None;
         let installed = ctx.previous_version.clone();
-        end_fleet(sys, ctx, crate::fleet::Outcome::Abandoned, installed.as_deref()).await;
+        end_fleet(
+            sys,
+            ctx,
+            crate::fleet::Outcome::Abandoned,
+            installed.as_deref(),
+        )
+        .await;
         // Waiting for a slot or a lock that stayed taken is exit 6; a
         // version its canary rolled back is a preflight refusal (exit 3).
         if let Some(f) = e.downcast_ref::<crate::fleet::FleetError>() {
             match f {
                 crate::fleet::FleetError::Busy { .. } => {
-                    let _ = journal.finish("failed", Some(&format!("{cause}; nothing was changed")));
+                    let _ =
+                        journal.finish("failed", Some(&format!("{cause}; nothing was changed")));
                     return Error::Locked(format!("{cause}; nothing was changed"));
                 }
                 crate::fleet::FleetError::BadVersion { .. } => {
@@ -534,7 +541,9 @@ async fn fail<S: ServiceManager, P: PackageManager>(
                 crate::fleet::FleetError::Etcd { .. } => {}
             }
         }
-        if e.downcast_ref::<crate::backup::dblock::LockBusy>().is_some() {
+        if e.downcast_ref::<crate::backup::dblock::LockBusy>()
+            .is_some()
+        {
             let _ = journal.finish("failed", Some(&format!("{cause}; nothing was changed")));
             return Error::Locked(format!("{cause}; nothing was changed"));
         }
