@@ -2593,6 +2593,64 @@ keyring = "/etc/upkeep/keys/portal.asc"
     }
 
     #[test]
+    fn fleet_table_from_the_contract_and_its_defaults() {
+        let s = ok(
+            MINIMAL,
+            &[(
+                "10-test.toml",
+                "[fleet]\netcd = [\"http://10.0.0.5:2379\"]\ngroup = \"portal-prod\"\nnode = \"web1\"\nslots = 1\nlease = \"30s\"\nwait = \"30m\"\ncanary = true\nrequire_plan = \"all\"\n",
+            )],
+        );
+        let f = s.fleet.expect("fleet");
+        assert_eq!(f.etcd[0].as_str(), "http://10.0.0.5:2379/");
+        assert_eq!(f.group, "portal-prod");
+        assert_eq!(f.node.as_deref(), Some("web1"));
+        assert_eq!(f.lease, Duration::from_secs(30));
+        assert_eq!(f.wait, Duration::from_secs(1800));
+        assert!(f.canary && f.require_plan_all);
+        let s = ok(
+            MINIMAL,
+            &[("10-test.toml", "[fleet]\netcd = [\"https://e:2379\"]\ngroup = \"g\"\n")],
+        );
+        let f = s.fleet.expect("fleet");
+        assert_eq!(f.node, None);
+        assert_eq!(
+            (f.slots, f.lease, f.wait, f.canary, f.require_plan_all),
+            (1, DEFAULT_FLEET_LEASE, DEFAULT_FLEET_WAIT, false, false)
+        );
+        assert!(ok(MINIMAL, &[]).fleet.is_none());
+    }
+
+    #[test]
+    fn fleet_rules() {
+        let base = "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\ngroup = \"g\"\n";
+        let e = err_with("[fleet]\ngroup = \"g\"\n");
+        assert_err(&e, DROP_IN, Some("fleet.etcd"), "missing required key");
+        let e = err_with("[fleet]\netcd = [\"http://127.0.0.1:2379\"]\n");
+        assert_err(&e, DROP_IN, Some("fleet.group"), "missing required key");
+        let e = err_with("[fleet]\netcd = []\ngroup = \"g\"\n");
+        assert_err(&e, DROP_IN, Some("fleet.etcd"), "at least one");
+        let e = err_with("[fleet]\netcd = [\"unix:///run/etcd\"]\ngroup = \"g\"\n");
+        assert_err(&e, DROP_IN, Some("fleet.etcd[0]"), "unsupported URL scheme");
+        let e = err_with("[fleet]\netcd = [\"http://e:1\"]\ngroup = \"a/b\"\n");
+        assert_err(&e, DROP_IN, Some("fleet.group"), "invalid name");
+        for (extra, key, message) in [
+            ("node = \"\"", "fleet.node", "invalid name"),
+            ("slots = 0", "fleet.slots", "at least 1"),
+            ("lease = \"1s\"", "fleet.lease", "at least 3s"),
+            ("wait = \"later\"", "fleet.wait", "invalid duration"),
+            ("require_plan = \"some\"", "fleet.require_plan", "unknown value"),
+            ("cert_file = \"/etc/upkeep/etcd.pem\"", "fleet.key_file", "go together"),
+            ("user = \"upkeep\"", "fleet.password_file", "go together"),
+            ("ca_file = \"ca.pem\"", "fleet.ca_file", "absolute path"),
+            ("slot = 2", "fleet.slot", "unknown field"),
+        ] {
+            let e = err_with(&format!("{base}{extra}\n"));
+            assert_err(&e, DROP_IN, Some(key), message);
+        }
+    }
+
+    #[test]
     fn health_rules() {
         let e = err_with("[targets.portal.health]\nurl = \"tcp://127.0.0.1:1\"\n");
         assert_err(
