@@ -186,3 +186,25 @@ fn fleet_rig_two_deb_nodes_share_mariadb() {
     drop(fleet);
     assert!(!rig::fleet::netns_exists(&netns), "{netns} is left");
 }
+
+#[test]
+fn fleet_rig_namespace_and_etcd_are_removed_when_a_test_panics() {
+    let seen = std::sync::Mutex::new(None);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let fleet = boot(1, Db::Sqlite);
+        assert!(fleet.database().is_none());
+        assert_eq!(fleet.nodes[0].name(), "node0");
+        let ready = fleet.nodes[0].wait_ready(Duration::from_secs(10)).unwrap();
+        assert_eq!(ready["version"], OLDEST, "{ready}");
+        fleet.etcdctl(&["put", "k", "v"]).unwrap();
+        *seen.lock().unwrap() = Some((
+            fleet.netns_name().to_string(),
+            fleet.etcd_data_dir().to_path_buf(),
+        ));
+        panic!("on purpose, with the fleet up");
+    }));
+    assert!(result.is_err());
+    let (netns, data) = seen.into_inner().unwrap().expect("the fleet booted");
+    assert!(!rig::fleet::netns_exists(&netns), "{netns} is left");
+    assert!(!data.exists(), "etcd's data {} is left", data.display());
+}
