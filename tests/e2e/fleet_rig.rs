@@ -183,6 +183,38 @@ fn fleet_rig_two_deb_nodes_share_mariadb() {
         rows.lines().collect::<Vec<_>>(),
         ["from-last-0", "from-last-1"]
     );
+
+    // upkeep upgrades one node after the other: the first migrates the
+    // shared database, the second finds it migrated; each portal keeps its
+    // own port through the config merge; they were never down together.
+    let newest = fleet.nodes[0].f.newest().clone();
+    for h in &fleet.nodes {
+        let up = h.upkeep(&["upgrade", "portal", "--yes"]).unwrap();
+        assert_eq!(up.status.code(), Some(0), "{}: {}", h.name(), show(&up));
+        let ready = h.wait_ready(Duration::from_secs(10)).unwrap();
+        assert_eq!(ready["version"], newest.version.as_str(), "{ready}");
+        assert_eq!(ready["schema"], 5, "{ready}");
+    }
+    let runs = fleet.migration_runs_since(fleet.booted_at_us()).unwrap();
+    let ran: Vec<_> = runs.iter().map(|r| (r.node, r.schema, r.failed)).collect();
+    assert_eq!(
+        ran,
+        [(0, 3, false), (0, 4, false), (0, 5, false)],
+        "{runs:#?}"
+    );
+    assert_eq!(fleet.migrations_run().unwrap(), 3);
+    let a = fleet.down_intervals(0).unwrap();
+    let b = fleet.down_intervals(1).unwrap();
+    assert!(!a.is_empty() && !b.is_empty(), "{a:?} {b:?}");
+    for x in &a {
+        for y in &b {
+            assert!(x.1 < y.0 || y.1 < x.0, "down together: {x:?} {y:?}");
+        }
+    }
+    assert_eq!(
+        fleet.nodes[1].page_titles().unwrap(),
+        rig::page_titles_for("from-last", 2)
+    );
     drop(fleet);
     assert!(!rig::fleet::netns_exists(&netns), "{netns} is left");
 }
@@ -191,7 +223,7 @@ fn fleet_rig_two_deb_nodes_share_mariadb() {
 fn fleet_rig_namespace_and_etcd_are_removed_when_a_test_panics() {
     let seen = std::sync::Mutex::new(None);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let fleet = boot(1, Db::Sqlite);
+        let fleet = Fleet::boot(1, Family::Rpm, Db::Sqlite, OLDEST).unwrap();
         assert!(fleet.database().is_none());
         assert_eq!(fleet.nodes[0].name(), "node0");
         let ready = fleet.nodes[0].wait_ready(Duration::from_secs(10)).unwrap();
