@@ -2,7 +2,9 @@
 //!
 //! Each container boots the cached root filesystem with `--volatile=overlay`
 //! (writes go to a tmpfs, the root filesystem stays pristine) and
-//! `--private-network` (its own loopback: ports never clash between tests).
+//! `--private-network` (its own loopback: ports never clash between tests),
+//! or, for a fleet ([`super::fleet`]), into a network namespace the test made
+//! (`--network-namespace-path`), shared with other containers.
 //! The nspawn process is moved into a cgroup of its own before it starts, so
 //! parallel containers do not share nspawn's `payload/` cgroup; dropping the
 //! container powers it off and removes those cgroups.
@@ -30,6 +32,17 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// How a container boots, beyond its binds.
+#[derive(Clone, Debug, Default)]
+pub struct BootOptions {
+    /// Boot into this network namespace (`/run/netns/NAME`, made by the
+    /// test) instead of a private network of its own.
+    pub netns: Option<PathBuf>,
+    /// The container's host name (written to /etc/hostname and set after
+    /// boot); by default the root filesystem's.
+    pub hostname: Option<String>,
+}
+
 /// A running container. Dropping it powers it off and cleans up.
 pub struct Container {
     name: String,
@@ -39,8 +52,15 @@ pub struct Container {
 }
 
 impl Container {
-    /// Boots a container and waits until its systemd reports `running`.
+    /// Boots a container with a private network and waits until its
+    /// systemd reports `running`.
     pub fn boot(binds: &[Bind]) -> Result<Container, Fail> {
+        Container::boot_with(binds, &BootOptions::default())
+    }
+
+    /// Boots a container as `opts` say and waits until its systemd reports
+    /// `running`.
+    pub fn boot_with(binds: &[Bind], opts: &BootOptions) -> Result<Container, Fail> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let rootfs = host::rootfs()?;
         let name = format!(
@@ -55,7 +75,11 @@ impl Container {
         cmd.arg("-D")
             .arg(&rootfs)
             .args(["-M", &name, "-b", "--register=no", "--keep-unit"])
-            .args(["--console=pipe", "--private-network", "--volatile=overlay"]);
+            .args(["--console=pipe", "--volatile=overlay"]);
+        match &opts.netns {
+            Some(ns) => cmd.arg(format!("--network-namespace-path={}", ns.display())),
+            None => cmd.arg("--private-network"),
+        };
         for b in binds {
             let flag = if b.read_only { "--bind-ro" } else { "--bind" };
             cmd.arg(format!("{flag}={}:{}", b.host.display(), b.guest));
@@ -88,6 +112,11 @@ impl Container {
         };
         c.leader = c.wait_for_leader()?;
         c.wait_running()?;
+        if let Some(h) = &opts.hostname {
+            // The container's systemd set the root filesystem's name at boot.
+            c.write("/etc/hostname", format!("{h}\n"), 0o644)?;
+            c.run(&["hostname", h])?;
+        }
         Ok(c)
     }
 

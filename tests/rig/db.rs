@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Fail, Family, HostSpec, PortalHost, READY_URL, fixtures};
+use super::{Fail, Family, HostSpec, PortalHost, fixtures};
 
 /// Which database the portal uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +25,22 @@ pub enum Db {
 pub const DB_PASSWORD: &str = "Pg-planted-secret-5d1c";
 /// Database and user name on both servers.
 pub const DB_NAME: &str = "portal";
-/// The portal's page API inside the containers.
+/// The portal's page API inside a single host's container (see
+/// [`PortalHost::pages_url`]).
 pub const PAGES_URL: &str = "http://127.0.0.1:3001/api/pages";
 /// MariaDB's TCP port (Debian's default configuration).
 pub const MARIADB_PORT: u16 = 3306;
+
+/// What portal.conf's `Database` says to reach a server over 127.0.0.1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbSettings {
+    /// Which server.
+    pub db: Db,
+    /// `Database.Dialect` (`postgres`, `mysql`).
+    pub dialect: String,
+    /// `Database.ConnectionString` (with [`DB_PASSWORD`]).
+    pub connection_string: String,
+}
 
 /// The titles [`PortalHost::add_pages`] gives `n` pages: `{prefix}-0` .. `{prefix}-{n-1}`.
 pub fn page_titles_for(prefix: &str, n: usize) -> Vec<String> {
@@ -48,8 +60,19 @@ impl PortalHost {
     /// portal.service and waits until `/ready`. Sqlite: nothing to do.
     /// Call after [`PortalHost::install`]; calling it again is harmless.
     pub fn use_database(&self, db: Db) -> Result<(), Fail> {
+        match self.start_database(db)? {
+            None => Ok(()),
+            Some(settings) => self.set_database(&settings),
+        }
+    }
+
+    /// Starts the server of `db` in this container and prepares its user
+    /// and database as [`PortalHost::use_database`] describes; returns the
+    /// portal.conf settings that reach it over 127.0.0.1 (from this
+    /// container, or any that shares its network namespace). Sqlite: None.
+    pub fn start_database(&self, db: Db) -> Result<Option<DbSettings>, Fail> {
         let (dialect, connection_string) = match db {
-            Db::Sqlite => return Ok(()),
+            Db::Sqlite => return Ok(None),
             Db::Postgres => {
                 let port = self.start_postgres()?;
                 (
@@ -67,14 +90,24 @@ impl PortalHost {
                 )
             }
         };
+        Ok(Some(DbSettings {
+            db,
+            dialect: dialect.to_string(),
+            connection_string,
+        }))
+    }
+
+    /// Rewrites /opt/portal/portal.conf's `Database` to `settings`, restarts
+    /// portal.service and waits until `/ready`.
+    pub fn set_database(&self, settings: &DbSettings) -> Result<(), Fail> {
         let conf = self.c.read("/opt/portal/portal.conf")?;
         let mut json: serde_json::Value = serde_json::from_str(&conf)
             .map_err(|e| Fail(format!("/opt/portal/portal.conf is not JSON: {e}")))?;
         if !json["Database"].is_object() {
             json["Database"] = serde_json::json!({});
         }
-        json["Database"]["Dialect"] = dialect.into();
-        json["Database"]["ConnectionString"] = connection_string.into();
+        json["Database"]["Dialect"] = settings.dialect.as_str().into();
+        json["Database"]["ConnectionString"] = settings.connection_string.as_str().into();
         let text = serde_json::to_string_pretty(&json).expect("json");
         self.c.write("/opt/portal/portal.conf", text, 0o640)?;
         self.c.run(&["systemctl", "restart", "portal.service"])?;
@@ -103,10 +136,37 @@ impl PortalHost {
         }
     }
 
+    /// The database the running portal said it uses, from its journal: the
+    /// text after `database dialect: ` in its last start (the connection
+    /// string with the password masked, e.g.
+    /// `postgres (postgres://portal:***@127.0.0.1:5432/portal)`).
+    pub fn database_in_use(&self) -> Result<String, Fail> {
+        let out = self.c.run(&[
+            "journalctl",
+            "_SYSTEMD_UNIT=portal.service",
+            "--no-pager",
+            "-o",
+            "cat",
+        ])?;
+        out.lines()
+            .rev()
+            .find_map(|l| {
+                l.split_once("database dialect: ")
+                    .map(|(_, d)| d.to_string())
+            })
+            .ok_or_else(|| {
+                Fail(format!(
+                    "{}: the portal never named its database",
+                    self.name
+                ))
+            })
+    }
+
     /// POSTs `n` pages titled `{prefix}-0` .. `{prefix}-{n-1}` (see
     /// [`page_titles_for`]) to `/api/pages`, in that order; returns their ids.
     pub fn add_pages(&self, prefix: &str, n: usize) -> Result<Vec<i64>, Fail> {
         let mut ids = Vec::with_capacity(n);
+        let pages_url = self.pages_url();
         for title in page_titles_for(prefix, n) {
             let body = serde_json::json!({ "title": title }).to_string();
             let out = self.c.run(&[
@@ -119,14 +179,14 @@ impl PortalHost {
                 "Content-Type: application/json",
                 "--data-binary",
                 &body,
-                PAGES_URL,
+                &pages_url,
             ])?;
             let v: serde_json::Value = serde_json::from_str(&out)
-                .map_err(|e| Fail(format!("POST {PAGES_URL}: {out:?}: {e}")))?;
+                .map_err(|e| Fail(format!("POST {pages_url}: {out:?}: {e}")))?;
             ids.push(
                 v["id"]
                     .as_i64()
-                    .ok_or_else(|| Fail(format!("POST {PAGES_URL}: no id in {out:?}")))?,
+                    .ok_or_else(|| Fail(format!("POST {pages_url}: no id in {out:?}")))?,
             );
         }
         Ok(ids)
@@ -134,11 +194,12 @@ impl PortalHost {
 
     /// The page titles from `GET /api/pages`, in id order (the portal must be ready).
     pub fn page_titles(&self) -> Result<Vec<String>, Fail> {
+        let pages_url = self.pages_url();
         let out = self
             .c
-            .run(&["curl", "-sS", "--fail-with-body", PAGES_URL])?;
+            .run(&["curl", "-sS", "--fail-with-body", &pages_url])?;
         let v: serde_json::Value = serde_json::from_str(&out)
-            .map_err(|e| Fail(format!("GET {PAGES_URL}: {out:?}: {e}")))?;
+            .map_err(|e| Fail(format!("GET {pages_url}: {out:?}: {e}")))?;
         v["titles"]
             .as_array()
             .and_then(|a| {
@@ -146,12 +207,12 @@ impl PortalHost {
                     .map(|t| t.as_str().map(str::to_string))
                     .collect::<Option<Vec<_>>>()
             })
-            .ok_or_else(|| Fail(format!("GET {PAGES_URL}: no titles in {out:?}")))
+            .ok_or_else(|| Fail(format!("GET {pages_url}: no titles in {out:?}")))
     }
 
     /// The schema version `/ready` reports now (None when it does not answer 200).
     pub fn ready_schema(&self) -> Option<i64> {
-        let out = self.c.exec(&["curl", "-sf", READY_URL]).ok()?;
+        let out = self.c.exec(&["curl", "-sf", &self.ready_url()]).ok()?;
         if !out.status.success() {
             return None;
         }

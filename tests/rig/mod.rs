@@ -19,6 +19,7 @@ pub mod container;
 pub mod db;
 pub mod debian;
 pub mod fixtures;
+pub mod fleet;
 pub mod host;
 pub mod own;
 
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-pub use container::{Bind, Container};
+pub use container::{Bind, BootOptions, Container};
 #[allow(unused_imports)]
 pub use db::{DB_PASSWORD, Db, page_titles_for, selftest_databases};
 pub use fixtures::Fixtures;
@@ -82,6 +83,10 @@ pub fn cmd_stdout(cmd: &mut Command) -> Result<String, Fail> {
 /// Where the upkeep binary sits inside the containers: installed there by
 /// upkeep's own package.
 pub const UPKEEP: &str = "/usr/bin/upkeep";
+/// The port the repository is served on inside a single host's container.
+pub const DEFAULT_REPO_PORT: u16 = 8080;
+/// The port the portal listens on by default (its packaged `HostPort`).
+pub const DEFAULT_PORTAL_PORT: u16 = 3001;
 /// Where the APT repository is served inside the containers.
 pub const REPO_URL: &str = "http://127.0.0.1:8080/debian";
 /// Where the YUM repository is served inside the containers.
@@ -112,6 +117,25 @@ pub struct HostSpec {
     pub upkeep: PathBuf,
 }
 
+/// Where a host sits on the network and which ports it takes: for hosts
+/// that share a network namespace ([`fleet::Fleet`]). The default is a
+/// single host as [`PortalHost::boot`] makes it: a private network, the
+/// repository on [`DEFAULT_REPO_PORT`], the portal on [`DEFAULT_PORTAL_PORT`].
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// The host's name (also its host name inside the container); by
+    /// default the container's machine name.
+    pub name: Option<String>,
+    /// Boot into this network namespace (`/run/netns/NAME`) instead of a
+    /// private network.
+    pub netns: Option<PathBuf>,
+    /// The portal's `HostPort` (written to portal.conf by the install
+    /// helpers, and used in upkeep's health URL).
+    pub portal_port: Option<u16>,
+    /// The port the fixture repository is served on inside the container.
+    pub repo_port: Option<u16>,
+}
+
 /// A container with the repository served, upkeep configured, and (after
 /// [`PortalHost::install`]) the portal running.
 pub struct PortalHost {
@@ -123,6 +147,12 @@ pub struct PortalHost {
     pub f: &'static Fixtures,
     /// upkeep's own packages; the one of this host's family is installed.
     pub own: own::OwnPackages,
+    /// The host's name ([`NodeOptions::name`], else the machine name).
+    pub name: String,
+    /// The port the portal listens on (its portal.conf `HostPort`).
+    pub portal_port: u16,
+    /// The port the repository is served on inside the container.
+    pub repo_port: u16,
 }
 
 impl PortalHost {
@@ -130,31 +160,58 @@ impl PortalHost {
     /// installs upkeep from its own package and writes upkeep's
     /// configuration (in place of the packaged, inert default).
     pub fn boot(spec: HostSpec) -> Result<PortalHost, Fail> {
+        PortalHost::boot_node(spec, &NodeOptions::default())
+    }
+
+    /// As [`PortalHost::boot`], placed and numbered as `node` says: the
+    /// repository served on its port, upkeep's configuration naming its
+    /// repository and health URLs.
+    pub fn boot_node(spec: HostSpec, node: &NodeOptions) -> Result<PortalHost, Fail> {
         let f = fixtures::get()?;
+        let repo_port = node.repo_port.unwrap_or(DEFAULT_REPO_PORT);
+        let portal_port = node.portal_port.unwrap_or(DEFAULT_PORTAL_PORT);
         let own = own::get(&spec.upkeep)?;
         let repo = spec.repo_root.unwrap_or_else(|| f.repo_root.clone());
-        let c = Container::boot(&[
-            Bind {
-                host: repo,
-                guest: "/srv/repo".into(),
-                read_only: true,
-            },
-            Bind {
-                host: own::host_dir(),
-                guest: own::GUEST_DIR.into(),
-                read_only: true,
-            },
-            Bind {
-                host: f.dir.join("debs"),
-                guest: "/srv/debs".into(),
-                read_only: true,
-            },
-            Bind {
-                host: f.dir.join("rpms"),
-                guest: "/srv/rpms".into(),
-                read_only: true,
-            },
-        ])?;
+        let boot = BootOptions {
+            netns: node.netns.clone(),
+            hostname: node.name.clone(),
+        };
+        let c = Container::boot_with(
+            &[
+                Bind {
+                    host: repo,
+                    guest: "/srv/repo".into(),
+                    read_only: true,
+                },
+                Bind {
+                    host: own::host_dir(),
+                    guest: own::GUEST_DIR.into(),
+                    read_only: true,
+                },
+                Bind {
+                    host: f.dir.join("debs"),
+                    guest: "/srv/debs".into(),
+                    read_only: true,
+                },
+                Bind {
+                    host: f.dir.join("rpms"),
+                    guest: "/srv/rpms".into(),
+                    read_only: true,
+                },
+            ],
+            &boot,
+        )?;
+        let name = node.name.clone().unwrap_or_else(|| c.name().to_string());
+        let h = PortalHost {
+            c,
+            f,
+            family: spec.family,
+            own,
+            name,
+            portal_port,
+            repo_port,
+        };
+        let (c, own) = (&h.c, &h.own);
         c.run(&[
             "systemd-run",
             "--unit=fixture-repo",
@@ -162,14 +219,20 @@ impl PortalHost {
             "python3",
             "-m",
             "http.server",
-            "8080",
+            &repo_port.to_string(),
             "--bind",
             "127.0.0.1",
             "--directory",
             "/srv/repo",
         ])?;
         c.wait_for(
-            &["curl", "-sf", "-o", "/dev/null", &format!("{REPO_URL}/")],
+            &[
+                "curl",
+                "-sf",
+                "-o",
+                "/dev/null",
+                &format!("{}/", h.repo_url()),
+            ],
             Duration::from_secs(10),
         )?;
         match spec.family {
@@ -192,13 +255,73 @@ impl PortalHost {
         }
         let key = std::fs::read(&f.keyring).map_err(Fail::io("keyring"))?;
         c.write("/etc/upkeep/keys/portal.asc", key, 0o644)?;
-        c.write("/etc/upkeep/upkeep.toml", upkeep_toml(spec.family), 0o644)?;
-        Ok(PortalHost {
-            c,
-            f,
-            family: spec.family,
-            own,
-        })
+        c.write("/etc/upkeep/upkeep.toml", h.upkeep_toml(), 0o644)?;
+        Ok(h)
+    }
+
+    /// The host's name ([`NodeOptions::name`], else the machine name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The port the portal listens on.
+    pub fn portal_port(&self) -> u16 {
+        self.portal_port
+    }
+
+    /// The APT repository's URL inside the container ([`REPO_URL`] on a
+    /// single host).
+    pub fn repo_url(&self) -> String {
+        format!("http://127.0.0.1:{}/debian", self.repo_port)
+    }
+
+    /// The YUM repository's URL inside the container ([`YUM_URL`] on a
+    /// single host).
+    pub fn yum_url(&self) -> String {
+        format!("http://127.0.0.1:{}/rpm", self.repo_port)
+    }
+
+    /// The portal's readiness URL inside the container ([`READY_URL`] on a
+    /// single host): upkeep's health URL.
+    pub fn ready_url(&self) -> String {
+        format!("http://127.0.0.1:{}/ready", self.portal_port)
+    }
+
+    /// The portal's page API inside the container ([`db::PAGES_URL`] on a
+    /// single host).
+    pub fn pages_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/pages", self.portal_port)
+    }
+
+    /// upkeep's configuration for this host's portal: [`upkeep_toml`] with
+    /// this host's repository and health URLs.
+    pub fn upkeep_toml(&self) -> String {
+        let url = match self.family {
+            Family::Deb => self.repo_url(),
+            Family::Rpm => self.yum_url(),
+        };
+        upkeep_toml_at(self.family, &url, &self.ready_url())
+    }
+
+    /// Rewrites /etc/upkeep/upkeep.toml as it is now plus `text` after a
+    /// marker line; what an earlier call appended is replaced, not kept
+    /// (so calling it twice does not repeat a table).
+    pub fn append_upkeep_toml(&self, text: &str) -> Result<(), Fail> {
+        let path = "/etc/upkeep/upkeep.toml";
+        let now = self.c.read(path)?;
+        let base = match now.find(APPENDED_MARKER) {
+            Some(i) => &now[..i],
+            None => now.as_str(),
+        };
+        let mut out = base.trim_end().to_string();
+        out.push_str("\n\n");
+        out.push_str(APPENDED_MARKER);
+        out.push('\n');
+        out.push_str(text);
+        if !text.ends_with('\n') {
+            out.push('\n');
+        }
+        self.c.write(path, out, 0o644)
     }
 
     /// Installs a portal version with real apt-get from the signed
@@ -248,7 +371,8 @@ impl PortalHost {
         self.c.write(
             "/etc/upkeep-rig/apt/portal.sources",
             format!(
-                "Types: deb\nURIs: {REPO_URL}\nSuites: {}\nComponents: {}\nSigned-By: /etc/upkeep/keys/portal.asc\n",
+                "Types: deb\nURIs: {}\nSuites: {}\nComponents: {}\nSigned-By: /etc/upkeep/keys/portal.asc\n",
+                self.repo_url(),
                 fixtures::SUITE,
                 fixtures::COMPONENT
             ),
@@ -365,6 +489,9 @@ impl PortalHost {
         let mut json: serde_json::Value = serde_json::from_str(&conf)
             .map_err(|e| Fail(format!("packaged portal.conf is not JSON: {e}")))?;
         json["LicenseKey"] = serde_json::Value::String(LICENSE_KEY.into());
+        if self.portal_port != DEFAULT_PORTAL_PORT {
+            json["HostPort"] = self.portal_port.into();
+        }
         // The database named explicitly, as 2.0.0's release notes ask (1.x
         // defaults to SQLite without it; 2.x ships it empty).
         let unset = json["Database"]["Dialect"]
@@ -385,13 +512,15 @@ impl PortalHost {
 
     /// Waits until `/ready` answers 200; returns its body.
     pub fn wait_ready(&self, timeout: Duration) -> Result<serde_json::Value, Fail> {
-        let body = self.c.wait_for(&["curl", "-sf", READY_URL], timeout)?;
+        let body = self
+            .c
+            .wait_for(&["curl", "-sf", &self.ready_url()], timeout)?;
         serde_json::from_str(&body).map_err(|e| Fail(format!("/ready body {body:?}: {e}")))
     }
 
     /// The version `/ready` reports now (None when it does not answer 200).
     pub fn ready_version(&self) -> Option<String> {
-        let out = self.c.exec(&["curl", "-sf", READY_URL]).ok()?;
+        let out = self.c.exec(&["curl", "-sf", &self.ready_url()]).ok()?;
         if !out.status.success() {
             return None;
         }
@@ -442,8 +571,11 @@ impl PortalHost {
     /// Writes upkeep's configuration for the whole product
     /// ([`product_toml`]) in place of the one-package default.
     pub fn use_product_config(&self) -> Result<(), Fail> {
-        self.c
-            .write("/etc/upkeep/upkeep.toml", product_toml(self.family), 0o644)
+        self.c.write(
+            "/etc/upkeep/upkeep.toml",
+            as_product_toml(&self.upkeep_toml()),
+            0o644,
+        )
     }
 
     /// The portal unit's current invocation ID: it changes whenever the
@@ -470,15 +602,28 @@ impl PortalHost {
     }
 }
 
+/// The line [`PortalHost::append_upkeep_toml`] puts before what it appends.
+pub const APPENDED_MARKER: &str = "# --- appended by the test rig (append_upkeep_toml) ---";
+
 /// upkeep's configuration for the fixture portal.
 pub fn upkeep_toml(family: Family) -> String {
+    let url = match family {
+        Family::Deb => REPO_URL,
+        Family::Rpm => YUM_URL,
+    };
+    upkeep_toml_at(family, url, READY_URL)
+}
+
+/// upkeep's configuration for the fixture portal with the repository at
+/// `repo_url` (APT or YUM, by `family`) and the health check at `ready_url`.
+pub fn upkeep_toml_at(family: Family, repo_url: &str, ready_url: &str) -> String {
     let repository = match family {
         Family::Deb => format!(
-            "type = \"apt\"\nurl = \"{REPO_URL}\"\nsuite = \"{}\"\ncomponent = \"{}\"",
+            "type = \"apt\"\nurl = \"{repo_url}\"\nsuite = \"{}\"\ncomponent = \"{}\"",
             fixtures::SUITE,
             fixtures::COMPONENT
         ),
-        Family::Rpm => format!("type = \"yum\"\nurl = \"{YUM_URL}\""),
+        Family::Rpm => format!("type = \"yum\"\nurl = \"{repo_url}\""),
     };
     format!(
         r#"# upkeep configuration for the sample portal (written by the test rig)
@@ -496,7 +641,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
 type = "portal-conf"
 
 [targets.portal.health]
-url = "{READY_URL}"
+url = "{ready_url}"
 timeout = "60s"
 log_errors = ["failed to migrate database"]
 
@@ -511,8 +656,13 @@ keys = ["LicenseKey", "Database.Dialect", "Database.ConnectionString"]
 /// upkeep's configuration for the fixture portal as a product of two
 /// packages, `portal` and `portal-cli` (otherwise as [`upkeep_toml`]).
 pub fn product_toml(family: Family) -> String {
+    as_product_toml(&upkeep_toml(family))
+}
+
+/// `toml` (an [`upkeep_toml_at`]) with the portal target made a product of
+/// `portal` and `portal-cli`.
+pub fn as_product_toml(toml: &str) -> String {
     let one = format!("package = \"{}\"\n", fixtures::PACKAGE);
-    let toml = upkeep_toml(family);
     assert!(toml.contains(&one), "upkeep_toml names its package");
     toml.replacen(
         &one,
