@@ -2610,7 +2610,10 @@ keyring = "/etc/upkeep/keys/portal.asc"
         assert!(f.canary && f.require_plan_all);
         let s = ok(
             MINIMAL,
-            &[("10-test.toml", "[fleet]\netcd = [\"https://e:2379\"]\ngroup = \"g\"\n")],
+            &[(
+                "10-test.toml",
+                "[fleet]\netcd = [\"https://e:2379\"]\ngroup = \"g\"\n",
+            )],
         );
         let f = s.fleet.expect("fleet");
         assert_eq!(f.node, None);
@@ -2639,8 +2642,16 @@ keyring = "/etc/upkeep/keys/portal.asc"
             ("slots = 0", "fleet.slots", "at least 1"),
             ("lease = \"1s\"", "fleet.lease", "at least 3s"),
             ("wait = \"later\"", "fleet.wait", "invalid duration"),
-            ("require_plan = \"some\"", "fleet.require_plan", "unknown value"),
-            ("cert_file = \"/etc/upkeep/etcd.pem\"", "fleet.key_file", "go together"),
+            (
+                "require_plan = \"some\"",
+                "fleet.require_plan",
+                "unknown value",
+            ),
+            (
+                "cert_file = \"/etc/upkeep/etcd.pem\"",
+                "fleet.key_file",
+                "go together",
+            ),
             ("user = \"upkeep\"", "fleet.password_file", "go together"),
             ("ca_file = \"ca.pem\"", "fleet.ca_file", "absolute path"),
             ("slot = 2", "fleet.slot", "unknown field"),

@@ -1284,12 +1284,15 @@ async fn recover_cmd(g: &Global, settings: &Settings, name: Option<&str>) -> Cmd
             recover::stopped_at(&subject)
         );
     }
-    let report = orchestrator::recover(target, &subject, &sys, &mut progress(show))
-        .await
-        .map_err(|e| json_failure(g, target, "recover", e))?;
-    // The run is finished or undone: the halt it caused in the fleet goes.
-    let installed = installed_version(target).await;
-    fleet::recovered(g, settings, &target.name, installed.as_deref()).await?;
+    let result = orchestrator::recover(target, &subject, &sys, &mut progress(show)).await;
+    // The run is finished or undone (the host runs a version with its
+    // data): the halt it caused in the fleet goes. A host that needs
+    // attention keeps the group halted.
+    if matches!(&result, Ok(_) | Err(Error::RolledBack(_))) {
+        let installed = installed_version(target).await;
+        fleet::recovered(g, settings, &target.name, installed.as_deref()).await?;
+    }
+    let report = result.map_err(|e| json_failure(g, target, "recover", e))?;
     if g.json {
         print_json(&report)?;
     } else if !g.quiet {
