@@ -28,6 +28,9 @@ _upkeep() {
             upkeep,downgrade)
                 cmd="upkeep__subcmd__downgrade"
                 ;;
+            upkeep,fleet)
+                cmd="upkeep__subcmd__fleet"
+                ;;
             upkeep,help)
                 cmd="upkeep__subcmd__help"
                 ;;
@@ -52,6 +55,24 @@ _upkeep() {
             upkeep,versions)
                 cmd="upkeep__subcmd__versions"
                 ;;
+            upkeep__subcmd__fleet,help)
+                cmd="upkeep__subcmd__fleet__subcmd__help"
+                ;;
+            upkeep__subcmd__fleet,resume)
+                cmd="upkeep__subcmd__fleet__subcmd__resume"
+                ;;
+            upkeep__subcmd__fleet,status)
+                cmd="upkeep__subcmd__fleet__subcmd__status"
+                ;;
+            upkeep__subcmd__fleet__subcmd__help,help)
+                cmd="upkeep__subcmd__fleet__subcmd__help__subcmd__help"
+                ;;
+            upkeep__subcmd__fleet__subcmd__help,resume)
+                cmd="upkeep__subcmd__fleet__subcmd__help__subcmd__resume"
+                ;;
+            upkeep__subcmd__fleet__subcmd__help,status)
+                cmd="upkeep__subcmd__fleet__subcmd__help__subcmd__status"
+                ;;
             upkeep__subcmd__help,check)
                 cmd="upkeep__subcmd__help__subcmd__check"
                 ;;
@@ -63,6 +84,9 @@ _upkeep() {
                 ;;
             upkeep__subcmd__help,downgrade)
                 cmd="upkeep__subcmd__help__subcmd__downgrade"
+                ;;
+            upkeep__subcmd__help,fleet)
+                cmd="upkeep__subcmd__help__subcmd__fleet"
                 ;;
             upkeep__subcmd__help,help)
                 cmd="upkeep__subcmd__help__subcmd__help"
@@ -88,6 +112,12 @@ _upkeep() {
             upkeep__subcmd__help,versions)
                 cmd="upkeep__subcmd__help__subcmd__versions"
                 ;;
+            upkeep__subcmd__help__subcmd__fleet,resume)
+                cmd="upkeep__subcmd__help__subcmd__fleet__subcmd__resume"
+                ;;
+            upkeep__subcmd__help__subcmd__fleet,status)
+                cmd="upkeep__subcmd__help__subcmd__fleet__subcmd__status"
+                ;;
             upkeep__subcmd__help__subcmd__history,show)
                 cmd="upkeep__subcmd__help__subcmd__history__subcmd__show"
                 ;;
@@ -110,7 +140,7 @@ _upkeep() {
 
     case "${cmd}" in
         upkeep)
-            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version check versions plan upgrade rollback downgrade status history diff-config recover clean help"
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version check versions plan upgrade rollback downgrade status history diff-config recover clean fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -207,8 +237,118 @@ _upkeep() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        upkeep__subcmd__fleet)
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version status resume help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__fleet__subcmd__help)
+            opts="status resume help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__fleet__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__fleet__subcmd__help__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__fleet__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__fleet__subcmd__resume)
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__fleet__subcmd__status)
+            opts="-q -v -y -h -V --config --json --quiet --verbose --yes --no-progress --no-detach --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         upkeep__subcmd__help)
-            opts="check versions plan upgrade rollback downgrade status history diff-config recover clean help"
+            opts="check versions plan upgrade rollback downgrade status history diff-config recover clean fleet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -266,6 +406,48 @@ _upkeep() {
         upkeep__subcmd__help__subcmd__downgrade)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__help__subcmd__fleet)
+            opts="status resume"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__help__subcmd__fleet__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        upkeep__subcmd__help__subcmd__fleet__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

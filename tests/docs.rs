@@ -234,7 +234,7 @@ fn config_examples_in_the_man_page_are_valid() {
             _ => {}
         }
     }
-    assert_eq!(examples.len(), 2, "the portal and the shop");
+    assert_eq!(examples.len(), 3, "the fleet, the portal and the shop");
     for example in examples {
         let path = PathBuf::from(upkeep::config::DEFAULT_CONFIG);
         upkeep::config::Settings::from_sources(&[(path, example.clone())])
