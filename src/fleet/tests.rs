@@ -294,3 +294,39 @@ fn a_holder_clock_ahead_is_shown_as_such() {
         held_for(&behind)
     );
 }
+
+#[test]
+fn a_holder_whose_clock_is_ahead_changes_only_what_is_shown() {
+    let etcd = TestEtcd::start();
+    rt().block_on(async {
+        let s = settings(&etcd, "g8");
+        let a = node(&s, "web1").await;
+        let held = a.take(&req(1, "1.1.0-1")).await.unwrap();
+        // The holder as a node whose clock runs an hour ahead writes it.
+        let ahead = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(3600))
+            .unwrap()
+            .to_string();
+        let raw = crate::etcd::Client::connect(&etcd_settings(&s))
+            .await
+            .unwrap();
+        for (key, lease) in [
+            (a.key("slots/0"), Some(held.lease)),
+            (a.key("inflight/web1"), None),
+        ] {
+            let kv = raw.get(&key).await.unwrap().expect(&key);
+            let mut h: Holder = serde_json::from_slice(&kv.value).unwrap();
+            h.since = ahead.clone();
+            raw.put(&key, &to_json(&h), lease).await.unwrap();
+        }
+        let b = node(&s, "web2").await;
+        let e = b.take(&req(2, "1.1.0-1")).await.unwrap_err();
+        assert!(matches!(e, FleetError::Busy { .. }), "{e}");
+        assert!(e.to_string().contains("ahead of this node's"), "{e}");
+        // Nothing is decided on that clock: the slot is given back and taken.
+        a.give_back(held, Outcome::Succeeded, None).await.unwrap();
+        let held = b.take(&req(2, "1.1.0-1")).await.unwrap();
+        b.give_back(held, Outcome::Succeeded, None).await.unwrap();
+        assert!(b.status().await.unwrap().halted.is_none());
+    });
+}
