@@ -787,32 +787,6 @@ impl Fleet {
         }
     }
 
-    /// Marks the run's version good (its canary committed).
-    pub async fn mark_good(&self, held: &Held) -> Result<(), FleetError> {
-        if !held.canary {
-            return Ok(());
-        }
-        self.mark(&held.holder, VersionState::Good).await
-    }
-
-    async fn mark(&self, h: &Holder, state: VersionState) -> Result<(), FleetError> {
-        let mark = VersionMark {
-            version: h.to.clone(),
-            state,
-            node: self.node.clone(),
-            target: h.target.clone(),
-            since: now(),
-        };
-        self.client
-            .put(
-                &self.key(&format!("versions/{}", h.to)),
-                &to_json(&mark),
-                None,
-            )
-            .await
-            .map_err(|e| self.err(e))
-    }
-
     /// Gives the slot back as the run ends: marks a canary's version good or
     /// bad, halts the group when the host needs attention, lifts a halt
     /// this node's run caused (it ended after all), and records the node.

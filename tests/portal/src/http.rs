@@ -17,6 +17,7 @@ pub struct Request {
 pub struct Response {
     pub status: u16,
     pub body: String,
+    pub content_type: &'static str,
 }
 
 impl Response {
@@ -24,6 +25,15 @@ impl Response {
         Response {
             status,
             body: value.to_string(),
+            content_type: "application/json",
+        }
+    }
+
+    pub fn html(status: u16, body: String) -> Response {
+        Response {
+            status,
+            body,
+            content_type: "text/html; charset=utf-8",
         }
     }
 }
@@ -116,9 +126,10 @@ fn reason(status: u16) -> &'static str {
 
 pub fn write_response(mut stream: &TcpStream, response: &Response) {
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         response.status,
         reason(response.status),
+        response.content_type,
         response.body.len()
     );
     // The client may already be gone; nothing useful to do about it.

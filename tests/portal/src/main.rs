@@ -228,10 +228,14 @@ fn serve(state: &State, stream: &TcpStream) {
 fn route(state: &State, request: &Request) -> Response {
     let known = matches!(
         (request.method.as_str(), request.path.as_str()),
-        ("GET", "/ready") | ("GET" | "POST", "/api/pages")
+        ("GET", "/ready" | "/version" | "/admin") | ("GET" | "POST", "/api/pages")
     );
     if !known {
         return Response::json(404, json!({ "error": "not found" }));
+    }
+    // Which release answers, even while it migrates.
+    if request.path == "/version" {
+        return Response::json(200, json!({ "version": state.version }));
     }
     let mut guard = lock(state);
     let Some(ready) = guard.as_mut() else {
@@ -250,6 +254,19 @@ fn route(state: &State, request: &Request) -> Response {
                 "session_idle_timeout": state.session_idle_timeout,
             }),
         ),
+        // The admin portal: a real page, rendered from the database.
+        ("GET", "/admin") => match ready.db.page_titles() {
+            Ok(titles) => Response::html(
+                200,
+                format!(
+                    "<!doctype html>\n<html><head><title>Portal Admin</title></head>\n<body><h1>Portal Admin</h1>\n<p>version {} &middot; schema {} &middot; {} pages</p>\n</body></html>\n",
+                    state.version,
+                    ready.schema,
+                    titles.len()
+                ),
+            ),
+            Err(e) => internal_error(&e),
+        },
         ("GET", _) => match ready.db.page_titles() {
             Ok(titles) => Response::json(200, json!({ "count": titles.len(), "titles": titles })),
             Err(e) => internal_error(&e),
