@@ -97,26 +97,24 @@ pub(super) async fn recovered(
     Ok(())
 }
 
-fn fleet_of(settings: &Settings) -> Result<(), Error> {
-    match &settings.fleet {
-        Some(_) => Ok(()),
-        None => Err(Error::Usage(format!(
+/// The group, for `fleet status` and `fleet resume`: a configuration
+/// without `[fleet]` is a usage error.
+async fn group(g: &Global, settings: &Settings) -> Result<Fleet, Error> {
+    connect(g, settings).await?.ok_or_else(|| {
+        Error::Usage(format!(
             "{}: no [fleet] table: this node is in no fleet",
             settings
                 .sources
                 .first()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
-        ))),
-    }
+        ))
+    })
 }
 
 /// `fleet status [--json]`.
 pub(super) async fn status(g: &Global, settings: &Settings) -> CmdResult {
-    fleet_of(settings)?;
-    let Some(f) = connect(g, settings).await? else {
-        return Ok(exit::OK);
-    };
+    let f = group(g, settings).await?;
     let st = f.status().await.map_err(|e| Error::Failed(anyhow!(e)))?;
     if g.json {
         print_json(&st)?;
@@ -191,10 +189,7 @@ pub(super) async fn status(g: &Global, settings: &Settings) -> CmdResult {
 
 /// `fleet resume`.
 pub(super) async fn resume(g: &Global, settings: &Settings) -> CmdResult {
-    fleet_of(settings)?;
-    let Some(f) = connect(g, settings).await? else {
-        return Ok(exit::OK);
-    };
+    let f = group(g, settings).await?;
     let done = f.resume().await.map_err(|e| Error::Failed(anyhow!(e)))?;
     if g.json {
         print_json(&json!({"group": f.group(), "resumed": done}))?;

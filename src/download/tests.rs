@@ -1514,20 +1514,6 @@ async fn plain_http_reads_no_system_certificate() {
     assert!(!http.verifier.loaded());
 }
 
-/// Runs `openssl` with `args` in `dir`; panics when it fails.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("this test needs openssl installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `openssl s_server` on 127.0.0.1 with a certificate for that address
 /// signed by a CA of its own (`dir/ca.pem`), killed when dropped.
 struct TlsServer {
@@ -1543,75 +1529,19 @@ impl Drop for TlsServer {
 }
 
 fn tls_server(dir: &Path) -> TlsServer {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=upkeep test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
+    // The same CA and server certificate for 127.0.0.1 as etcd's TLS tests.
+    let certs = crate::etcd::test_server::make_certificates(dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let child = std::process::Command::new("openssl")
-        .args([
-            "s_server", "-quiet", "-www", "-cert", "srv.pem", "-key", "srv.key",
-        ])
+        .args(["s_server", "-quiet", "-www"])
+        .arg("-cert")
+        .arg(&certs.server_cert)
+        .arg("-key")
+        .arg(&certs.server_key)
         .args(["-accept", &format!("127.0.0.1:{port}")])
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
