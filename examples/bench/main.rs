@@ -23,7 +23,10 @@
 //!    status portal`;
 //! 7. the downtime of a real nginx upgrade from Debian's point release to
 //!    its security update, against `systemctl stop; apt-get install;
-//!    systemctl start`.
+//!    systemctl start`;
+//! 8. fleets: (a) taking and giving back a slot in etcd against `etcdctl
+//!    lock`; (b) a 3-node rolling upgrade started on all nodes at once
+//!    against the three upgrades one after another.
 //!
 //! Every command is timed by a small Python wrapper that runs it as an
 //! argument vector (never a shell string) and reads its peak RSS from
@@ -40,6 +43,7 @@ mod check;
 mod distro;
 mod download;
 mod downtime;
+mod fleet;
 mod measure;
 mod report;
 mod resources;
@@ -176,6 +180,10 @@ fn bench() -> Result<(), Fail> {
         .prefix("upkeep-bench-")
         .tempdir_in(WORK_PARENT)
         .map_err(Fail::io("work dir"))?;
+    if selected("8b") {
+        // Before any other thread starts (it sets an environment variable).
+        fleet::stage_release_binary(&upkeep, work.path())?;
+    }
     let mut r = Report::default();
     let mut took: Vec<(&str, f64)> = Vec::new();
     let mut timed = |key: &'static str, t: Instant| took.push((key, t.elapsed().as_secs_f64()));
@@ -272,6 +280,24 @@ fn bench() -> Result<(), Fail> {
         let t = Instant::now();
         distro::row_downtime(&upkeep, &mut r)?;
         timed("7", t);
+    }
+    if selected("8a") {
+        phase(
+            t0,
+            "row 8a: take + give back a fleet slot vs etcdctl lock (etcd on the host loopback)",
+        );
+        let t = Instant::now();
+        fleet::row_slot(work.path(), &mut r)?;
+        timed("8a", t);
+    }
+    if selected("8b") {
+        phase(
+            t0,
+            "row 8b: 3-node rolling upgrade with [fleet] vs one node after another (fleets of containers)",
+        );
+        let t = Instant::now();
+        fleet::row_rolling(&mut r)?;
+        timed("8b", t);
     }
     if selected("5a") {
         resources::row_rss(&mut r);
