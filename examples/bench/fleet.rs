@@ -42,29 +42,6 @@ const WAIT: Duration = Duration::from_secs(600);
 /// What every node runs in 8b.
 const UPGRADE: [&str; 5] = ["--json", "upgrade", "--to", "1.1.0", "--yes"];
 
-/// `Fleet::boot` installs the rig's `upkeep_binary()`, which in an example
-/// (no `CARGO_BIN_EXE_upkeep`) is `$CARGO_TARGET_DIR/debug/upkeep`: point
-/// it at a directory of `work` whose `debug/upkeep` is the release binary
-/// every other row measures, so that the fleets run that one too. Call
-/// before any other thread runs.
-pub fn stage_release_binary(upkeep: &Path, work: &Path) -> Result<(), Fail> {
-    let stage = work.join("fleet-target");
-    std::fs::create_dir_all(stage.join("debug")).map_err(Fail::io("fleet-target dir"))?;
-    std::os::unix::fs::symlink(upkeep, stage.join("debug/upkeep"))
-        .map_err(Fail::io("link the release binary"))?;
-    // SAFETY: called from main before any other thread of the bench has
-    // started (no thread reads the environment concurrently); only the
-    // rig's `upkeep_binary()` reads this variable afterwards.
-    unsafe { std::env::set_var("CARGO_TARGET_DIR", &stage) };
-    if rig::upkeep_binary() != stage.join("debug/upkeep") {
-        return Err(Fail(format!(
-            "the rig's upkeep binary is {}, not the staged release binary",
-            rig::upkeep_binary().display()
-        )));
-    }
-    Ok(())
-}
-
 /// etcd on the host's loopback, on free ports, its data in a temporary
 /// directory; killed when dropped.
 struct HostEtcd {
@@ -432,8 +409,8 @@ fn node_run(h: &rig::PortalHost, out: &Output, seconds: f64) -> Result<NodeRun, 
 
 /// A fresh 3-node fleet at 1.0.0 on one PostgreSQL; with `slots`, every
 /// node joins the group.
-fn boot(slots: bool) -> Result<Fleet, Fail> {
-    let f = Fleet::boot(NODES, Family::Deb, Db::Postgres, "1.0.0")?;
+fn boot(slots: bool, upkeep: &Path) -> Result<Fleet, Fail> {
+    let f = Fleet::boot_with(NODES, Family::Deb, Db::Postgres, "1.0.0", upkeep)?;
     if slots {
         for (i, n) in f.nodes.iter().enumerate() {
             n.append_upkeep_toml(&format!(
@@ -514,14 +491,14 @@ fn ms_list(v: &[f64]) -> String {
 }
 
 /// Row 8b.
-pub fn row_rolling(r: &mut Report) -> Result<(), Fail> {
+pub fn row_rolling(upkeep: &Path, r: &mut Report) -> Result<(), Fail> {
     let t0 = Instant::now();
     let mut reaper = Reaper::default();
     let (mut rolling, mut serial): (Vec<FleetRun>, Vec<FleetRun>) = (Vec::new(), Vec::new());
     for i in 0..REPS {
         // Alternate which side goes first.
         for fleet_side in [i % 2 == 0, i % 2 == 1] {
-            let f = boot(fleet_side)?;
+            let f = boot(fleet_side, upkeep)?;
             reaper.settle();
             if fleet_side {
                 let run = all_at_once(&f)?;
@@ -631,7 +608,7 @@ pub fn row_rolling(r: &mut Report) -> Result<(), Fail> {
     r.keep("fleet.rolling.fleet_wall", &up);
     r.keep("fleet.rolling.one_after_another_sum", &alt);
     r.keep("fleet.rolling.one_node", &one);
-    r.method.push(format!("Row 8b: each fleet is the rig's `Fleet::boot(3, Deb, Postgres, \"1.0.0\")` (tests/rig/fleet.rs), the nodes' upkeep from the same release binary as every other row; the `[fleet]` table is appended to each node's upkeep.toml (node = \"nodeI\", group = \"{GROUP}\"). Every upgrade runs through `nsenter` from a thread of the bench and is timed with `Instant` around the whole command; slot waits and hand-overs come from each node's history (the lock step's `waited_ms`, its and the run's last step's `finished_at`). Fleets are powered off in the background while the next one boots, never while one is measured."));
+    r.method.push(format!("Row 8b: each fleet is the rig's `Fleet::boot_with(3, Deb, Postgres, \"1.0.0\", release binary)` (tests/rig/fleet.rs), the nodes' upkeep from the same release binary as every other row; the `[fleet]` table is appended to each node's upkeep.toml (node = \"nodeI\", group = \"{GROUP}\"). Every upgrade runs through `nsenter` from a thread of the bench and is timed with `Instant` around the whole command; slot waits and hand-overs come from each node's history (the lock step's `waited_ms`, its and the run's last step's `finished_at`). Fleets are powered off in the background while the next one boots, never while one is measured."));
     println!("    row 8b took {:.0} s", t0.elapsed().as_secs_f64());
     Ok(())
 }

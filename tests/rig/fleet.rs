@@ -281,11 +281,23 @@ impl Fleet {
     /// (so only it migrates the empty database), then every other node's
     /// (in parallel), each restarted and ready.
     pub fn boot(n: usize, family: Family, db: Db, version: &str) -> Result<Fleet, Fail> {
+        Fleet::boot_with(n, family, db, version, &super::upkeep_binary())
+    }
+
+    /// [`Fleet::boot`] with the nodes' upkeep packaged from `upkeep` (the
+    /// benchmark's release binary).
+    pub fn boot_with(
+        n: usize,
+        family: Family,
+        db: Db,
+        version: &str,
+        upkeep: &Path,
+    ) -> Result<Fleet, Fail> {
         if n == 0 {
             return Err(Fail("a fleet needs at least one node".into()));
         }
         let whole = Instant::now();
-        let upkeep = super::upkeep_binary();
+        let upkeep = upkeep.to_path_buf();
         // Build once, before the threads, so that a failure says so once.
         super::fixtures::get()?;
         super::own::get(&upkeep)?;
