@@ -21,7 +21,6 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
 use serde::Serialize;
 
 use crate::confmerge::Masker;
@@ -158,6 +157,24 @@ impl HookRun {
     }
 }
 
+/// A hook that failed: the error a step fails with. The journal records
+/// `runs` as the failed step's detail (`"hooks": [...]`).
+#[derive(Debug, Clone)]
+pub struct HookFailed {
+    /// One line naming the hook, how it failed and its last output line.
+    pub message: String,
+    /// What each hook of the point did, the failed one last.
+    pub runs: Vec<HookRun>,
+}
+
+impl std::fmt::Display for HookFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HookFailed {}
+
 /// `arg` with `{from}` and `{to}` replaced.
 pub fn substitute(arg: &str, from: &str, to: &str) -> String {
     arg.replace("{from}", from).replace("{to}", to)
@@ -269,14 +286,16 @@ pub async fn run(index: usize, hook: &Hook, from: &str, to: &str) -> HookRun {
 }
 
 /// Runs the hooks at `at` in order, stopping at the first that fails.
-/// Returns what each did (for the step's journal detail), and an error
-/// naming the hook that failed.
+/// Returns what each did (for the step's journal detail), or a
+/// [`HookFailed`] naming the hook that failed (`suffix` appended to its
+/// message).
 pub async fn run_at(
     hooks: &[Hook],
     at: At,
     from: &str,
     to: &str,
-) -> (Vec<HookRun>, anyhow::Result<()>) {
+    suffix: &str,
+) -> Result<Vec<HookRun>, HookFailed> {
     let mut runs = Vec::new();
     for (i, h) in hooks.iter().enumerate().filter(|(_, h)| h.at == at) {
         tracing::info!("running {} hook[{i}]: {}", at.name(), h.command.join(" "));
@@ -285,10 +304,13 @@ pub async fn run_at(
         let failure = r.failure();
         runs.push(r);
         if !ok {
-            return (runs, Err(anyhow!(failure)));
+            return Err(HookFailed {
+                message: format!("{failure}{suffix}"),
+                runs,
+            });
         }
     }
-    (runs, Ok(()))
+    Ok(runs)
 }
 
 #[cfg(test)]
@@ -348,22 +370,25 @@ mod tests {
             ],
             Duration::from_secs(10),
         );
-        let (runs, result) = run_at(std::slice::from_ref(&h), At::AfterStart, "1", "2").await;
-        assert_eq!(runs.len(), 1);
-        let r = &runs[0];
+        let failed = run_at(std::slice::from_ref(&h), At::AfterStart, "1", "2", "")
+            .await
+            .unwrap_err();
+        assert_eq!(failed.runs.len(), 1);
+        let r = &failed.runs[0];
         assert_eq!(r.exit, Some(3));
         assert!(!r.ok());
         assert!(r.output.contains("to stdout"), "{r:?}");
         assert!(!r.output.contains("s3cr3t-pw"), "{r:?}");
         assert!(r.output.contains("********"), "{r:?}");
-        let e = result.unwrap_err().to_string();
+        let e = anyhow::Error::new(failed.clone());
         assert_eq!(
-            e,
+            e.to_string(),
             "hook[0] (after-start) /bin/sh failed: exit status 3: last words"
         );
+        assert!(e.downcast_ref::<HookFailed>().is_some());
         // Other points' hooks do not run.
-        let (runs, result) = run_at(&[h], At::AfterInstall, "1", "2").await;
-        assert!(runs.is_empty() && result.is_ok());
+        let runs = run_at(&[h], At::AfterInstall, "1", "2", "").await.unwrap();
+        assert!(runs.is_empty());
     }
 
     #[tokio::test]
