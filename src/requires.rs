@@ -218,7 +218,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     let bytes = value * scale;
-    if !bytes.is_finite() || bytes < 1.0 || bytes >= 18_446_744_073_709_551_615.0 {
+    if !(1.0..18_446_744_073_709_551_615.0).contains(&bytes) {
         return Err(bad());
     }
     Ok(bytes.round() as u64)
@@ -291,7 +291,7 @@ impl OsRelease {
     /// Whether `spec` names this system (its `ID` or one of `ID_LIKE`) at a
     /// version that satisfies the bound.
     pub fn satisfies(&self, spec: &Spec) -> bool {
-        let named = self.id == spec.name || self.id_like.iter().any(|l| *l == spec.name);
+        let named = self.id == spec.name || self.id_like.contains(&spec.name);
         let version = self.version_id.as_deref().and_then(leading_dotted);
         named && spec.holds(version.as_deref())
     }
