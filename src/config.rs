@@ -198,6 +198,11 @@ pub struct Target {
     /// A program (and its arguments) given each run's JSON result on stdin
     /// (`notify`); empty for none.
     pub notify: Vec<String>,
+    /// What product versions need of the host (`[[targets.X.requires]]`),
+    /// checked by `plan` and `upgrade` before anything changes.
+    pub requires: Vec<crate::requires::Requirement>,
+    /// Vendors' own steps run at named points (`[[targets.X.hook]]`).
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 /// What `upgrade --unattended` may do for a target.
@@ -818,6 +823,26 @@ struct RawTarget {
     auto_upgrade: Option<String>,
     window: Option<Vec<RawWindow>>,
     notify: Option<RawNotify>,
+    requires: Option<Vec<RawRequires>>,
+    hook: Option<Vec<RawHook>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequires {
+    version: Option<String>,
+    os: Option<Vec<String>>,
+    database: Option<Vec<String>>,
+    memory: Option<String>,
+    disk: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    at: Option<String>,
+    command: Option<Vec<String>>,
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1295,6 +1320,22 @@ impl Validator<'_> {
             ));
         }
         let notify = self.notify(&key.k("notify"), raw.notify)?;
+        let requires_key = key.k("requires");
+        let requires = raw
+            .requires
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| self.requirement(&requires_key.i(i), r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let hook_key = key.k("hook");
+        let hooks = raw
+            .hook
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| self.hook(key, &hook_key.i(i), h))
+            .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Target {
             name: name.to_owned(),
@@ -1314,6 +1355,112 @@ impl Validator<'_> {
             auto_upgrade,
             windows,
             notify,
+            requires,
+            hooks,
+        })
+    }
+
+    fn requirement(
+        &self,
+        key: &Key,
+        raw: RawRequires,
+    ) -> Result<crate::requires::Requirement, ConfigError> {
+        let version = match raw.version {
+            None => semver::VersionReq::STAR,
+            Some(text) => semver::VersionReq::parse(&text).map_err(|e| {
+                self.invalid(
+                    &key.k("version"),
+                    format!("invalid version requirement {text:?}: {e}"),
+                )
+            })?,
+        };
+        let specs = |name: &str,
+                     list: Option<Vec<String>>,
+                     check: fn(&crate::requires::Spec) -> Result<(), String>|
+         -> Result<Vec<crate::requires::Spec>, ConfigError> {
+            let list_key = key.k(name);
+            let list = list.unwrap_or_default();
+            list.iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    crate::requires::Spec::parse(text)
+                        .and_then(|s| check(&s).map(|()| s))
+                        .map_err(|m| self.invalid(&list_key.i(i), m))
+                })
+                .collect()
+        };
+        let os = specs("os", raw.os.clone(), |_| Ok(()))?;
+        let database = specs(
+            "database",
+            raw.database.clone(),
+            crate::requires::check_database_spec,
+        )?;
+        for (name, list) in [("os", &raw.os), ("database", &raw.database)] {
+            if list.as_ref().is_some_and(Vec::is_empty) {
+                return Err(self.invalid(&key.k(name), "must list at least one entry"));
+            }
+        }
+        let size = |name: &str, v: Option<String>| {
+            v.map(|t| crate::requires::parse_size(&t).map_err(|m| self.invalid(&key.k(name), m)))
+                .transpose()
+        };
+        let memory = size("memory", raw.memory)?;
+        let disk = size("disk", raw.disk)?;
+        if os.is_empty() && database.is_empty() && memory.is_none() && disk.is_none() {
+            return Err(self.invalid(
+                key,
+                "requires nothing; set at least one of os, database, memory, disk",
+            ));
+        }
+        Ok(crate::requires::Requirement {
+            version,
+            os,
+            database,
+            memory,
+            disk,
+        })
+    }
+
+    fn hook(
+        &self,
+        target: &Key,
+        key: &Key,
+        raw: RawHook,
+    ) -> Result<crate::hooks::Hook, ConfigError> {
+        let at_key = key.k("at");
+        let at = raw.at.ok_or_else(|| self.missing(target, &at_key))?;
+        let at = crate::hooks::At::parse(&at).map_err(|m| self.invalid(&at_key, m))?;
+        let command_key = key.k("command");
+        let command = raw
+            .command
+            .ok_or_else(|| self.missing(target, &command_key))?;
+        match command.first() {
+            None => return Err(self.invalid(&command_key, "must name a program")),
+            Some(p) if !Path::new(p).is_absolute() => {
+                return Err(self.invalid(
+                    &command_key.i(0),
+                    format!("the program must be an absolute path (it is run without a shell), got {p:?}"),
+                ));
+            }
+            Some(_) => {}
+        }
+        let timeout_key = key.k("timeout");
+        let timeout = match raw.timeout {
+            None => crate::hooks::DEFAULT_TIMEOUT,
+            Some(text) => humantime::parse_duration(&text).map_err(|e| {
+                self.invalid(
+                    &timeout_key,
+                    format!("invalid duration {text:?}: {e} (examples: \"30s\", \"5m\")"),
+                )
+            })?,
+        };
+        if timeout.is_zero() {
+            return Err(self.invalid(&timeout_key, "must be greater than zero"));
+        }
+        Ok(crate::hooks::Hook {
+            at,
+            command,
+            timeout,
         })
     }
 
@@ -1931,6 +2078,8 @@ keyring = "/etc/upkeep/keys/portal.asc"
                     auto_upgrade: AutoUpgrade::Off,
                     windows: Vec::new(),
                     notify: Vec::new(),
+                    requires: Vec::new(),
+                    hooks: Vec::new(),
                 },
             )]),
             sources: vec![PathBuf::from(MAIN)],
@@ -3024,6 +3173,139 @@ keyring = "/etc/upkeep/keys/portal.asc"
             Some(&key("required_keys[0].keys")),
             "missing required key",
         );
+    }
+
+    #[test]
+    fn requires_and_hook_tables() {
+        let t = portal(&ok(MINIMAL, &[])).clone();
+        assert!(t.requires.is_empty() && t.hooks.is_empty());
+        let s = ok(
+            MINIMAL,
+            &[(
+                "10-test.toml",
+                r#"
+[[targets.portal.requires]]
+version = ">=2.0.0"
+os = ["debian >= 11", "rhel >= 8"]
+database = ["postgresql >= 12", "mysql >= 8.0", "mariadb >= 10.6"]
+memory = "2GiB"
+disk = "5GB"
+[[targets.portal.requires]]
+memory = "512MiB"
+[[targets.portal.hook]]
+at = "after-install"
+command = ["/opt/portal/bin/migrate-config", "--from", "{from}", "--to", "{to}"]
+[[targets.portal.hook]]
+at = "before-stop"
+command = ["/usr/local/bin/drain"]
+timeout = "30s"
+"#,
+            )],
+        );
+        let t = portal(&s);
+        assert_eq!(t.requires.len(), 2);
+        let r = &t.requires[0];
+        assert!(r.version.matches(&semver::Version::new(2, 1, 0)));
+        assert_eq!(r.os.len(), 2);
+        assert_eq!(r.os[1].to_string(), "rhel >= 8");
+        assert_eq!(r.database[2].to_string(), "mariadb >= 10.6");
+        assert_eq!(r.memory, Some(2 << 30));
+        assert_eq!(r.disk, Some(5_000_000_000));
+        assert_eq!(t.requires[1].version, semver::VersionReq::STAR);
+        assert_eq!(t.hooks.len(), 2);
+        assert_eq!(t.hooks[0].at, crate::hooks::At::AfterInstall);
+        assert_eq!(t.hooks[0].command[2], "{from}");
+        assert_eq!(t.hooks[0].timeout, crate::hooks::DEFAULT_TIMEOUT);
+        assert_eq!(t.hooks[1].timeout, Duration::from_secs(30));
+
+        let key = |k: &str| format!("targets.portal.{k}");
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "[[targets.portal.hook]]\nat = \"after-lunch\"\ncommand = [\"/bin/true\"]\n",
+                "hook[0].at",
+                "unknown hook point",
+            ),
+            (
+                "[[targets.portal.hook]]\nat = \"after-start\"\ncommand = []\n",
+                "hook[0].command",
+                "must name a program",
+            ),
+            (
+                "[[targets.portal.hook]]\nat = \"after-start\"\ncommand = [\"migrate\"]\n",
+                "hook[0].command[0]",
+                "absolute path",
+            ),
+            (
+                "[[targets.portal.hook]]\nat = \"after-start\"\ncommand = [\"/bin/true\"]\ntimeout = \"soon\"\n",
+                "hook[0].timeout",
+                "invalid duration",
+            ),
+            (
+                "[[targets.portal.hook]]\nat = \"after-start\"\ncommand = [\"/bin/true\"]\ntimeout = \"0s\"\n",
+                "hook[0].timeout",
+                "greater than zero",
+            ),
+            (
+                "[[targets.portal.requires]]\nmemory = \"lots\"\n",
+                "requires[0].memory",
+                "invalid size",
+            ),
+            (
+                "[[targets.portal.requires]]\ndisk = \"5 parsecs\"\n",
+                "requires[0].disk",
+                "invalid size",
+            ),
+            (
+                "[[targets.portal.requires]]\nos = [\"debian >= 11\", \"rhel ~ 8\"]\n",
+                "requires[0].os[1]",
+                "unknown operator",
+            ),
+            (
+                "[[targets.portal.requires]]\nos = [\"debian >= bookworm\"]\n",
+                "requires[0].os[0]",
+                "not dotted numbers",
+            ),
+            (
+                "[[targets.portal.requires]]\ndatabase = [\"oracle >= 19\"]\n",
+                "requires[0].database[0]",
+                "unknown database",
+            ),
+            (
+                "[[targets.portal.requires]]\nos = []\n",
+                "requires[0].os",
+                "at least one entry",
+            ),
+            (
+                "[[targets.portal.requires]]\nversion = \">=2\"\n",
+                "requires[0]",
+                "requires nothing",
+            ),
+            (
+                "[[targets.portal.requires]]\nversion = \"two\"\nmemory = \"1GiB\"\n",
+                "requires[0].version",
+                "invalid version requirement",
+            ),
+        ];
+        for (text, k, message) in cases {
+            let e = err_with(text);
+            assert_err(&e, DROP_IN, Some(&key(k)), message);
+        }
+        let e = err_with("[[targets.portal.hook]]\ncommand = [\"/bin/true\"]\n");
+        assert_err(&e, MAIN, Some(&key("hook[0].at")), "missing required key");
+        let e = err_with("[[targets.portal.hook]]\nat = \"after-start\"\n");
+        assert_err(
+            &e,
+            MAIN,
+            Some(&key("hook[0].command")),
+            "missing required key",
+        );
+        let e = err_with("[[targets.portal.requires]]\nram = \"1GiB\"\n");
+        assert_eq!(
+            e.key.as_deref(),
+            Some("targets.portal.requires[0].ram"),
+            "{e}"
+        );
+        assert!(e.message.contains("unknown field"), "{e}");
     }
 
     // --- errors, secrets, target selection ------------------------------

@@ -70,6 +70,8 @@ pub mod fsutil;
 pub mod health;
 /// The local history: every run and every step, in SQLite.
 pub mod history;
+/// Vendors' own steps (`[[targets.NAME.hook]]`), run by argv at named points of a run.
+pub mod hooks;
 /// The exclusive lock that keeps two mutating runs apart.
 pub mod lock;
 /// The notify hook: a program given each run's JSON result.
@@ -82,6 +84,8 @@ pub mod package;
 pub mod pkg;
 /// Package repositories: APT and YUM metadata, signatures, candidate versions.
 pub mod repo;
+/// What product versions need of the host (`[[targets.NAME.requires]]`): OS, database, memory, disk.
+pub mod requires;
 /// Dependency resolution: what an upgrade brings along, decided as apt/dnf would.
 pub mod resolve;
 /// SIGINT/SIGTERM deferred to the end of the current step.

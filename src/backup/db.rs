@@ -1519,6 +1519,58 @@ impl Db {
         result.map_err(|e| self.fail("preflight", &e))
     }
 
+    /// The server's own version, asked of it through its client program
+    /// (the password in a 0600 file, never on the command line): `(true,
+    /// answer to SHOW server_version)` for PostgreSQL, `(false, answer to
+    /// SELECT VERSION())` for MySQL/MariaDB. SQLite has no server.
+    ///
+    /// # Errors
+    ///
+    /// SQLite, a missing client, or the server cannot be reached; one line,
+    /// password masked.
+    pub async fn server_version(&self) -> anyhow::Result<(bool, String)> {
+        let result = match self {
+            Db::Sqlite { .. } => Err(anyhow!("sqlite has no server to ask")),
+            Db::Postgres { conn } => {
+                async {
+                    let psql = find_tool(&["psql"], "postgresql-client")?;
+                    let session = PgSession::new(conn)?;
+                    let mut cmd = session.command(&psql);
+                    cmd.args([
+                        "-X",
+                        "-w",
+                        "-q",
+                        "-A",
+                        "-t",
+                        "--command=SHOW server_version",
+                    ])
+                    .stdout(Stdio::piped());
+                    let out = run(cmd, &psql, &session.secrets).await?;
+                    Ok((true, String::from_utf8_lossy(&out).trim().to_string()))
+                }
+                .await
+            }
+            Db::Mysql { conn } => {
+                async {
+                    let client = mysql_client_tool()?;
+                    let session = MySession::new(conn)?;
+                    let mut cmd = session.command(&client);
+                    cmd.args([
+                        "--batch",
+                        "--skip-column-names",
+                        "--execute=SELECT VERSION()",
+                    ])
+                    .arg(format!("--database={}", conn.dbname))
+                    .stdout(Stdio::piped());
+                    let out = run(cmd, &client, &session.secrets).await?;
+                    Ok((false, String::from_utf8_lossy(&out).trim().to_string()))
+                }
+                .await
+            }
+        };
+        result.map_err(|e| self.fail("server version", &e))
+    }
+
     /// Dumps to `dest` (mode 0600 from creation; .partial + fsync + rename), then verifies; returns the Artifact.
     /// sqlite: rusqlite online backup API (run on a blocking thread). postgres: `pg_dump -Fc`.
     /// mysql: `mariadb-dump` (fall back to `mysqldump`) `--single-transaction --routines --triggers`.

@@ -376,8 +376,12 @@ async fn forward<S: ServiceManager, P: PackageManager>(
                     "the fleet slot's lease expired before the stop (etcd unreachable for longer than fleet.lease); nothing was stopped"
                 );
             }
+            // `before-stop` hooks: the service still runs, and a failure
+            // here changes nothing.
+            let mut detail = json!({"backup": a, "paths": paths});
+            hooks_at(target, t, crate::hooks::At::BeforeStop, &mut detail).await?;
             Ok(Produced {
-                detail: json!({"backup": a, "paths": paths}),
+                detail,
                 artifacts: vec![record],
             })
         }
@@ -388,7 +392,9 @@ async fn forward<S: ServiceManager, P: PackageManager>(
         }
         Step::BackupDatabase => {
             let Some(db) = &ctx.db else {
-                return Ok(json!({"database": null}).into());
+                let mut detail = json!({"database": null});
+                hooks_at(target, t, crate::hooks::At::AfterBackup, &mut detail).await?;
+                return Ok(detail.into());
             };
             let dir = backup_dir(dirs, &target.name, run)?;
             let dest = dir.join(format!("database.{}", dump_extension(db)));
@@ -398,8 +404,10 @@ async fn forward<S: ServiceManager, P: PackageManager>(
                 .with_context(|| format!("backup of {}", db.describe()))?;
             let record = backup_record("database-backup", ctx.previous_version.clone(), &a);
             ctx.db_backup = Some(a.clone());
+            let mut detail = json!({"backup": a, "database": db.describe()});
+            hooks_at(target, t, crate::hooks::At::AfterBackup, &mut detail).await?;
             Ok(Produced {
-                detail: json!({"backup": a, "database": db.describe()}),
+                detail,
                 artifacts: vec![record],
             })
         }
@@ -448,7 +456,9 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             let hold = t.from.is_some();
             let detail = install(target, sys, &files, &removed, &wanted, downgrade, hold).await?;
             let left = pending_config_files(&ctx.config_files);
-            Ok(json!({"output": detail, "left_by_the_package_manager": left}).into())
+            let mut detail = json!({"output": detail, "left_by_the_package_manager": left});
+            hooks_at(target, t, crate::hooks::At::AfterInstall, &mut detail).await?;
+            Ok(detail.into())
         }
         Step::Config => {
             let detail = config_step(target, t.kind, ctx)?;
@@ -460,7 +470,9 @@ async fn forward<S: ServiceManager, P: PackageManager>(
         }
         Step::Start => {
             start_units(target, sys).await?;
-            Ok(json!({"units": target.services}).into())
+            let mut detail = json!({"units": target.services});
+            hooks_at(target, t, crate::hooks::At::AfterStart, &mut detail).await?;
+            Ok(detail.into())
         }
         Step::Health => {
             let gate_start = Instant::now();
@@ -488,6 +500,49 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             Ok(json!({"package_manager_lock": "released"}).into())
         }
     }
+}
+
+/// The product version of a package version (`2.1.0-1` → `2.1.0`), else
+/// its upstream part.
+fn product_version(target: &Target, version: &str) -> String {
+    match crate::version::PkgVersion::parse(super::plan::family(target), version) {
+        Ok(v) => v
+            .product()
+            .map_or_else(|| v.upstream().to_string(), |p| p.to_string()),
+        Err(_) => version.to_string(),
+    }
+}
+
+/// Runs the target's hooks at `at` for this transition and records what
+/// each did under `"hooks"` in the step's `detail` (when there are any).
+/// A hook that fails fails the step, naming the hook.
+async fn hooks_at(
+    target: &Target,
+    t: &Transition,
+    at: crate::hooks::At,
+    detail: &mut serde_json::Value,
+) -> anyhow::Result<()> {
+    if !target.hooks.iter().any(|h| h.at == at) {
+        return Ok(());
+    }
+    let from = t
+        .from
+        .as_ref()
+        .map(|i| product_version(target, &i.version))
+        .unwrap_or_default();
+    let to = product_version(target, &t.to.version);
+    // Before the stop, a failure changes nothing; after it, the run is
+    // rolled back.
+    let suffix = if at == crate::hooks::At::BeforeStop {
+        "; nothing was stopped"
+    } else {
+        ""
+    };
+    let runs = crate::hooks::run_at(&target.hooks, at, &from, &to, suffix).await?;
+    if let serde_json::Value::Object(map) = detail {
+        map.insert("hooks".into(), json!(runs));
+    }
+    Ok(())
 }
 
 impl Ctx {

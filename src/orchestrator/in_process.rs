@@ -178,13 +178,19 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
+        Bench::with(|_| String::new())
+    }
+
+    /// A bench whose config has `extra(dir)` appended (tables of the target).
+    fn with(extra: impl Fn(&Path) -> String) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("portal.conf");
         std::fs::write(&conf, "{}\n").unwrap();
         let toml = format!(
             "[targets.portal]\npackages = [\"portal\", \"portal-cli\"]\nservices = [\"portal.service\"]\nconfig_files = [{conf:?}]\n\
                     [targets.portal.repository]\ntype = \"apt\"\nurl = \"http://r/debian\"\nsuite = \"stable\"\ncomponent = \"main\"\nallow_unsigned = true\n\
-                    [targets.portal.health]\nsettle = \"0s\"\ntimeout = \"2s\"\n"
+                    [targets.portal.health]\nsettle = \"0s\"\ntimeout = \"2s\"\n{}",
+            extra(dir.path())
         );
         let s = Settings::from_sources(&[("/t/upkeep.toml".into(), toml)]).unwrap();
         let target = s.targets["portal"].clone();
@@ -492,4 +498,119 @@ fn a_rollback_returns_each_package_and_removes_what_the_upgrade_brought_in() {
             "remove libportal"
         ]
     );
+}
+
+/// `[[targets.portal.hook]]` tables: at each point, append
+/// `POINT {from} {to}` to `DIR/hooks.log` (through sh, as a vendor's script
+/// would; upkeep runs it by argv); at `fail_at`, exit 1 after a line.
+fn hook_tables(dir: &Path, fail_at: Option<&str>) -> String {
+    let log = dir.join("hooks.log");
+    crate::hooks::At::ALL
+        .iter()
+        .map(|at| {
+            let at = at.name();
+            let exit = if fail_at == Some(at) {
+                "; echo vendor says no; exit 1"
+            } else {
+                ""
+            };
+            format!(
+                "[[targets.portal.hook]]\nat = \"{at}\"\ncommand = [\"/bin/sh\", \"-c\", \"echo \\\"$0 $1 $2\\\" >> {}{exit}\", \"{at}\", \"{{from}}\", \"{{to}}\"]\n",
+                log.display()
+            )
+        })
+        .collect()
+}
+
+fn hooks_log(b: &Bench) -> Vec<String> {
+    std::fs::read_to_string(b.dir.path().join("hooks.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `hooks` a step of the last run recorded.
+fn step_hooks(b: &Bench, step: &str) -> serde_json::Value {
+    let run = b.history.last_run("portal").unwrap().unwrap();
+    let s = run.steps.iter().find(|s| s.name == step).unwrap();
+    s.detail
+        .as_ref()
+        .map(|d| d["hooks"].clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn hooks_run_at_their_points_with_the_versions_and_are_journaled() {
+    let b = Bench::with(|d| hook_tables(d, None));
+    b.run(&b.upgrade()).unwrap();
+    assert_eq!(
+        hooks_log(&b),
+        [
+            "before-stop 1.0.0 2.0.0",
+            "after-backup 1.0.0 2.0.0",
+            "after-install 1.0.0 2.0.0",
+            "after-start 1.0.0 2.0.0",
+        ]
+    );
+    for (step, at) in [
+        ("backup-files", "before-stop"),
+        ("backup-database", "after-backup"),
+        ("install", "after-install"),
+        ("start", "after-start"),
+    ] {
+        let h = step_hooks(&b, step);
+        assert_eq!(h[0]["at"], at, "{step}: {h}");
+        assert_eq!(h[0]["exit"], 0, "{step}: {h}");
+        assert_eq!(h[0]["argv"][4], "1.0.0", "{step}: {h}");
+        assert_eq!(h[0]["argv"][5], "2.0.0", "{step}: {h}");
+        assert!(h[0]["duration_ms"].is_u64(), "{h}");
+    }
+    let run = b.history.last_run("portal").unwrap().unwrap();
+    assert_eq!(
+        run.steps.len(),
+        UPGRADE_STEPS.len(),
+        "no steps of their own"
+    );
+}
+
+#[test]
+fn a_failing_hook_before_the_stop_changes_nothing() {
+    let b = Bench::with(|d| hook_tables(d, Some("before-stop")));
+    let e = b.run(&b.upgrade()).unwrap_err();
+    assert_eq!(e.exit_code(), 1, "{e}");
+    let line = e.to_string();
+    assert!(
+        line.contains("hook[0] (before-stop) /bin/sh failed: exit status 1: vendor says no; nothing was stopped"),
+        "{line}"
+    );
+    assert!(b.systemd.calls().is_empty(), "{:?}", b.systemd.calls());
+    assert!(b.pkg.calls().is_empty());
+    assert!(b.steps().contains(&"backup-files:failed".to_string()));
+    assert_eq!(step_hooks(&b, "backup-files")[0]["exit"], 1);
+    let run = b.history.last_run("portal").unwrap().unwrap();
+    assert_eq!(run.outcome.as_deref(), Some("failed"));
+}
+
+#[test]
+fn a_failing_hook_after_the_start_rolls_the_run_back() {
+    let b = Bench::with(|d| hook_tables(d, Some("after-start")));
+    let e = b.run(&b.upgrade()).unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(
+        e.to_string()
+            .contains("start failed: hook[3] (after-start) /bin/sh failed: exit status 1"),
+        "{e}"
+    );
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("1.0.0-1"));
+    let steps = b.steps();
+    assert!(steps.contains(&"start:failed".to_string()), "{steps:?}");
+    assert!(
+        steps.contains(&"revert-health:succeeded".to_string()),
+        "{steps:?}"
+    );
+    let h = step_hooks(&b, "start");
+    assert_eq!(h[0]["output"], "vendor says no", "{h}");
+    // The revert runs no hooks.
+    assert_eq!(hooks_log(&b).len(), 4, "{:?}", hooks_log(&b));
 }

@@ -154,11 +154,15 @@ impl<'a> Journal<'a> {
                 Ok(p.detail)
             }
             Err(e) => {
+                // A failed hook leaves what the hooks did as the detail.
+                let detail = e
+                    .downcast_ref::<crate::hooks::HookFailed>()
+                    .map(|h| serde_json::json!({"hooks": h.runs}));
                 self.history.end_step(
                     self.run,
                     seq,
                     ms,
-                    None,
+                    detail.as_ref(),
                     Some(&crate::error::one_line(&e)),
                 )?;
                 Err(e)

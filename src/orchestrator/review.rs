@@ -40,7 +40,7 @@ pub enum Status {
 pub struct Check {
     /// A stable name: `disk-space`, `database`, `package-database`,
     /// `rollback-package`, `pending-config`, `config-merge`,
-    /// `required-keys`, `schema`.
+    /// `required-keys`, `schema`, `requires`.
     pub name: &'static str,
     /// The verdict.
     pub status: Status,
@@ -82,6 +82,9 @@ pub struct Review {
     /// Per config file that changes: the unified diff (masked) from the
     /// live file now to the file after the last hop.
     pub diffs: Vec<(PathBuf, String)>,
+    /// Every `[[targets.X.requires]]` rule key checked, with what was found
+    /// and wanted (each is also a `requires` check).
+    pub requirements: Vec<crate::requires::Outcome>,
 }
 
 impl Review {
@@ -130,6 +133,7 @@ impl Review {
             "breaking": self.notes.iter().any(|n| n.breaking),
             "config_diff": self.diffs.iter().map(|(p, d)| json!({"path": p, "diff": d})).collect::<Vec<_>>(),
             "checks": self.checks,
+            "requirements": self.requirements,
             "blocked": !self.errors().is_empty(),
         })
     }
@@ -278,6 +282,11 @@ pub async fn review<P: PackageManager>(inputs: Inputs<'_>, pkg: &P) -> anyhow::R
     }
     checks.extend(config_checks(target, &out_hops, &mask));
     checks.extend(required);
+    // What the hops' versions need of the host: the OS, the database
+    // server's own version, memory, disk.
+    let versions: Vec<String> = out_hops.iter().map(|h| h.version.clone()).collect();
+    let requirements = crate::requires::check(target, &versions, Path::new("/"), db).await;
+    checks.extend(requirements.iter().map(requires_check));
 
     let family = super::plan::family(target);
     let to = out_hops
@@ -314,7 +323,17 @@ pub async fn review<P: PackageManager>(inputs: Inputs<'_>, pkg: &P) -> anyhow::R
         notes,
         checks,
         diffs,
+        requirements,
     })
+}
+
+/// The `requires` check of one rule key: an error when it does not hold.
+pub fn requires_check(o: &crate::requires::Outcome) -> Check {
+    Check::new(
+        "requires",
+        if o.ok { Status::Ok } else { Status::Error },
+        o.message(),
+    )
 }
 
 /// The `config-merge` checks: one error per conflict (where, the three
@@ -636,6 +655,7 @@ mod tests {
             hops: Vec::new(),
             notes: Vec::new(),
             diffs: Vec::new(),
+            requirements: Vec::new(),
             checks: vec![
                 Check::new("database", Status::Ok, "fine"),
                 Check::new("pending-config", Status::Warning, "x"),

@@ -19,6 +19,7 @@ mod ops;
 mod packages;
 mod paths;
 mod product;
+mod requires;
 mod safe_apply;
 
 /// The crash matrix needs a binary with failpoints: `tests/run-all` builds
