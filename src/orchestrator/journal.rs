@@ -154,11 +154,17 @@ impl<'a> Journal<'a> {
                 Ok(p.detail)
             }
             Err(e) => {
+                // A step that failed its verification keeps every check's
+                // result.
+                let detail = e
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<crate::verify::Failed>())
+                    .map(|f| serde_json::json!({"verify": f.results}));
                 self.history.end_step(
                     self.run,
                     seq,
                     ms,
-                    None,
+                    detail.as_ref(),
                     Some(&crate::error::one_line(&e)),
                 )?;
                 Err(e)
