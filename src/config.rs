@@ -203,6 +203,9 @@ pub struct Target {
     pub requires: Vec<crate::requires::Requirement>,
     /// Vendors' own steps run at named points (`[[targets.X.hook]]`).
     pub hooks: Vec<crate::hooks::Hook>,
+    /// Checks run after the health gate passed (`[[targets.X.verify]]`),
+    /// in order; any failure rolls the run back.
+    pub verify: Vec<crate::verify::Check>,
 }
 
 /// What `upgrade --unattended` may do for a target.
@@ -825,6 +828,7 @@ struct RawTarget {
     notify: Option<RawNotify>,
     requires: Option<Vec<RawRequires>>,
     hook: Option<Vec<RawHook>>,
+    verify: Option<Vec<RawVerify>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -843,6 +847,22 @@ struct RawHook {
     at: Option<String>,
     command: Option<Vec<String>>,
     timeout: Option<String>,
+}
+
+/// `[[targets.X.verify]]`: exactly one of `http`, `command`,
+/// `journal_fail`/`journal_warn`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    name: Option<String>,
+    http: Option<String>,
+    status: Option<Vec<u16>>,
+    body_contains: Option<String>,
+    json: Option<BTreeMap<String, String>>,
+    command: Option<Vec<String>>,
+    timeout: Option<String>,
+    journal_fail: Option<Vec<String>>,
+    journal_warn: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1336,6 +1356,22 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, h)| self.hook(key, &hook_key.i(i), h))
             .collect::<Result<Vec<_>, _>>()?;
+        let verify_key = key.k("verify");
+        let mut verify: Vec<crate::verify::Check> = Vec::new();
+        for (i, v) in raw.verify.unwrap_or_default().into_iter().enumerate() {
+            let check = self.verify_check(key, &verify_key.i(i), v)?;
+            if let Some(j) = verify.iter().position(|c| c.name == check.name) {
+                return Err(self.invalid(
+                    &verify_key.i(i).k("name"),
+                    format!(
+                        "{:?} is already the name of {}",
+                        check.name,
+                        verify_key.i(j).render()
+                    ),
+                ));
+            }
+            verify.push(check);
+        }
 
         Ok(Target {
             name: name.to_owned(),
@@ -1357,6 +1393,7 @@ impl Validator<'_> {
             notify,
             requires,
             hooks,
+            verify,
         })
     }
 
@@ -1461,6 +1498,147 @@ impl Validator<'_> {
             at,
             command,
             timeout,
+        })
+    }
+
+    /// One `[[targets.X.verify]]` entry.
+    fn verify_check(
+        &self,
+        target: &Key,
+        key: &Key,
+        raw: RawVerify,
+    ) -> Result<crate::verify::Check, ConfigError> {
+        use crate::verify::{Check, CheckKind, DEFAULT_TIMEOUT};
+        let name_key = key.k("name");
+        let name = raw.name.ok_or_else(|| self.missing(target, &name_key))?;
+        if name.trim().is_empty() {
+            return Err(self.invalid(&name_key, "must not be empty"));
+        }
+        let journal = raw.journal_fail.is_some() || raw.journal_warn.is_some();
+        let journal_name = if raw.journal_fail.is_some() {
+            "journal_fail"
+        } else {
+            "journal_warn"
+        };
+        let kinds: Vec<&str> = [
+            (raw.http.is_some(), "http"),
+            (raw.command.is_some(), "command"),
+            (journal, journal_name),
+        ]
+        .into_iter()
+        .filter_map(|(set, k)| set.then_some(k))
+        .collect();
+        match kinds.as_slice() {
+            [] => {
+                return Err(ConfigError::new(
+                    self.origins.first_file_of(target),
+                    Some(key.k("http").render()),
+                    "missing: each verify entry needs one of http, command, journal_fail or journal_warn",
+                ));
+            }
+            [_] => {}
+            [first, second, ..] => {
+                return Err(self.invalid(
+                    &key.k(second),
+                    format!("{first} is set too: one check per [[verify]] entry"),
+                ));
+            }
+        }
+        let only = |set: bool, k: &str, kind: &str| {
+            if set {
+                Err(self.invalid(&key.k(k), format!("only for {kind} checks")))
+            } else {
+                Ok(())
+            }
+        };
+        if raw.http.is_none() {
+            only(raw.status.is_some(), "status", "http")?;
+            only(raw.body_contains.is_some(), "body_contains", "http")?;
+            only(raw.json.is_some(), "json", "http")?;
+        }
+        if journal {
+            only(raw.timeout.is_some(), "timeout", "http and command")?;
+        }
+        let timeout = match raw.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(text) => {
+                let timeout_key = key.k("timeout");
+                let t = humantime::parse_duration(&text).map_err(|e| {
+                    self.invalid(
+                        &timeout_key,
+                        format!("invalid duration {text:?}: {e} (examples: \"60s\", \"2m\")"),
+                    )
+                })?;
+                if t.is_zero() {
+                    return Err(self.invalid(&timeout_key, "must be greater than zero"));
+                }
+                t
+            }
+        };
+        let kind = if let Some(url) = raw.http {
+            let url = parse_http_url(&url).map_err(|m| self.invalid(&key.k("http"), m))?;
+            let status = raw.status.unwrap_or_default();
+            if let Some(i) = status.iter().position(|s| !(100..=599).contains(s)) {
+                return Err(self.invalid(
+                    &key.k("status").i(i),
+                    format!("{} is not an HTTP status (100 to 599)", status[i]),
+                ));
+            }
+            let mut json = Vec::new();
+            for (pointer, value) in raw.json.unwrap_or_default() {
+                if !pointer.is_empty() && !pointer.starts_with('/') {
+                    return Err(self.invalid(
+                        &key.k("json").k(&pointer),
+                        "must be a JSON pointer: empty or starting with \"/\" (\"/version\")",
+                    ));
+                }
+                json.push((pointer, value));
+            }
+            CheckKind::Http {
+                url,
+                status,
+                body_contains: raw.body_contains,
+                json,
+            }
+        } else if let Some(argv) = raw.command {
+            let command_key = key.k("command");
+            match argv.first() {
+                None => return Err(self.invalid(&command_key, "must name a program")),
+                Some(p) if !Path::new(p).is_absolute() => {
+                    return Err(self.invalid(
+                        &command_key.i(0),
+                        format!("the program must be an absolute path, got {p:?}"),
+                    ));
+                }
+                Some(_) => {}
+            }
+            CheckKind::Command { argv }
+        } else {
+            let mut lists = Vec::new();
+            for (k, list) in [
+                ("journal_fail", raw.journal_fail),
+                ("journal_warn", raw.journal_warn),
+            ] {
+                let list = list.unwrap_or_default();
+                if let Some(i) = list.iter().position(|p| p.is_empty()) {
+                    return Err(self.invalid(
+                        &key.k(k).i(i),
+                        "must not be empty (it would match every line)",
+                    ));
+                }
+                lists.push(list);
+            }
+            let warn = lists.pop().unwrap_or_default();
+            let fail = lists.pop().unwrap_or_default();
+            if fail.is_empty() && warn.is_empty() {
+                return Err(self.invalid(&key.k(journal_name), "must list at least one pattern"));
+            }
+            CheckKind::Journal { fail, warn }
+        };
+        Ok(Check {
+            name,
+            timeout,
+            kind,
         })
     }
 
@@ -2080,6 +2258,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                     notify: Vec::new(),
                     requires: Vec::new(),
                     hooks: Vec::new(),
+                    verify: Vec::new(),
                 },
             )]),
             sources: vec![PathBuf::from(MAIN)],

@@ -92,6 +92,9 @@ pub mod resolve;
 pub mod signals;
 /// systemd over D-Bus: stop, reload, start units and wait for their state.
 pub mod systemd;
+/// Checks after the health gate (`[[targets.X.verify]]`): http, command,
+/// journal.
+pub mod verify;
 /// Package version ordering (dpkg) and product versions (semver).
 pub mod version;
 /// Maintenance windows for unattended upgrades.

@@ -900,6 +900,22 @@ fn print_report(g: &Global, report: &orchestrator::Report) {
             if changes == 1 { "" } else { "s" }
         );
     }
+    for v in &report.verify {
+        let mut line = format!(
+            "verify: {} ({}) {} in {} ms",
+            v.name,
+            v.kind,
+            v.outcome.name(),
+            v.duration_ms
+        );
+        if let Some(m) = &v.message {
+            line.push_str(&format!(": {m}"));
+        }
+        if v.outcome == crate::verify::Outcome::Warning && !v.excerpt.is_empty() {
+            line.push_str(&format!(" ({})", v.excerpt));
+        }
+        outln!("{line}");
+    }
     for p in &report.pending_config {
         let name = p.to_string_lossy();
         let what = if name.ends_with(".dpkg-old") || name.ends_with(".rpmsave") {

@@ -29,7 +29,7 @@
 mod cache;
 mod package;
 #[cfg(test)]
-mod test_server;
+pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
 pub(crate) mod tls;
@@ -289,6 +289,9 @@ impl From<HttpError> for Failure {
 pub struct Http {
     /// Built on first use, once the policy is final.
     client: std::sync::OnceLock<reqwest::Client>,
+    /// The same without following redirects ([`Http::check`]), built on
+    /// first use.
+    unredirected: std::sync::OnceLock<reqwest::Client>,
     policy: Policy,
     /// Checks servers' certificates: the platform's roots and the
     /// `ca_file`, loaded on the first TLS handshake (see [`tls`]).
@@ -353,6 +356,7 @@ impl Http {
         let policy = Policy::default();
         Ok(Http {
             client: std::sync::OnceLock::new(),
+            unredirected: std::sync::OnceLock::new(),
             policy,
             verifier: std::sync::Arc::new(tls::LazyVerifier::new(provider, roots)),
             env_proxy: true,
@@ -394,6 +398,7 @@ impl Http {
     pub fn with_policy(self, policy: Policy) -> Http {
         Http {
             client: std::sync::OnceLock::new(),
+            unredirected: std::sync::OnceLock::new(),
             policy,
             ..self
         }
@@ -418,9 +423,10 @@ impl Http {
     /// Ignores the proxy environment variables (for tests that must not be
     /// routed through a proxy the developer's shell happens to set).
     #[cfg(test)]
-    fn without_env_proxy(self) -> Http {
+    pub(crate) fn without_env_proxy(self) -> Http {
         Http {
             client: std::sync::OnceLock::new(),
+            unredirected: std::sync::OnceLock::new(),
             env_proxy: false,
             ..self
         }
@@ -432,8 +438,19 @@ impl Http {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = build_client(&self.policy, &self.verifier, self.env_proxy)?;
+        let redirect = reqwest::redirect::Policy::limited(self.policy.max_redirects);
+        let client = build_client(&self.policy, &self.verifier, self.env_proxy, redirect)?;
         Ok(self.client.get_or_init(|| client))
+    }
+
+    /// The reqwest client that does not follow redirects.
+    fn unredirected(&self) -> anyhow::Result<&reqwest::Client> {
+        if let Some(client) = self.unredirected.get() {
+            return Ok(client);
+        }
+        let redirect = reqwest::redirect::Policy::none();
+        let client = build_client(&self.policy, &self.verifier, self.env_proxy, redirect)?;
+        Ok(self.unredirected.get_or_init(|| client))
     }
 
     /// The policy in force.
@@ -479,6 +496,47 @@ impl Http {
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         Ok((status, body.chars().take(200).collect()))
+    }
+
+    /// One check of a page (`[[targets.X.verify]]`): the status of a GET
+    /// that does not follow redirects (a 302 is an answer), and the body, up
+    /// to `limit` bytes (the rest is not read), all within `timeout`. Never
+    /// retried. Credentials go to their origin as for any request.
+    pub async fn check(
+        &self,
+        url: &Url,
+        timeout: Duration,
+        limit: usize,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let origin = url.origin();
+        let mut req = self.unredirected()?.get(url.clone());
+        if let Some(a) = self.auth.iter().find(|a| a.origin == origin) {
+            req = req.basic_auth(&a.user, a.password.as_ref().map(|p| p.expose()));
+        }
+        let answer = async {
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{url}: {}", describe(&e)))?;
+            let status = resp.status().as_u16();
+            let mut body = Vec::new();
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| anyhow::anyhow!("{url}: {}", describe(&e)))?;
+                let room = limit.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= limit {
+                    break;
+                }
+            }
+            anyhow::Ok((status, body))
+        };
+        tokio::time::timeout(timeout, answer).await.map_err(|_| {
+            anyhow::anyhow!(
+                "{url}: no answer within {}",
+                humantime::format_duration(timeout)
+            )
+        })?
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the policy's
@@ -622,13 +680,14 @@ fn build_client(
     policy: &Policy,
     verifier: &std::sync::Arc<tls::LazyVerifier>,
     env_proxy: bool,
+    redirect: reqwest::redirect::Policy,
 ) -> anyhow::Result<reqwest::Client> {
     let tls = tls::client_config(verifier.clone()).context("cannot build the TLS configuration")?;
     // No overall timeout: a large package on a slow link must finish.
     let mut builder = reqwest::Client::builder()
         .connect_timeout(policy.connect_timeout)
         .read_timeout(policy.read_timeout)
-        .redirect(reqwest::redirect::Policy::limited(policy.max_redirects))
+        .redirect(redirect)
         .user_agent(concat!("upkeep/", env!("CARGO_PKG_VERSION")))
         .tls_backend_preconfigured(tls);
     // Without this, reqwest reads ALL_PROXY, HTTP(S)_PROXY and NO_PROXY

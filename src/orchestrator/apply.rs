@@ -82,6 +82,8 @@ pub(super) struct Ctx {
     pub restored_db: bool,
     /// An earlier revert of this run restored the files already.
     pub restored_files: bool,
+    /// The results of the verify checks after the health gate.
+    pub verify: Vec<crate::verify::CheckResult>,
 }
 
 /// One of the other packages of a run ([`super::Member`]), with its files.
@@ -171,6 +173,7 @@ pub async fn apply<S: ServiceManager, P: PackageManager>(
         config: ctx.config,
         backups: ctx.files_backup.into_iter().chain(ctx.db_backup).collect(),
         packages,
+        verify: ctx.verify,
     })
 }
 
@@ -483,7 +486,14 @@ async fn forward<S: ServiceManager, P: PackageManager>(
                 .stopped_at
                 .map(|t| gate_start.duration_since(t).as_millis() as u64 + passed.healthy_after_ms)
                 .unwrap_or(0);
-            Ok(json!({"waited_ms": passed.waited_ms, "healthy_after_ms": passed.healthy_after_ms, "body": passed.body, "downtime_ms": ctx.downtime_ms}).into())
+            let mut detail = json!({"waited_ms": passed.waited_ms, "healthy_after_ms": passed.healthy_after_ms, "body": passed.body, "downtime_ms": ctx.downtime_ms});
+            if !target.verify.is_empty() {
+                let results = verify(target, t, sys, ctx.baseline.as_ref()).await;
+                let results = crate::verify::verdict(results)?;
+                detail["verify"] = json!(results);
+                ctx.verify = results;
+            }
+            Ok(detail.into())
         }
         Step::Commit => {
             let mut detail = json!({"version": t.to.version});
@@ -1122,6 +1132,26 @@ pub(super) async fn gate<S: ServiceManager, P>(
         since,
     };
     health::wait_healthy(&gate, sys.systemd, sys.http).await
+}
+
+/// The target's verify checks, after its health gate passed; the journal
+/// checks read from the baseline taken before the install.
+async fn verify<S: ServiceManager, P>(
+    target: &Target,
+    t: &Transition,
+    sys: &Systems<'_, S, P>,
+    since: Option<&Baseline>,
+) -> Vec<crate::verify::CheckResult> {
+    let from = t.from.as_ref().map(|i| i.version.as_str());
+    let vars = crate::verify::Vars::new(target.family, from, &t.to.version);
+    let env = crate::verify::Env {
+        http: sys.http,
+        journal: since.map_or(&sys.journal, |b| &b.journal),
+        since: since.map(|b| b.cursor.as_deref()),
+        units: &target.services,
+        vars: &vars,
+    };
+    crate::verify::run_all(&target.verify, &env).await
 }
 
 /// The directory of a run's backups, created 0700.

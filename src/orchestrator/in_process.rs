@@ -614,3 +614,76 @@ fn a_failing_hook_after_the_start_rolls_the_run_back() {
     // The revert runs no hooks.
     assert_eq!(hooks_log(&b).len(), 4, "{:?}", hooks_log(&b));
 }
+
+/// A command check for the verify tests.
+fn command_check(name: &str, argv: &[&str]) -> crate::verify::Check {
+    crate::verify::Check {
+        name: name.into(),
+        timeout: Duration::from_secs(10),
+        kind: crate::verify::CheckKind::Command {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+        },
+    }
+}
+
+#[test]
+fn verify_checks_that_pass_are_in_the_report_and_the_health_step() {
+    let mut b = Bench::new();
+    b.target.verify = vec![
+        command_check("echo", &["/bin/echo", "{version} from {from}"]),
+        crate::verify::Check {
+            name: "logs".into(),
+            timeout: Duration::from_secs(10),
+            kind: crate::verify::CheckKind::Journal {
+                fail: vec!["ERROR".into()],
+                warn: vec![],
+            },
+        },
+    ];
+    let report = b.run(&b.upgrade()).unwrap();
+    assert_eq!(report.verify.len(), 2, "{:?}", report.verify);
+    assert_eq!(report.verify[0].excerpt, "2.0.0 from 1.0.0-1");
+    assert!(
+        report
+            .verify
+            .iter()
+            .all(|r| r.outcome == crate::verify::Outcome::Passed),
+        "{:?}",
+        report.verify
+    );
+    let run = b.history.last_run("portal").unwrap().unwrap();
+    let health = run.steps.iter().find(|s| s.name == "health").unwrap();
+    let detail = health.detail.as_ref().unwrap();
+    assert_eq!(detail["verify"], serde_json::json!(report.verify));
+    // Not a step of its own.
+    assert!(!b.steps().iter().any(|s| s.starts_with("verify")));
+}
+
+#[test]
+fn a_failed_verify_check_fails_the_health_step_and_rolls_back() {
+    let mut b = Bench::new();
+    b.target.verify = vec![
+        command_check("first", &["/bin/true"]),
+        command_check("sync", &["/bin/false", "{version}"]),
+    ];
+    let e = b.run(&b.upgrade()).unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("health failed: verify \"sync\": /bin/false 2.0.0 exited with status 1"),
+        "{text}"
+    );
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("1.0.0-1"));
+    let steps = b.steps();
+    assert!(steps.contains(&"health:failed".to_string()), "{steps:?}");
+    assert!(
+        steps.contains(&"revert-health:succeeded".to_string()),
+        "{steps:?}"
+    );
+    let run = b.history.last_run("portal").unwrap().unwrap();
+    let health = run.steps.iter().find(|s| s.name == "health").unwrap();
+    let results = &health.detail.as_ref().unwrap()["verify"];
+    assert_eq!(results[0]["outcome"], "passed", "{results}");
+    assert_eq!(results[1]["outcome"], "failed", "{results}");
+    assert_eq!(results[1]["name"], "sync", "{results}");
+}

@@ -154,10 +154,17 @@ impl<'a> Journal<'a> {
                 Ok(p.detail)
             }
             Err(e) => {
-                // A failed hook leaves what the hooks did as the detail.
+                // A failed hook leaves what the hooks did as the detail; a
+                // step that failed its verification keeps every check's result.
                 let detail = e
-                    .downcast_ref::<crate::hooks::HookFailed>()
-                    .map(|h| serde_json::json!({"hooks": h.runs}));
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<crate::hooks::HookFailed>())
+                    .map(|h| serde_json::json!({"hooks": h.runs}))
+                    .or_else(|| {
+                        e.chain()
+                            .find_map(|c| c.downcast_ref::<crate::verify::Failed>())
+                            .map(|f| serde_json::json!({"verify": f.results}))
+                    });
                 self.history.end_step(
                     self.run,
                     seq,

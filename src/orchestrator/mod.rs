@@ -382,6 +382,9 @@ pub struct Report {
     pub backups: Vec<Artifact>,
     /// Every package the run changed, with its version before and after.
     pub packages: Vec<crate::history::PackageChange>,
+    /// The results of the target's `[[targets.X.verify]]` checks, run after
+    /// the health gate.
+    pub verify: Vec<crate::verify::CheckResult>,
 }
 
 /// A backup as the history records it (role `files-backup` or

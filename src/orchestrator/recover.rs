@@ -105,6 +105,7 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
         config: Vec::new(),
         backups: Vec::new(),
         packages: subject.packages.clone(),
+        verify: Vec::new(),
     };
 
     if !ctx.stopped {

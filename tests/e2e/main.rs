@@ -21,6 +21,7 @@ mod paths;
 mod product;
 mod requires;
 mod safe_apply;
+mod verify;
 
 /// The crash matrix needs a binary with failpoints: `tests/run-all` builds
 /// with `--features failpoints`. Without it this fails rather than skip.
