@@ -88,6 +88,8 @@ pub mod resolve;
 pub mod signals;
 /// systemd over D-Bus: stop, reload, start units and wait for their state.
 pub mod systemd;
+/// The operator's theme across an upgrade: the three-way merge of a theme directory.
+pub mod theme;
 /// Package version ordering (dpkg) and product versions (semver).
 pub mod version;
 /// Maintenance windows for unattended upgrades.
