@@ -20,6 +20,7 @@ mod packages;
 mod paths;
 mod product;
 mod safe_apply;
+mod theme;
 
 /// The crash matrix needs a binary with failpoints: `tests/run-all` builds
 /// with `--features failpoints`. Without it this fails rather than skip.
