@@ -206,6 +206,9 @@ pub struct Target {
     /// Checks run after the health gate passed (`[[targets.X.verify]]`),
     /// in order; any failure rolls the run back.
     pub verify: Vec<crate::verify::Check>,
+    /// The operator's theme, merged with the new version's default theme
+    /// (`[targets.X.theme]`); its directory is in every run's files backup.
+    pub theme: Option<crate::theme::Theme>,
 }
 
 /// What `upgrade --unattended` may do for a target.
@@ -829,6 +832,7 @@ struct RawTarget {
     requires: Option<Vec<RawRequires>>,
     hook: Option<Vec<RawHook>>,
     verify: Option<Vec<RawVerify>>,
+    theme: Option<RawTheme>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -863,6 +867,14 @@ struct RawVerify {
     timeout: Option<String>,
     journal_fail: Option<Vec<String>>,
     journal_warn: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTheme {
+    path: Option<PathBuf>,
+    default: Option<PathBuf>,
+    merge: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1372,6 +1384,10 @@ impl Validator<'_> {
             }
             verify.push(check);
         }
+        let theme = raw
+            .theme
+            .map(|t| self.theme(key, &key.k("theme"), t))
+            .transpose()?;
 
         Ok(Target {
             name: name.to_owned(),
@@ -1394,6 +1410,7 @@ impl Validator<'_> {
             requires,
             hooks,
             verify,
+            theme,
         })
     }
 
@@ -1639,6 +1656,45 @@ impl Validator<'_> {
             name,
             timeout,
             kind,
+        })
+    }
+
+    fn theme(
+        &self,
+        target: &Key,
+        key: &Key,
+        raw: RawTheme,
+    ) -> Result<crate::theme::Theme, ConfigError> {
+        let path_key = key.k("path");
+        let default_key = key.k("default");
+        let path = raw
+            .path
+            .ok_or_else(|| self.missing(target, &path_key))
+            .and_then(|p| self.absolute(&path_key, p))?;
+        let default = raw
+            .default
+            .ok_or_else(|| self.missing(target, &default_key))
+            .and_then(|p| self.absolute(&default_key, p))?;
+        if path.starts_with(&default) || default.starts_with(&path) {
+            return Err(self.invalid(
+                &path_key,
+                format!(
+                    "the custom theme {} and the packaged default {} must be separate directories",
+                    path.display(),
+                    default.display()
+                ),
+            ));
+        }
+        let merge = match raw.merge {
+            None => crate::theme::Policy::default(),
+            Some(text) => text.parse().map_err(|e: crate::theme::UnknownPolicy| {
+                self.invalid(&key.k("merge"), e.to_string())
+            })?,
+        };
+        Ok(crate::theme::Theme {
+            path,
+            default,
+            merge,
         })
     }
 
@@ -2259,6 +2315,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                     requires: Vec::new(),
                     hooks: Vec::new(),
                     verify: Vec::new(),
+                    theme: None,
                 },
             )]),
             sources: vec![PathBuf::from(MAIN)],
@@ -3283,6 +3340,34 @@ keyring = "/etc/upkeep/keys/portal.asc"
         assert_err(&e, MAIN, Some(&key(0, "via")), "missing required key");
         let e = err_with("[[targets.portal.upgrade_path]]\nvia = \"2.0.0\"\n");
         assert_err(&e, MAIN, Some(&key(0, "from")), "missing required key");
+    }
+
+    #[test]
+    fn theme_table() {
+        assert_eq!(portal(&ok(MINIMAL, &[])).theme, None);
+        let s = ok(
+            MINIMAL,
+            &[(
+                "10-test.toml",
+                "[targets.portal.theme]\npath = \"/opt/portal/themes/custom\"\ndefault = \"/opt/portal/themes/default\"\nmerge = \"report\"\n",
+            )],
+        );
+        let t = portal(&s).theme.clone().expect("theme");
+        assert_eq!(t.path, PathBuf::from("/opt/portal/themes/custom"));
+        assert_eq!(t.default, PathBuf::from("/opt/portal/themes/default"));
+        assert_eq!(t.merge, crate::theme::Policy::Report);
+        let key = |k: &str| format!("targets.portal.theme.{k}");
+        let e = err_with("[targets.portal.theme]\npath = \"/a\"\n");
+        assert_err(&e, MAIN, Some(&key("default")), "missing required key");
+        let e = err_with("[targets.portal.theme]\npath = \"rel\"\ndefault = \"/d\"\n");
+        assert_err(&e, DROP_IN, Some(&key("path")), "absolute");
+        let e = err_with("[targets.portal.theme]\npath = \"/d/x\"\ndefault = \"/d\"\n");
+        assert_err(&e, DROP_IN, Some(&key("path")), "separate directories");
+        let e =
+            err_with("[targets.portal.theme]\npath = \"/c\"\ndefault = \"/d\"\nmerge = \"new\"\n");
+        assert_err(&e, DROP_IN, Some(&key("merge")), "unknown theme merge");
+        let e = err_with("[targets.portal.theme]\npath = \"/c\"\ndefault = \"/d\"\ncolour = 1\n");
+        assert!(e.to_string().contains("colour"), "{e}");
     }
 
     #[test]

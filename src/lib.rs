@@ -92,6 +92,8 @@ pub mod resolve;
 pub mod signals;
 /// systemd over D-Bus: stop, reload, start units and wait for their state.
 pub mod systemd;
+/// The operator's theme across an upgrade: the three-way merge of a theme directory.
+pub mod theme;
 /// Checks after the health gate (`[[targets.X.verify]]`): http, command,
 /// journal.
 pub mod verify;

@@ -553,6 +553,7 @@ fn print_plan(
         }
     }
     print_config(target, p, mask);
+    print_theme(p);
     outln!("\nchecks:");
     for c in &p.review.checks {
         let mark = match c.status {
@@ -630,6 +631,48 @@ fn print_config(target: &Target, p: &Prepared, mask: &Masker) {
         outln!();
         for line in diff.lines() {
             outln!("  {line}");
+        }
+    }
+}
+
+/// The theme section: per hop, what the merge does to each file of the
+/// custom theme (added, updated, merged, kept, removed, conflict), and the
+/// hunks of a conflict.
+fn print_theme(p: &Prepared) {
+    for h in &p.review.hops {
+        let Some(m) = &h.theme else {
+            continue;
+        };
+        let what = match m.policy {
+            crate::theme::Policy::Merge => {
+                "written after the install; the theme goes into the run's backup"
+            }
+            crate::theme::Policy::Keep => "the custom theme is left as it is: what would change",
+            crate::theme::Policy::Report => "shown, not written by upgrade",
+        };
+        outln!(
+            "\ntheme {} at {} (merge = \"{}\"; {what}):",
+            m.path.display(),
+            h.version,
+            m.policy
+        );
+        if let Some(note) = &m.note {
+            outln!("  {note}");
+            continue;
+        }
+        if m.files.is_empty() {
+            outln!("  no changes");
+        }
+        for f in &m.files {
+            outln!(
+                "  {:<9} {}{}",
+                f.action.name(),
+                f.path.display(),
+                if f.binary { " (binary)" } else { "" }
+            );
+            for hunk in &f.hunks {
+                outln!("            {hunk}");
+            }
         }
     }
 }

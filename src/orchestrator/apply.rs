@@ -73,6 +73,9 @@ pub(super) struct Ctx {
     pub config_base: configs::Contents,
     /// What the config step did, masked, for the report.
     pub config: Vec<serde_json::Value>,
+    /// The theme merge of an upgrade, computed before the stop and written
+    /// by the config step.
+    pub theme: Option<crate::theme::ThemeMerge>,
     /// True once a step that changes data or files began: undoing the run
     /// then means restoring the backups.
     pub touched: bool,
@@ -362,10 +365,27 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             if !old_files.is_empty() {
                 ctx.config_base = configs::packaged_by_any(&old_files, &ctx.config_files)?;
             }
+            // The theme merge too (reading both packages' default themes),
+            // before the stop; a conflict stops the run here, with nothing
+            // stopped (the review blocked it already, unless the custom
+            // theme changed since).
+            if let Some(th) = &target.theme
+                && t.kind == RunKind::Upgrade
+            {
+                let m = theme_merge(th, &new_files, &old_files)?;
+                if m.blocks() {
+                    bail!(
+                        "theme merge: {}; nothing was stopped",
+                        m.conflicts().join("; ")
+                    );
+                }
+                ctx.theme = Some(m);
+            }
             let paths: Vec<PathBuf> = ctx
                 .config_files
                 .iter()
                 .chain(&target.backup_paths)
+                .chain(target.theme.iter().map(|th| &th.path))
                 .cloned()
                 .collect();
             let dir = backup_dir(dirs, &target.name, run)?;
@@ -464,7 +484,13 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             Ok(detail.into())
         }
         Step::Config => {
-            let detail = config_step(target, t.kind, ctx)?;
+            let mut detail = config_step(target, t.kind, ctx)?;
+            if let Some(m) = &ctx.theme {
+                let written = crate::theme::write(m)?;
+                let mut j = m.to_json();
+                j["written"] = json!(written);
+                detail["theme"] = j;
+            }
             Ok(detail.into())
         }
         Step::Reload => {
@@ -878,6 +904,29 @@ async fn backward<S: ServiceManager, P: PackageManager>(
         }
         other => bail!("{} is not a revert step", other.name()),
     }
+}
+
+/// The theme merge of an upgrade: `base` from the first of the installed
+/// packages (`old`) that ships a default theme, `theirs` from the first of
+/// the new ones, `ours` the custom theme on disk.
+fn theme_merge(
+    th: &crate::theme::Theme,
+    new: &[PathBuf],
+    old: &[PathBuf],
+) -> anyhow::Result<crate::theme::ThemeMerge> {
+    let first = |packages: &[PathBuf]| -> anyhow::Result<crate::theme::Files> {
+        for p in packages {
+            let files = crate::theme::packaged(p, &th.default)?;
+            if !files.is_empty() {
+                return Ok(files);
+            }
+        }
+        Ok(crate::theme::Files::new())
+    };
+    let base = first(old)?;
+    let theirs = first(new)?;
+    let ours = crate::theme::live(&th.path)?;
+    Ok(crate::theme::review(th, &base, ours.as_ref(), &theirs))
 }
 
 /// The config step. An upgrade merges each config file by the target's

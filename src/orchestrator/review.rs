@@ -40,7 +40,7 @@ pub enum Status {
 pub struct Check {
     /// A stable name: `disk-space`, `database`, `package-database`,
     /// `rollback-package`, `pending-config`, `config-merge`,
-    /// `required-keys`, `schema`, `requires`.
+    /// `required-keys`, `schema`, `requires`, `theme-merge`.
     pub name: &'static str,
     /// The verdict.
     pub status: Status,
@@ -67,6 +67,9 @@ pub struct Hop {
     pub package: PathBuf,
     /// The config files as this hop changes them (after the hops before).
     pub configs: Vec<FileReview>,
+    /// The theme merge of this hop (`[targets.X.theme]`), after the hops
+    /// before.
+    pub theme: Option<crate::theme::ThemeMerge>,
 }
 
 /// Everything `plan` knows before touching the host.
@@ -114,6 +117,30 @@ impl Review {
         )))
     }
 
+    /// The theme merge of every hop for `--json`: `null` without a
+    /// `[targets.X.theme]`, else the custom theme's path, the policy,
+    /// whether it blocks, and each hop's files (path, action, hunks).
+    pub fn theme_json(&self) -> Value {
+        let merges: Vec<(&str, &crate::theme::ThemeMerge)> = self
+            .hops
+            .iter()
+            .filter_map(|h| h.theme.as_ref().map(|t| (h.version.as_str(), t)))
+            .collect();
+        let Some((_, first)) = merges.first() else {
+            return Value::Null;
+        };
+        json!({
+            "path": first.path,
+            "policy": first.policy,
+            "blocked": merges.iter().any(|(_, m)| m.blocks()),
+            "hops": merges.iter().map(|(v, m)| {
+                let mut j = m.to_json();
+                j["version"] = json!(v);
+                j
+            }).collect::<Vec<_>>(),
+        })
+    }
+
     /// For `--json`: hops with their config changes, notes, checks — all
     /// masked.
     pub fn to_json(&self, mask: &Masker) -> Value {
@@ -132,6 +159,7 @@ impl Review {
             })).collect::<Vec<_>>(),
             "breaking": self.notes.iter().any(|n| n.breaking),
             "config_diff": self.diffs.iter().map(|(p, d)| json!({"path": p, "diff": d})).collect::<Vec<_>>(),
+            "theme": self.theme_json(),
             "checks": self.checks,
             "requirements": self.requirements,
             "blocked": !self.errors().is_empty(),
@@ -263,6 +291,10 @@ pub async fn review<P: PackageManager>(inputs: Inputs<'_>, pkg: &P) -> anyhow::R
     ));
     let live = configs::live(&files)?;
     let mut ours = live.clone();
+    let mut theme_ours = match &target.theme {
+        Some(th) => crate::theme::live(&th.path)?,
+        None => None,
+    };
     let mut out_hops = Vec::new();
     let mut required = Vec::new();
     for (version, path, base_path) in reviewed {
@@ -274,13 +306,28 @@ pub async fn review<P: PackageManager>(inputs: Inputs<'_>, pkg: &P) -> anyhow::R
         let reviews = configs::review(target.config_merge, &base, &ours, &theirs, &mask);
         ours = configs::after(&ours, &reviews);
         required.extend(required_checks(target, &version, &ours));
+        let theme = match &target.theme {
+            None => None,
+            Some(th) => {
+                let base = match &base_path {
+                    Some(b) => crate::theme::packaged(b, &th.default)?,
+                    None => crate::theme::Files::new(),
+                };
+                let theirs = crate::theme::packaged(&path, &th.default)?;
+                let m = crate::theme::review(th, &base, theme_ours.as_ref(), &theirs);
+                theme_ours = theme_ours.map(|o| m.after(&o));
+                Some(m)
+            }
+        };
         out_hops.push(Hop {
             version,
             package: path,
             configs: reviews,
+            theme,
         });
     }
     checks.extend(config_checks(target, &out_hops, &mask));
+    checks.extend(theme_checks(&out_hops));
     checks.extend(required);
     // What the hops' versions need of the host: the OS, the database
     // server's own version, memory, disk.
@@ -383,6 +430,72 @@ pub fn config_checks(target: &Target, hops: &[Hop], mask: &Masker) -> Vec<Check>
                     }
                 )
             },
+        ));
+    }
+    out
+}
+
+/// The `theme-merge` checks: under `merge`, one error per conflicting file
+/// (the file, the hunks, how to resolve); under `report`, the same as
+/// warnings; else one line per hop saying what happens to which file.
+pub fn theme_checks(hops: &[Hop]) -> Vec<Check> {
+    use crate::theme::{Action, Policy};
+    let mut out = Vec::new();
+    for h in hops {
+        let Some(m) = &h.theme else {
+            continue;
+        };
+        let conflicts = m.conflicts();
+        if !conflicts.is_empty() && m.policy != Policy::Keep {
+            let status = if m.policy == Policy::Merge {
+                Status::Error
+            } else {
+                Status::Warning
+            };
+            for line in conflicts {
+                out.push(Check::new(
+                    "theme-merge",
+                    status,
+                    format!(
+                        "{line} (upgrading to {}): both the custom theme and the new default changed it there; resolve: make the custom file match the new default in those lines (or its installed default), or set merge = \"keep\" in [targets.NAME.theme]",
+                        h.version
+                    ),
+                ));
+            }
+            continue;
+        }
+        let changed: Vec<String> = m
+            .files
+            .iter()
+            .filter(|f| f.action != Action::Kept || m.policy == Policy::Keep)
+            .map(|f| format!("{} {}", f.path.display(), f.action.name()))
+            .collect();
+        let message = match (&m.note, changed.is_empty(), m.policy) {
+            (Some(note), _, _) => note.clone(),
+            (None, true, _) => format!(
+                "{}: nothing to merge from the new default theme",
+                m.path.display()
+            ),
+            (None, false, Policy::Merge) => format!(
+                "{}: {} (written after the install)",
+                m.path.display(),
+                changed.join(", ")
+            ),
+            (None, false, Policy::Keep) => format!(
+                "merge = \"keep\": {} is left as it is; not applied: {}",
+                m.path.display(),
+                changed.join(", ")
+            ),
+            (None, false, Policy::Report) => format!(
+                "merge = \"report\": {}: {} (shown, not written)",
+                m.path.display(),
+                changed.join(", ")
+            ),
+        };
+        out.push(Check::new(
+            "theme-merge",
+            Status::Ok,
+            format!("{message} (upgrading to {})", h.version),
         ));
     }
     out
@@ -539,6 +652,7 @@ fn backup_estimate(target: &Target, db: Option<&Db>, last_dump: Option<u64>) -> 
         .config_files
         .iter()
         .chain(&target.backup_paths)
+        .chain(target.theme.iter().map(|t| &t.path))
         .map(|p| tree_size(p))
         .sum();
     let db = match db {

@@ -101,6 +101,58 @@ pub(super) fn file_contents(path: &Path, wanted: &Path) -> anyhow::Result<Option
     }
 }
 
+/// The regular files under `dir` (normalized, relative) in the data
+/// archive, by path relative to `dir`: one pass over the archive, then one
+/// more per hard link (its content is in the member it links to).
+pub(super) fn dir_contents(
+    path: &Path,
+    dir: &Path,
+) -> anyhow::Result<std::collections::BTreeMap<PathBuf, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut seen_data = false;
+    walk(path, |kind, member| {
+        if kind != Member::Data {
+            return Ok(());
+        }
+        seen_data = true;
+        let mut archive = tar::Archive::new(member);
+        for entry in archive.entries()? {
+            let entry = entry?;
+            let Some(member_path) = normalize(&entry.path()?)? else {
+                continue;
+            };
+            let Ok(rel) = member_path.strip_prefix(dir) else {
+                continue;
+            };
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            let rel = rel.to_path_buf();
+            let kind = entry.header().entry_type();
+            if kind.is_file() {
+                let shown = format!("/{}", member_path.display());
+                out.insert(rel, read_limited(entry, FILE_LIMIT, &shown)?);
+            } else if kind.is_hard_link()
+                && let Some(target) = entry.link_name()?
+                && let Some(target) = normalize(&target)?
+            {
+                links.push((rel, target));
+            }
+        }
+        Ok(())
+    })?;
+    if !seen_data {
+        bail!("no data.tar member");
+    }
+    for (rel, target) in links {
+        if let Some(content) = file_contents(path, &target)? {
+            out.insert(rel, content);
+        }
+    }
+    Ok(out)
+}
+
 /// The two archives of a `.deb`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Member {

@@ -114,6 +114,27 @@ pub fn file_contents(path: &Path, file: &Path) -> anyhow::Result<Option<Vec<u8>>
     })
 }
 
+/// Every regular file the package ships under the directory `dir` (e.g. a
+/// default theme, `/opt/portal/themes/default`), by path relative to `dir`;
+/// empty when the package ships nothing there. Symlinks and other special
+/// members under `dir` are left out (a theme merge deals in files); a hard
+/// link gives its target's content. Each file is read under the same limit
+/// as [`file_contents`].
+pub fn dir_contents(
+    path: &Path,
+    dir: &Path,
+) -> anyhow::Result<std::collections::BTreeMap<PathBuf, Vec<u8>>> {
+    one_line(path, || {
+        let wanted = normalize(dir)
+            .map_err(|e| anyhow!("{}: {e}", dir.display()))?
+            .ok_or_else(|| anyhow!("{:?} names no directory", dir.display().to_string()))?;
+        match kind(path)? {
+            Family::Deb => deb::dir_contents(path, &wanted),
+            Family::Rpm => rpm::dir_contents(path, &wanted),
+        }
+    })
+}
+
 /// The entries newer than `installed` (exclusive) up to `target`
 /// (inclusive), newest first, in the order of the family's versions
 /// ([`PkgVersion::parse`]).

@@ -88,6 +88,39 @@ pub(super) fn file_contents(path: &Path, wanted: &Path) -> anyhow::Result<Option
         .ok_or_else(|| anyhow!("{shown} is in the header but not in the payload"))
 }
 
+/// The regular files under `dir` (normalized, relative), by path relative
+/// to `dir`: the header lists them, then each is streamed from the payload
+/// (a theme is a handful of small files).
+pub(super) fn dir_contents(
+    path: &Path,
+    dir: &Path,
+) -> anyhow::Result<std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>> {
+    let mut input = open(path)?;
+    let meta = metadata(&mut input)?;
+    let entries = meta.get_file_entries().context("reading the file list")?;
+    let root = Path::new("/").join(dir);
+    let mut out = std::collections::BTreeMap::new();
+    for entry in &entries {
+        if entry.flags().contains(FileFlags::GHOST)
+            || !matches!(entry.file_type(), FileType::Regular)
+        {
+            continue;
+        }
+        let entry_path = entry.path();
+        let Ok(rel) = entry_path.strip_prefix(&root) else {
+            continue;
+        };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let wanted = dir.join(rel);
+        if let Some(content) = file_contents(path, &wanted)? {
+            out.insert(rel.to_path_buf(), content);
+        }
+    }
+    Ok(out)
+}
+
 /// The header, from the start of the file; `input` is left at the payload.
 fn metadata(input: &mut impl BufRead) -> anyhow::Result<PackageMetadata> {
     PackageMetadata::parse(input).map_err(|e| anyhow!("not a valid rpm: {e}"))

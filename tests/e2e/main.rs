@@ -21,6 +21,7 @@ mod paths;
 mod product;
 mod requires;
 mod safe_apply;
+mod theme;
 mod verify;
 
 /// The crash matrix needs a binary with failpoints: `tests/run-all` builds

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use super::{Fail, cmd_ok, cmd_stdout, host};
 
 /// Bump when the way fixtures are built changes.
-const FORMAT: &str = "fixtures v6";
+const FORMAT: &str = "fixtures v7";
 /// Package name of the sample product.
 pub const PACKAGE: &str = "portal";
 /// The product's sibling package: a command-line tool built for every
@@ -318,14 +318,13 @@ fn stage_release(r: &Release, portal: &Path, root: &Path) -> Result<(), Fail> {
         fs::copy(e.path(), opt.join("migrations").join(e.file_name()))
             .map_err(Fail::io("stage migration"))?;
     }
-    fs::write(
-        opt.join("themes/default/theme.css"),
-        format!(
-            "/* portal {} default theme */\nbody {{ color: #333; }}\n",
-            r.version
-        ),
-    )
-    .map_err(Fail::io("stage theme"))?;
+    // The default theme (`releases/<version>/theme/`, hashed into the
+    // fixtures' key with the rest of the release).
+    for e in fs::read_dir(r.dir.join("theme")).map_err(Fail::io("theme"))? {
+        let e = e.map_err(Fail::io("theme file"))?;
+        fs::copy(e.path(), opt.join("themes/default").join(e.file_name()))
+            .map_err(Fail::io("stage theme"))?;
+    }
     fs::write(root.join("lib/systemd/system/portal.service"), UNIT).map_err(Fail::io("unit"))?;
     Ok(())
 }
