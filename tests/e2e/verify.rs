@@ -188,3 +188,65 @@ fn each_kind_of_check_failing_rolls_the_upgrade_back() {
     );
     assert_eq!(failed["kind"], "journal");
 }
+
+/// The README's checks of Tyk's post-upgrade list that the sample portal
+/// answers: its admin page, the version that answers, its catalog, logs
+/// free of ERROR (and WARN reported).
+#[test]
+fn the_readme_s_post_upgrade_list_passes_on_the_portal() {
+    let h = host();
+    h.install("1.0.0").unwrap();
+    let base = h.ready_url().trim_end_matches("/ready").to_string();
+    h.append_upkeep_toml(&format!(
+        r#"[[targets.portal.verify]]
+name = "admin portal"
+http = "{base}/admin"
+status = [200]
+body_contains = "Portal Admin"
+
+[[targets.portal.verify]]
+name = "version"
+http = "{base}/version"
+json = {{ "/version" = "{{version}}" }}
+
+[[targets.portal.verify]]
+name = "catalog"
+http = "{base}/api/pages"
+body_contains = "titles"
+
+[[targets.portal.verify]]
+name = "logs"
+journal_fail = ["ERROR", "failed to migrate"]
+journal_warn = ["WARN"]
+"#
+    ))
+    .unwrap();
+    let out = h
+        .upkeep(&["--json", "upgrade", "--to", "1.1.0", "--yes"])
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let report = json(&out);
+    let outcomes: Vec<(&str, &str)> = report["verify"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report:#}"))
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("admin portal", "passed"),
+            ("version", "passed"),
+            ("catalog", "passed"),
+            ("logs", "passed"),
+        ],
+        "{report:#}"
+    );
+    assert!(
+        report["verify"][0]["excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("Portal Admin"),
+        "{report:#}"
+    );
+}
