@@ -865,7 +865,13 @@ async fn apply_transition(
     };
     orchestrator::apply(target, dirs, t, &sys, &mut progress(show))
         .await
-        .map_err(|e| json_failure(g, target, t.kind.name(), e))
+        .map_err(|e| {
+            let verify = match &e {
+                Error::RolledBack(_) | Error::NeedsAttention(_) => recorded_verify(history, target),
+                _ => None,
+            };
+            json_failure_with(g, target, t.kind.name(), e, verify)
+        })
 }
 
 /// A finished run, for a person.
@@ -978,6 +984,18 @@ fn in_hop(e: Error, n: usize, of: usize, stays: &str) -> Error {
 /// With --json, a failed run still prints one JSON document saying what
 /// happened; the error itself goes to stderr as always.
 fn json_failure(g: &Global, target: &Target, kind: &str, e: Error) -> Error {
+    json_failure_with(g, target, kind, e, None)
+}
+
+/// [`json_failure`] with the run's verify results (`"verify"`), when its
+/// health step ran them.
+fn json_failure_with(
+    g: &Global,
+    target: &Target,
+    kind: &str,
+    e: Error,
+    verify: Option<serde_json::Value>,
+) -> Error {
     if g.json {
         let outcome = match &e {
             Error::RolledBack(_) => "rolled_back",
@@ -985,11 +1003,27 @@ fn json_failure(g: &Global, target: &Target, kind: &str, e: Error) -> Error {
             Error::Preflight(_) => "blocked",
             _ => "failed_unchanged",
         };
-        let _ = print_json(&json!({
+        let mut doc = json!({
             "target": target.name, "kind": kind, "outcome": outcome, "error": e.to_string(),
-        }));
+        });
+        if let Some(v) = verify {
+            doc["verify"] = v;
+        }
+        let _ = print_json(&doc);
     }
     e
+}
+
+/// The verify results the health step of the target's newest run recorded
+/// (a failed run keeps them as the step's detail).
+fn recorded_verify(history: &History, target: &Target) -> Option<serde_json::Value> {
+    let run = history.last_run(&target.name).ok().flatten()?;
+    run.steps
+        .iter()
+        .rev()
+        .filter(|s| s.name == "health")
+        .find_map(|s| s.detail.as_ref().map(|d| d["verify"].clone()))
+        .filter(|v| v.is_array())
 }
 
 async fn upgrade(

@@ -250,3 +250,32 @@ journal_warn = ["WARN"]
         "{report:#}"
     );
 }
+
+#[test]
+fn a_failed_check_is_in_the_json_of_the_rolled_back_run() {
+    let h = host();
+    h.install("1.0.0").unwrap();
+    let base = h.ready_url().trim_end_matches("/ready").to_string();
+    h.append_upkeep_toml(&format!(
+        "[[targets.portal.verify]]\nname = \"version\"\nhttp = \"{base}/version\"\n\n[[targets.portal.verify]]\nname = \"admin page\"\nhttp = \"{base}/no-such-page\"\n"
+    ))
+    .unwrap();
+    let out = h
+        .upkeep(&["--json", "upgrade", "--to", "1.1.0", "--yes"])
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    let doc = json(&out);
+    assert_eq!(doc["outcome"], "rolled_back", "{doc:#}");
+    let outcomes: Vec<(&str, &str)> = doc["verify"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc:#}"))
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("version", "passed"), ("admin page", "failed")],
+        "{doc:#}"
+    );
+    assert_eq!(h.installed_version().as_deref(), Some("1.0.0-1"));
+}
