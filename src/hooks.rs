@@ -317,6 +317,16 @@ pub async fn run_at(
 mod tests {
     use super::*;
 
+    /// A shell script file (`#!/bin/sh`), run by its path as a vendor's
+    /// would be: upkeep itself never starts a shell.
+    fn script(dir: &std::path::Path, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join("vendor-script");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
     fn hook(at: At, command: &[&str], timeout: Duration) -> Hook {
         Hook {
             at,
@@ -361,15 +371,12 @@ mod tests {
 
     #[tokio::test]
     async fn hook_exit_status_and_output_tail_masked() {
-        let h = hook(
-            At::AfterStart,
-            &[
-                "/bin/sh",
-                "-c",
-                "echo to stdout; echo 'postgres://portal:s3cr3t-pw@db/portal' >&2; echo last words; exit 3",
-            ],
-            Duration::from_secs(10),
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(
+            dir.path(),
+            "echo to stdout; echo 'postgres://portal:s3cr3t-pw@db/portal' >&2; echo last words; exit 3",
         );
+        let h = hook(At::AfterStart, &[&program], Duration::from_secs(10));
         let failed = run_at(std::slice::from_ref(&h), At::AfterStart, "1", "2", "")
             .await
             .unwrap_err();
@@ -383,7 +390,7 @@ mod tests {
         let e = anyhow::Error::new(failed.clone());
         assert_eq!(
             e.to_string(),
-            "hook[0] (after-start) /bin/sh failed: exit status 3: last words"
+            format!("hook[0] (after-start) {program} failed: exit status 3: last words")
         );
         assert!(e.downcast_ref::<HookFailed>().is_some());
         // Other points' hooks do not run.
@@ -393,11 +400,9 @@ mod tests {
 
     #[tokio::test]
     async fn hook_is_killed_on_time_out() {
-        let h = hook(
-            At::BeforeStop,
-            &["/bin/sh", "-c", "echo started; sleep 30 & sleep 30"],
-            Duration::from_millis(300),
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(dir.path(), "echo started; sleep 30 & sleep 30");
+        let h = hook(At::BeforeStop, &[&program], Duration::from_millis(300));
         let started = Instant::now();
         let r = run(0, &h, "1", "2").await;
         assert!(started.elapsed() < Duration::from_secs(10), "{r:?}");

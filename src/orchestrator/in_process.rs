@@ -504,19 +504,28 @@ fn a_rollback_returns_each_package_and_removes_what_the_upgrade_brought_in() {
 /// `POINT {from} {to}` to `DIR/hooks.log` (through sh, as a vendor's script
 /// would; upkeep runs it by argv); at `fail_at`, exit 1 after a line.
 fn hook_tables(dir: &Path, fail_at: Option<&str>) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
     let log = dir.join("hooks.log");
     crate::hooks::At::ALL
         .iter()
         .map(|at| {
             let at = at.name();
             let exit = if fail_at == Some(at) {
-                "; echo vendor says no; exit 1"
+                "\necho vendor says no\nexit 1"
             } else {
                 ""
             };
+            // The vendor's script (a file, run by upkeep by its path).
+            let script = dir.join(format!("vendor-hook-{at}"));
+            std::fs::write(
+                &script,
+                format!("#!/bin/sh\necho \"$1 $2 $3\" >> {}{exit}\n", log.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
             format!(
-                "[[targets.portal.hook]]\nat = \"{at}\"\ncommand = [\"/bin/sh\", \"-c\", \"echo \\\"$0 $1 $2\\\" >> {}{exit}\", \"{at}\", \"{{from}}\", \"{{to}}\"]\n",
-                log.display()
+                "[[targets.portal.hook]]\nat = \"{at}\"\ncommand = [\"{}\", \"{at}\", \"{{from}}\", \"{{to}}\"]\n",
+                script.display()
             )
         })
         .collect()
@@ -562,8 +571,8 @@ fn hooks_run_at_their_points_with_the_versions_and_are_journaled() {
         let h = step_hooks(&b, step);
         assert_eq!(h[0]["at"], at, "{step}: {h}");
         assert_eq!(h[0]["exit"], 0, "{step}: {h}");
-        assert_eq!(h[0]["argv"][4], "1.0.0", "{step}: {h}");
-        assert_eq!(h[0]["argv"][5], "2.0.0", "{step}: {h}");
+        assert_eq!(h[0]["argv"][2], "1.0.0", "{step}: {h}");
+        assert_eq!(h[0]["argv"][3], "2.0.0", "{step}: {h}");
         assert!(h[0]["duration_ms"].is_u64(), "{h}");
     }
     let run = b.history.last_run("portal").unwrap().unwrap();
@@ -581,7 +590,9 @@ fn a_failing_hook_before_the_stop_changes_nothing() {
     assert_eq!(e.exit_code(), 1, "{e}");
     let line = e.to_string();
     assert!(
-        line.contains("hook[0] (before-stop) /bin/sh failed: exit status 1: vendor says no; nothing was stopped"),
+        line.contains(
+            "/vendor-hook-before-stop failed: exit status 1: vendor says no; nothing was stopped"
+        ),
         "{line}"
     );
     assert!(b.systemd.calls().is_empty(), "{:?}", b.systemd.calls());
@@ -599,7 +610,7 @@ fn a_failing_hook_after_the_start_rolls_the_run_back() {
     assert_eq!(e.exit_code(), 4, "{e}");
     assert!(
         e.to_string()
-            .contains("start failed: hook[3] (after-start) /bin/sh failed: exit status 1"),
+            .contains("/vendor-hook-after-start failed: exit status 1"),
         "{e}"
     );
     assert_eq!(b.pkg.version("portal").as_deref(), Some("1.0.0-1"));

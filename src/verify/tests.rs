@@ -420,15 +420,18 @@ async fn command_non_zero_missing_and_time_out_fail() {
         r.message.as_deref(),
         Some("/bin/false exited with status 1")
     );
-    let r = run_one(&command(
-        &[
-            "/bin/sh",
-            "-c",
-            "echo out; echo 'no sync: token=planted-pw-4' >&2; exit 2",
-        ],
-        DEFAULT_TIMEOUT,
-    ))
-    .await;
+    // The vendor's tool is a script file, run by its path: no shell is
+    // started by upkeep.
+    let dir = tempfile::tempdir().unwrap();
+    let tool = dir.path().join("check-sync");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\necho out; echo 'no sync: token=planted-pw-4' >&2; exit 2\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let tool = tool.display().to_string();
+    let r = run_one(&command(&[&tool], DEFAULT_TIMEOUT)).await;
     assert_eq!(r.outcome, Outcome::Failed);
     assert!(r.excerpt.starts_with("out\nno sync: token="), "{r:?}");
     assert!(!r.excerpt.contains("planted-pw"), "{r:?}");
