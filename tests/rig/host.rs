@@ -20,6 +20,10 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("xz", "xz-utils"),
     ("nsenter", "util-linux"),
     ("systemctl", "systemd"),
+    // Fleets: etcd on the host inside the test's network namespace.
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
+    ("ip", "iproute2"),
 ];
 
 /// Packages included in the container's root filesystem. Changing this list
