@@ -1497,6 +1497,14 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
     let interrupted = unfinished
         .filter(|_| !lock_held)
         .map(|r| public_run(r, false));
+    // What broke: the failed step of a run that failed while rolling back.
+    let broken = interrupted.as_ref().and_then(|r| {
+        r.steps
+            .iter()
+            .rev()
+            .find(|s| s.status == "failed")
+            .map(|s| json!({"step": s.name, "error": s.error}))
+    });
     let next_step = next_step(
         target,
         installed.as_ref(),
@@ -1515,6 +1523,7 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
             "services": services,
             "last_run": last,
             "interrupted_run": interrupted,
+            "broken": broken,
             "next_step": next_step,
             "pending_config": pending,
             "auto_upgrade": target.auto_upgrade,
@@ -1583,6 +1592,13 @@ async fn status(g: &Global, settings: &Settings, name: Option<&str>) -> CmdResul
             at
         );
     }
+    if let Some(b) = &broken {
+        outln!(
+            "broken:    {} failed: {}",
+            b["step"].as_str().unwrap_or("?"),
+            b["error"].as_str().unwrap_or("no error recorded")
+        );
+    }
     outln!(
         "next step: {}",
         next_step
@@ -1615,7 +1631,7 @@ fn next_step(
     }
     if let Some(r) = interrupted {
         return Some(format!(
-            "upkeep recover {}  (run #{} {} at {}; recover finishes it if the new version is installed and healthy, else rolls it back with its backups)",
+            "upkeep recover {}  (run #{} {} at {}; recover completes it if its commit was recorded, else rolls it back with its backups)",
             target.name,
             r.id,
             if r.outcome.as_deref() == Some("failed") {

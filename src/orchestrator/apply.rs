@@ -204,10 +204,11 @@ async fn run_step<S: ServiceManager, P: PackageManager>(
         ctx.touched = true;
     }
     let result = journal
-        .record(
-            name,
-            forward(step, target, dirs, t, sys, journal.run(), ctx),
-        )
+        .record(name, async {
+            failpoint::hit(&format!("in-{name}"))?;
+            let _during = failpoint::during(name);
+            forward(step, target, dirs, t, sys, journal.run(), ctx).await
+        })
         .await;
     match &result {
         Ok(_) => on_step(StepEvent::Succeeded(name, started.elapsed())),
@@ -485,6 +486,7 @@ async fn forward<S: ServiceManager, P: PackageManager>(
         }
         Step::Config => {
             let mut detail = config_step(target, t.kind, ctx)?;
+            failpoint::mid("config-written");
             if let Some(m) = &ctx.theme {
                 let written = crate::theme::write(m)?;
                 let mut j = m.to_json();
@@ -768,7 +770,11 @@ pub(super) async fn revert<S: ServiceManager, P: PackageManager>(
         on_step(StepEvent::Started(&name));
         let started = Instant::now();
         let result = journal
-            .record(&name, backward(step, target, sys, ctx))
+            .record(&name, async {
+                failpoint::hit(&format!("in-{name}"))?;
+                let _during = failpoint::during(&name);
+                backward(step, target, sys, ctx).await
+            })
             .await;
         match &result {
             Ok(_) => on_step(StepEvent::Succeeded(&name, started.elapsed())),

@@ -3,9 +3,10 @@
 //!
 //! - The run never reached the stop: nothing changed; the units are started
 //!   if they are not running and the run is closed as failed.
-//! - The new version is installed and passes the health gate (and the run
-//!   was not already reverting): the run is completed.
-//! - Otherwise the run is reverted with its own backups and the previous
+//! - The run's `commit` step was recorded (it passed its health gate): the
+//!   run is completed, its units started if they are not running.
+//! - Otherwise (interrupted anywhere between the stop and the commit, or
+//!   while reverting) the run is reverted with its own backups and the previous
 //!   package from the local cache, exactly as a failure would have been.
 
 use serde_json::json;
@@ -16,7 +17,6 @@ use super::{Report, Step, StepEvent, Systems};
 use crate::backup;
 use crate::config::Target;
 use crate::error::Error;
-use crate::health;
 use crate::history::{ArtifactRecord, History, Run};
 use crate::pkg::PackageManager;
 use crate::systemd::ServiceManager;
@@ -126,44 +126,51 @@ pub async fn recover<S: ServiceManager, P: PackageManager>(
         return Ok(report("abandoned"));
     }
 
-    // An upgrade whose config step did not finish has the old config (or a
-    // half-written merge) under the new version: it is undone, not finished.
-    let config_done = subject.kind != "upgrade"
-        || subject
+    // The commit is the point of no return: a run whose `commit` step was
+    // recorded as succeeded passed its health gate and is completed (its
+    // units started if they are not running); any other run that had
+    // stopped the service is undone, wherever it was interrupted.
+    let committed = !reverting
+        && subject
             .steps
             .iter()
-            .any(|s| s.name == Step::Config.name() && s.status == "succeeded");
-    let new_version_in = !reverting
-        && config_done
-        && installed
-            .as_ref()
-            .is_some_and(|i| i.configured && Some(&i.version) == subject.to.as_ref());
-    if new_version_in {
+            .any(|s| s.name == Step::Commit.name() && s.status == "succeeded");
+    if committed {
         let r = journal
             .record("finish", async {
-                // Judged as strictly as the run would have: journal and
-                // restarts from now on, and the settle window.
-                let baseline =
-                    health::baseline_in(&target.services, sys.systemd, sys.journal.clone()).await?;
-                sys.systemd.daemon_reload().await?;
                 start_units(target, sys).await?;
-                let passed = gate(target, sys, Some(&baseline)).await?;
+                let passed = gate(target, sys, None).await?;
                 Ok(Produced::from(
                     json!({"waited_ms": passed.waited_ms, "body": passed.body}),
                 ))
             })
             .await;
         on_event(on_step, "finish", &r);
-        if r.is_ok() {
-            let message = format!(
-                "{what}; completed by recover run #{}: {} is installed and healthy",
+        let message = match &r {
+            Ok(_) => format!(
+                "{what}, after its commit; completed by recover run #{}: {} is installed and healthy",
                 journal.run(),
                 subject.to.as_deref().unwrap_or("?")
-            );
-            subj.finish("succeeded", Some(&message))?;
-            journal.finish("succeeded", Some(&message))?;
-            return Ok(report("completed"));
-        }
+            ),
+            Err(e) => format!(
+                "{what}, after its commit; {} is installed but not healthy now: {} (recover run #{}; `upkeep rollback` returns to {})",
+                subject.to.as_deref().unwrap_or("?"),
+                crate::error::one_line(e),
+                journal.run(),
+                subject.from.as_deref().unwrap_or("the previous version")
+            ),
+        };
+        subj.finish("succeeded", Some(&message))?;
+        return match r {
+            Ok(_) => {
+                journal.finish("succeeded", Some(&message))?;
+                Ok(report("completed"))
+            }
+            Err(_) => {
+                journal.finish("failed", Some(&message))?;
+                Err(Error::NeedsAttention(anyhow::anyhow!(message)))
+            }
+        };
     }
     // The revert's steps go into the interrupted run itself, so that a
     // later `recover` sees how far it got.

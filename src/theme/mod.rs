@@ -533,6 +533,7 @@ pub fn write(merge: &ThemeMerge) -> anyhow::Result<Vec<PathBuf>> {
                 durable::write(&dest, options, content)
                     .with_context(|| format!("{}: write", dest.display()))?;
                 done.push(dest);
+                crate::failpoint::mid("theme-half");
             }
             _ => {}
         }

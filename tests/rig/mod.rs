@@ -83,6 +83,8 @@ pub fn cmd_stdout(cmd: &mut Command) -> Result<String, Fail> {
 /// Where the upkeep binary sits inside the containers: installed there by
 /// upkeep's own package.
 pub const UPKEEP: &str = "/usr/bin/upkeep";
+/// upkeep's configuration file in the containers.
+pub const UPKEEP_TOML: &str = "/etc/upkeep/upkeep.toml";
 /// The port the repository is served on inside a single host's container.
 pub const DEFAULT_REPO_PORT: u16 = 8080;
 /// The port the portal listens on by default (its packaged `HostPort`).
