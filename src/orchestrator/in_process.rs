@@ -318,6 +318,64 @@ impl Bench {
         rt.block_on(apply(&self.target, dirs, t, &sys, &mut |_| {}))
     }
 
+    /// `recover` of the interrupted run, as `upkeep recover` runs it.
+    fn recover(&self) -> Result<Report, Error> {
+        let journal_dir = self.dir.path().join("journal");
+        std::fs::create_dir_all(&journal_dir).unwrap();
+        let sys = Systems {
+            systemd: &self.systemd,
+            pkg: &self.pkg,
+            http: &self.http,
+            history: &self.history,
+            interrupt: &self.interrupt,
+            journal: crate::health::JournalSource {
+                root: None,
+                directory: Some(journal_dir),
+            },
+            fleet: None,
+            db_lock_wait: std::time::Duration::from_secs(5),
+        };
+        let subject = super::recover::needs_recovery(&self.history, "portal")
+            .unwrap()
+            .expect("a run to recover");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(super::recover::recover(
+            &self.target,
+            &subject,
+            &sys,
+            &mut |_| {},
+        ))
+    }
+
+    /// Makes the last run look as a kill just before step `step` left it:
+    /// that step and every later one gone from the journal, no outcome.
+    fn interrupt_before(&self, step: &str) {
+        let db = rusqlite::Connection::open(self.dir.path().join("state/history.db")).unwrap();
+        let run: i64 = db
+            .query_row("SELECT max(id) FROM runs", [], |r| r.get(0))
+            .unwrap();
+        let seq: i64 = db
+            .query_row(
+                "SELECT seq FROM steps WHERE run_id = ?1 AND name = ?2",
+                rusqlite::params![run, step],
+                |r| r.get(0),
+            )
+            .unwrap();
+        db.execute(
+            "DELETE FROM steps WHERE run_id = ?1 AND seq >= ?2",
+            rusqlite::params![run, seq],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE runs SET outcome = NULL, finished_at = NULL WHERE id = ?1",
+            [run],
+        )
+        .unwrap();
+    }
+
     /// The names of the last run's steps, in order, with their status.
     fn steps(&self) -> Vec<String> {
         let run = self.history.last_run("portal").unwrap().unwrap();
@@ -697,4 +755,41 @@ fn a_failed_verify_check_fails_the_health_step_and_rolls_back() {
     assert_eq!(results[0]["outcome"], "passed", "{results}");
     assert_eq!(results[1]["outcome"], "failed", "{results}");
     assert_eq!(results[1]["name"], "sync", "{results}");
+}
+
+#[test]
+fn recover_rolls_back_a_run_that_passed_its_gate_but_had_not_recorded_its_commit() {
+    let b = Bench::new();
+    b.run(&b.upgrade()).unwrap();
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("2.0.0-1"));
+    // Killed after the health gate passed, before the commit: not
+    // committed, so undone, although the new version runs and is healthy.
+    b.interrupt_before("commit");
+    let e = b.recover().unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("1.0.0-1"));
+    assert_eq!(b.pkg.version("portal-cli").as_deref(), Some("1.0.0-1"));
+    assert_eq!(b.pkg.version("libportal"), None);
+    assert!(
+        super::recover::needs_recovery(&b.history, "portal")
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn recover_completes_a_run_whose_commit_was_recorded() {
+    let b = Bench::new();
+    b.run(&b.upgrade()).unwrap();
+    let installs = b.pkg.calls().len();
+    b.interrupt_before("cleanup");
+    let report = b.recover().unwrap();
+    assert_eq!(report.outcome, "completed");
+    assert_eq!(b.pkg.version("portal").as_deref(), Some("2.0.0-1"));
+    assert_eq!(b.pkg.calls().len(), installs, "no package was touched");
+    assert!(
+        super::recover::needs_recovery(&b.history, "portal")
+            .unwrap()
+            .is_none()
+    );
 }
