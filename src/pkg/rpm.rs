@@ -42,10 +42,24 @@ impl Rpm {
     /// The `rpm -Uvh` command for `files`, one transaction; `--oldpackage`
     /// when downgrading.
     pub fn install_command(&self, files: &[&Path], downgrade: bool) -> Command {
+        self.install_command_replacing(files, downgrade, false)
+    }
+
+    /// [`Rpm::install_command`], with `--replacepkgs` when `replace`: an
+    /// installed instance of one of `files` is written again.
+    pub fn install_command_replacing(
+        &self,
+        files: &[&Path],
+        downgrade: bool,
+        replace: bool,
+    ) -> Command {
         let mut cmd = Command::new("rpm");
         cmd.args(self.db_args()).arg("-Uvh");
         if downgrade {
             cmd.arg("--oldpackage");
+        }
+        if replace {
+            cmd.arg("--replacepkgs");
         }
         // Its own process group: a Ctrl-C on the terminal reaches upkeep
         // (which defers it), never rpm in the middle of a step.
@@ -152,8 +166,9 @@ impl PackageManager for Rpm {
     }
 
     async fn install(&self, files: &[&Path], downgrade: bool) -> anyhow::Result<InstallReport> {
+        let replace = self.repair_interrupted(files).await?;
         let out = self
-            .install_command(files, downgrade)
+            .install_command_replacing(files, downgrade || replace, replace)
             .output()
             .await
             .context("cannot run rpm")?;
@@ -199,6 +214,161 @@ impl PackageManager for Rpm {
             .await
             .context("cannot run rpm -q")?;
         Ok(parse_audit(package, &String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+impl Rpm {
+    /// Undoes what an interrupted `rpm -U` left before `files` go in: where
+    /// a package of `files` has several instances installed at once (the
+    /// new one's files and `%post` done, the old one never erased), every
+    /// instance but the one being installed is erased (`--nodeps
+    /// --noscripts`: its files that the kept instance owns stay). True when
+    /// an instance of a file being installed is kept: the install must
+    /// then rewrite its files (`--replacepkgs`), which the erased one's
+    /// may have overwritten.
+    async fn repair_interrupted(&self, files: &[&Path]) -> anyhow::Result<bool> {
+        let mut replace = false;
+        for file in files {
+            let out = Command::new("rpm")
+                .args(["-qp", "--qf"])
+                .arg(format!("%{{NAME}}\t{INSTANCE_FORMAT}"))
+                .arg("--")
+                .arg(file)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await
+                .context("cannot run rpm -qp")?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let Some((name, wanted)) = text.trim().split_once('\t') else {
+                continue;
+            };
+            let out = Command::new("rpm")
+                .args(self.db_args())
+                .args(["-q", "--qf", INSTANCE_FORMAT, "--", name])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await
+                .context("cannot run rpm -q")?;
+            let installed = String::from_utf8_lossy(&out.stdout);
+            let repair = interrupted_repair(wanted, &installed);
+            for other in &repair.erase {
+                tracing::warn!(
+                    "{name}: several versions are installed at once (an interrupted rpm transaction): erasing {other}, keeping {}",
+                    repair.keep
+                );
+                let out = Command::new("rpm")
+                    .args(self.db_args())
+                    .args(["-e", "--nodeps", "--noscripts", "--notriggers", "--"])
+                    .arg(other)
+                    .stdin(std::process::Stdio::null())
+                    .process_group(0)
+                    .output()
+                    .await
+                    .context("cannot run rpm -e")?;
+                if !out.status.success() {
+                    bail!(
+                        "rpm -e {other} (repairing an interrupted transaction) failed ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+            }
+            if repair.reenter {
+                tracing::warn!(
+                    "{name}: {} is in the rpm database more than once (an interrupted rpm transaction): entering it again",
+                    repair.keep
+                );
+                let mut erase = Command::new("rpm");
+                erase.args(self.db_args()).args([
+                    "-e",
+                    "--justdb",
+                    "--allmatches",
+                    "--nodeps",
+                    "--noscripts",
+                    "--notriggers",
+                    "--",
+                    &repair.keep,
+                ]);
+                let mut enter = Command::new("rpm");
+                enter
+                    .args(self.db_args())
+                    .args([
+                        "-U",
+                        "--justdb",
+                        "--oldpackage",
+                        "--nodeps",
+                        "--noscripts",
+                        "--notriggers",
+                        "--",
+                    ])
+                    .arg(file);
+                for mut cmd in [erase, enter] {
+                    let out = cmd
+                        .stdin(std::process::Stdio::null())
+                        .process_group(0)
+                        .output()
+                        .await
+                        .context("cannot run rpm")?;
+                    if !out.status.success() {
+                        bail!(
+                            "rpm --justdb (repairing an interrupted transaction of {}) failed ({}): {}",
+                            repair.keep,
+                            out.status,
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        );
+                    }
+                }
+            }
+            replace |= (repair.reenter || !repair.erase.is_empty()) && repair.keep == wanted;
+        }
+        Ok(replace)
+    }
+}
+
+/// One installed instance, as [`Rpm::repair_interrupted`] names it.
+const INSTANCE_FORMAT: &str = "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n";
+
+/// What to do about the instances `installed` (`rpm -q --qf
+/// INSTANCE_FORMAT`) of a package whose instance `wanted` is being
+/// installed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Repair {
+    /// The instance kept: `wanted` when it is among them, else the last
+    /// one rpm lists (the newest installed).
+    pub keep: String,
+    /// The instances to erase (none unless there are several).
+    pub erase: Vec<String>,
+    /// The kept instance is itself in rpm's database more than once (an
+    /// interrupted `--replacepkgs`): its entries are dropped (`--justdb`)
+    /// and entered again before the install rewrites its files.
+    pub reenter: bool,
+}
+
+/// See [`Repair`].
+pub fn interrupted_repair(wanted: &str, installed: &str) -> Repair {
+    let all: Vec<&str> = installed
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains(' '))
+        .collect();
+    let keep = if all.contains(&wanted) {
+        wanted
+    } else {
+        all.last().copied().unwrap_or(wanted)
+    };
+    let erase = if all.len() > 1 {
+        all.iter()
+            .filter(|i| **i != keep)
+            .map(|i| i.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let reenter = all.iter().filter(|i| **i == keep).count() > 1;
+    Repair {
+        keep: keep.to_string(),
+        erase,
+        reenter,
     }
 }
 
@@ -268,6 +438,31 @@ pub fn parse_query(text: &str) -> anyhow::Result<Option<Installed>> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn an_interrupted_upgrade_keeps_the_version_being_installed_and_erases_the_other() {
+        let both = "portal-1.0.0-1.x86_64\nportal-2.1.0-1.x86_64\n";
+        let r = super::interrupted_repair("portal-1.0.0-1.x86_64", both);
+        assert_eq!(r.keep, "portal-1.0.0-1.x86_64");
+        assert_eq!(r.erase, ["portal-2.1.0-1.x86_64"]);
+        // Neither is the one being installed: the newest stays, rpm -U
+        // then replaces it.
+        let r = super::interrupted_repair("portal-3.0.0-1.x86_64", both);
+        assert_eq!(r.keep, "portal-2.1.0-1.x86_64");
+        assert_eq!(r.erase, ["portal-1.0.0-1.x86_64"]);
+        // One instance (or none, "package portal is not installed"):
+        // nothing to repair.
+        let one = super::interrupted_repair("portal-1.0.0-1.x86_64", "portal-1.0.0-1.x86_64\n");
+        assert!(one.erase.is_empty());
+        let none =
+            super::interrupted_repair("portal-1.0.0-1.x86_64", "package portal is not installed\n");
+        assert!(none.erase.is_empty() && !none.reenter);
+        // Regression (crash matrix, a recover killed during its own
+        // `--replacepkgs`): the same instance twice, nothing else.
+        let twice = "portal-1.0.0-1.x86_64\nportal-1.0.0-1.x86_64\n";
+        let r = super::interrupted_repair("portal-1.0.0-1.x86_64", twice);
+        assert!(r.erase.is_empty() && r.reenter);
+    }
+
+    #[test]
     fn audit_finds_two_instances_of_one_arch() {
         assert!(parse_audit("portal", "portal-0:2.1.0-1.x86_64\n").is_empty());
         // multilib: one per architecture is fine.
@@ -304,6 +499,12 @@ mod tests {
         assert_eq!(
             args(&rpm.install_command(&[f], true)),
             ["-Uvh", "--oldpackage", "--", "/tmp/p.rpm"]
+        );
+        // Regression (crash matrix, rpm killed at a scriptlet): the repair's
+        // `--replacepkgs` went after `--` and rpm took it for a file.
+        assert_eq!(
+            args(&rpm.install_command_replacing(&[f], true, true)),
+            ["-Uvh", "--oldpackage", "--replacepkgs", "--", "/tmp/p.rpm"]
         );
         let rpm = Rpm {
             db_path: Some("/var/lib/rpm".into()),
