@@ -349,7 +349,7 @@ fn packages_clean(h: &PortalHost, family: Family) -> Result<(), String> {
 }
 
 fn run_case(case: &Case) -> Result<(), String> {
-    let h = super::boot(case.family);
+    let h = super::boot_failpoints(case.family);
     match case.family {
         Family::Deb => h.install_with_dpkg("1.0.0"),
         Family::Rpm => h.install_with_rpm("1.0.0"),
@@ -610,7 +610,7 @@ fn crash_matrix_rpm_inside_steps_recovers_to_its_one_outcome() {
 
 #[test]
 fn sigterm_is_deferred_to_the_end_of_the_step_then_the_run_rolls_back() {
-    let h = super::host();
+    let h = super::boot_failpoints(Family::Deb);
     h.install_with_dpkg("1.0.0").unwrap();
     h.add_pages("before", 4).unwrap();
     // A pause at the boundary after the install: the signal lands while

@@ -223,7 +223,14 @@ fn a_broken_release_is_rolled_back_by_the_canary_and_refused_by_the_others() {
 
 #[test]
 fn kill_9_of_the_holder_halts_the_group_and_its_recover_lifts_the_halt() {
-    let f = Fleet::boot(2, Family::Deb, Db::Postgres, "1.0.0").unwrap();
+    let f = Fleet::boot_with(
+        2,
+        Family::Deb,
+        Db::Postgres,
+        "1.0.0",
+        &rig::failpoint_binary(),
+    )
+    .unwrap();
     join(&f, "lease = \"3s\"\nwait = \"6s\"");
     let (a, b) = (&f.nodes[0], &f.nodes[1]);
     let run =
@@ -384,7 +391,14 @@ fn spawn_paused(f: &Fleet, i: usize, args: &[&str], failpoints: &str) -> std::pr
 
 #[test]
 fn etcd_unreachable_restarted_mid_run_and_a_lease_lost_mid_run() {
-    let mut f = Fleet::boot(2, Family::Deb, Db::Postgres, "1.0.0").unwrap();
+    let mut f = Fleet::boot_with(
+        2,
+        Family::Deb,
+        Db::Postgres,
+        "1.0.0",
+        &rig::failpoint_binary(),
+    )
+    .unwrap();
     join(&f, "lease = \"6s\"\nwait = \"4s\"");
 
     // 1. etcd unreachable: one line, exit 1, nothing touched, no run.

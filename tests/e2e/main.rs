@@ -59,6 +59,57 @@ fn boot(family: rig::Family) -> PortalHost {
     .unwrap_or_else(|e| panic!("the rig could not start: {e}"))
 }
 
+/// As [`boot`], with upkeep's failpoint build (the crash cases).
+fn boot_failpoints(family: rig::Family) -> PortalHost {
+    PortalHost::boot(HostSpec {
+        family,
+        repo_root: None,
+        upkeep: rig::failpoint_binary(),
+    })
+    .unwrap_or_else(|e| panic!("the rig could not start: {e}"))
+}
+
+/// The scenarios run the binary the packages ship: `tests/run-all` builds
+/// them (`packaging/build`) and names their binary in
+/// `UPKEEP_E2E_BINARY`. Run without it, this fails rather than let the
+/// suite pass on the test build alone.
+#[test]
+fn the_scenarios_run_the_shipped_static_binary_on_both_families() {
+    let shipped = std::env::var_os(rig::SHIPPED_BINARY_ENV).unwrap_or_else(|| {
+        panic!(
+            "{} is not set: run tests/run-all, which builds the shipped packages and points the end-to-end tests at their binary",
+            rig::SHIPPED_BINARY_ENV
+        )
+    });
+    let shipped = std::path::PathBuf::from(shipped);
+    let headers = std::process::Command::new("readelf")
+        .args(["-l", "-W"])
+        .arg(&shipped)
+        .output()
+        .expect("readelf (binutils)");
+    assert!(headers.status.success(), "{}", show(&headers));
+    let text = String::from_utf8_lossy(&headers.stdout);
+    assert!(
+        !text.contains("INTERP") && !text.contains("DYNAMIC"),
+        "{} is not a static binary:\n{text}",
+        shipped.display()
+    );
+    let want = std::fs::read(&shipped).expect("shipped binary");
+    for family in [rig::Family::Deb, rig::Family::Rpm] {
+        let h = boot(family);
+        let got = std::fs::read(h.c.path(rig::UPKEEP)).expect("installed binary");
+        assert!(
+            got == want,
+            "{family:?}: /usr/bin/upkeep is not {} ({} vs {} bytes)",
+            shipped.display(),
+            got.len(),
+            want.len()
+        );
+        let v = h.upkeep(&["--version"]).unwrap();
+        assert!(v.status.success(), "{}", show(&v));
+    }
+}
+
 /// Starts upkeep-check.service as its timer would (a oneshot: waits for
 /// it), asserts the start succeeded, and returns its `Result` and
 /// `ExecMainStatus`.

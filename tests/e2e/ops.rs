@@ -256,7 +256,7 @@ fn unattended_upgrade_does_nothing_outside_its_window_and_upgrades_inside_it() {
 
 #[test]
 fn killing_the_ssh_like_parent_does_not_interrupt_the_upgrade() {
-    let h = crate::boot(Family::Deb);
+    let h = crate::boot_failpoints(Family::Deb);
     h.install("1.0.0").unwrap();
     let newest = h.f.newest();
     // A pause while the portal is stopped, to kill the parent mid-run.

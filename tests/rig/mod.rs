@@ -677,9 +677,25 @@ pub fn as_product_toml(toml: &str) -> String {
     )
 }
 
-/// The upkeep binary cargo built for the tests (or, for the demo, the debug
-/// build in `$CARGO_TARGET_DIR`, by default `target/`).
+/// The environment variable naming the shipped binary: the static release
+/// build that `packaging/build` checked and put in the packages.
+/// `tests/run-all` builds the packages and sets it.
+pub const SHIPPED_BINARY_ENV: &str = "UPKEEP_E2E_BINARY";
+
+/// The upkeep binary the end-to-end scenarios install: the shipped static
+/// release build when [`SHIPPED_BINARY_ENV`] names it, else (a developer's
+/// `cargo test`, the demo) [`failpoint_binary`].
 pub fn upkeep_binary() -> PathBuf {
+    match std::env::var_os(SHIPPED_BINARY_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => failpoint_binary(),
+    }
+}
+
+/// The upkeep binary cargo built for the tests, with failpoints (or, for
+/// the demo, the debug build in `$CARGO_TARGET_DIR`, by default
+/// `target/`): the crash cases need it.
+pub fn failpoint_binary() -> PathBuf {
     if let Some(p) = option_env!("CARGO_BIN_EXE_upkeep") {
         return PathBuf::from(p);
     }
