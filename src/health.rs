@@ -612,6 +612,7 @@ mod tests {
                     n_restarts: *restarts,
                     main_pid: 42,
                     exec_main_status: if *active == "failed" { 1 } else { 0 },
+                    unit_file_state: "enabled".into(),
                 })
                 .collect();
             Scripted {

@@ -50,6 +50,9 @@ pub struct ServiceInfo {
     pub main_pid: u32,
     /// `ExecMainStatus`: the main process's exit status or signal number.
     pub exec_main_status: i32,
+    /// `UnitFileState` (`enabled`, `disabled`, `static`, `masked`,
+    /// `masked-runtime`...).
+    pub unit_file_state: String,
 }
 
 /// A service manager.
@@ -276,6 +279,7 @@ impl ServiceManager for Systemd {
             active_state: u.active_state().await.map_err(read)?,
             sub_state: u.sub_state().await.map_err(read)?,
             invocation_id: hex::encode(u.invocation_id().await.map_err(read)?),
+            unit_file_state: u.unit_file_state().await.map_err(read)?,
             ..ServiceInfo::default()
         };
         if unit.ends_with(".service") {

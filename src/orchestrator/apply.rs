@@ -243,6 +243,22 @@ async fn forward<S: ServiceManager, P: PackageManager>(
             if t.from.is_some() && t.previous.is_none() {
                 bail!("no package of the installed version to roll back to");
             }
+            // A masked unit could be stopped but never started again.
+            for unit in &target.services {
+                let info = sys.systemd.service_info(unit).await?;
+                if info.unit_file_state.starts_with("masked") {
+                    bail!(
+                        "{unit} is {}: upkeep could stop it but not start it again (unmask it first: systemctl unmask{} {unit})",
+                        info.unit_file_state,
+                        if info.unit_file_state == "masked-runtime" {
+                            " --runtime"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            checks.push(format!("units not masked: {}", target.services.join(", ")));
             if let Some(r) = &t.restore {
                 for a in r.database.iter().chain(&r.files) {
                     a.verify()

@@ -98,6 +98,8 @@ struct FakeSystemd {
     calls: Mutex<Vec<String>>,
     /// How many starts fail (the first ones) before starts work again.
     failing_starts: Mutex<u32>,
+    /// The units' `UnitFileState` (default `enabled`).
+    unit_file_state: Mutex<Option<String>>,
 }
 
 impl FakeSystemd {
@@ -158,6 +160,12 @@ impl ServiceManager for FakeSystemd {
             n_restarts: 0,
             main_pid: 42,
             exec_main_status: 0,
+            unit_file_state: self
+                .unit_file_state
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| "enabled".into()),
         })
     }
 }
@@ -791,5 +799,25 @@ fn recover_completes_a_run_whose_commit_was_recorded() {
         super::recover::needs_recovery(&b.history, "portal")
             .unwrap()
             .is_none()
+    );
+}
+
+#[test]
+fn a_masked_unit_blocks_the_upgrade_in_the_preflight_before_anything_changes() {
+    let b = Bench::new();
+    *b.systemd.unit_file_state.lock().unwrap() = Some("masked".into());
+    let e = b.run(&b.upgrade()).unwrap_err();
+    assert_eq!(e.exit_code(), 3, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("portal.service is masked")
+            && text.contains("systemctl unmask portal.service"),
+        "{text}"
+    );
+    assert!(b.pkg.calls().is_empty(), "{:?}", b.pkg.calls());
+    assert!(
+        !b.systemd.calls().iter().any(|c| c.starts_with("stop")),
+        "{:?}",
+        b.systemd.calls()
     );
 }
