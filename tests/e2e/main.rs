@@ -11,6 +11,7 @@ mod crash;
 mod debian;
 mod depends;
 mod distro;
+mod faults;
 mod fleet;
 mod fleet_rig;
 mod gate;
