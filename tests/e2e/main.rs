@@ -19,6 +19,7 @@ mod ops;
 mod packages;
 mod paths;
 mod product;
+mod replay;
 mod requires;
 mod safe_apply;
 mod theme;
