@@ -179,6 +179,10 @@ pub struct Target {
     /// `type = "system"`: the repositories the host's own package manager
     /// uses (apt sources, yum.repos.d) are read at run time as well.
     pub system_repositories: bool,
+    /// Where the newest signed metadata of each repository is recorded
+    /// (`state_dir/repositories`), so that it never goes back (see
+    /// [`crate::repo::replay`]).
+    pub repository_records: PathBuf,
     /// The product's database, backed up before an upgrade.
     pub database: Database,
     /// How to tell that the upgraded product works.
@@ -1055,7 +1059,8 @@ impl Validator<'_> {
         let raw_targets = raw.targets.unwrap_or_default();
         let mut targets = BTreeMap::new();
         for (name, raw_target) in raw_targets {
-            let target = self.target(&root.k("targets").k(&name), &name, raw_target)?;
+            let mut target = self.target(&root.k("targets").k(&name), &name, raw_target)?;
+            target.repository_records = state_dir.join(crate::repo::replay::RECORDS_DIR);
             targets.insert(name, target);
         }
         let fleet = raw
@@ -1399,6 +1404,7 @@ impl Validator<'_> {
             backup_paths,
             repositories,
             system_repositories,
+            repository_records: PathBuf::new(),
             database,
             health,
             upgrade_path,
@@ -2284,6 +2290,7 @@ keyring = "/etc/upkeep/keys/portal.asc"
                     config_files: vec!["/opt/portal/portal.conf".into()],
                     backup_paths: vec!["/opt/portal/themes".into()],
                     system_repositories: false,
+                    repository_records: "/var/lib/upkeep/repositories".into(),
                     repositories: vec![Repository {
                         url: url("https://repo.example/portal/debian/"),
                         kind: RepoKind::Apt {

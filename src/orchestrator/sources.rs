@@ -14,6 +14,7 @@ use crate::download::{Http, split_credentials};
 use crate::error::Error;
 use crate::repo::apt::AptRepository;
 use crate::repo::openpgp::Keyring;
+use crate::repo::replay::ReplayGuard;
 use crate::repo::yum::YumRepository;
 use crate::repo::{Candidate, Repository, newest_first};
 
@@ -24,6 +25,9 @@ struct Opened {
     url: Url,
     kind: RepoKind,
     keyring: Option<Keyring>,
+    /// `allow_unsigned = true`: unsigned metadata is read (with a warning)
+    /// even with a keyring; signed metadata is still verified.
+    allow_unsigned: bool,
 }
 
 /// The repositories of a target.
@@ -32,6 +36,7 @@ pub struct Sources<'a> {
     repos: Vec<Opened>,
     arch: String,
     cache_dir: std::path::PathBuf,
+    replay: ReplayGuard,
 }
 
 /// The HTTP client for a target's repositories: every `ca_file` trusted,
@@ -84,6 +89,7 @@ impl<'a> Sources<'a> {
                 url: split_credentials(&r.url).0,
                 kind: r.kind.clone(),
                 keyring,
+                allow_unsigned: r.allow_unsigned,
             });
         }
         if repos.is_empty() {
@@ -97,6 +103,7 @@ impl<'a> Sources<'a> {
             repos,
             arch: arch.to_string(),
             cache_dir: cache_dir.to_path_buf(),
+            replay: ReplayGuard::new(&target.repository_records),
         })
     }
 
@@ -147,7 +154,17 @@ impl<'a> Sources<'a> {
             r.keyring.clone(),
             &self.arch,
         )
+        .allow_unsigned(r.allow_unsigned)
+        .with_replay_guard(self.replay.clone())
         .with_entries_cache(self.cache_dir.join("metadata"))
+    }
+
+    /// The YUM reader of repository `r`: one place for candidates and
+    /// offers alike.
+    fn yum<'s>(&'s self, r: &'s Opened) -> YumRepository<'s> {
+        YumRepository::new(self.http, &r.url, r.keyring.clone(), &self.arch)
+            .allow_unsigned(r.allow_unsigned)
+            .with_replay_guard(self.replay.clone())
     }
 
     async fn candidates_in(&self, r: &Opened, package: &str) -> Result<Vec<Candidate>, Error> {
@@ -157,11 +174,7 @@ impl<'a> Sources<'a> {
                     .candidates(package)
                     .await
             }
-            RepoKind::Yum => {
-                YumRepository::new(self.http, &r.url, r.keyring.clone(), &self.arch)
-                    .candidates(package)
-                    .await
-            }
+            RepoKind::Yum => self.yum(r).candidates(package).await,
         };
         found
             .with_context(|| format!("repository {}", r.url))
@@ -229,6 +242,7 @@ fn system_repositories(
                             component,
                         },
                         keyring: Some(keyring.clone()),
+                        allow_unsigned: false,
                     });
                 }
             }
@@ -251,6 +265,7 @@ fn system_repositories(
                     url: split_credentials(url).0,
                     kind: RepoKind::Yum,
                     keyring: Some(keyring),
+                    allow_unsigned: false,
                 });
             }
         }
@@ -298,11 +313,7 @@ impl Sources<'_> {
                 RepoKind::Apt { suite, component } => {
                     self.apt(r, suite, component.as_deref()).offers(names).await
                 }
-                RepoKind::Yum => {
-                    YumRepository::new(self.http, &r.url, r.keyring.clone(), &self.arch)
-                        .offers(names)
-                        .await
-                }
+                RepoKind::Yum => self.yum(r).offers(names).await,
             };
             found.with_context(|| format!("repository {}", r.url))
         });

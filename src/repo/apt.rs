@@ -13,6 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use url::Url;
 
 use super::openpgp::{self, Keyring};
+use super::replay::{Freshness, ReplayGuard};
 use super::{Candidate, Repository};
 use crate::download::Http;
 use crate::resolve::{Offer, PackageInfo};
@@ -30,6 +31,8 @@ pub struct AptRepository<'a> {
     suite: String,
     component: Option<String>,
     keyring: Option<Keyring>,
+    allow_unsigned: bool,
+    replay: Option<ReplayGuard>,
     arch: String,
 }
 
@@ -57,8 +60,26 @@ impl<'a> AptRepository<'a> {
             suite: suite.to_string(),
             component: component.map(str::to_string),
             keyring,
+            allow_unsigned: false,
+            replay: None,
             arch: arch.to_string(),
         }
+    }
+
+    /// `allow_unsigned = true` with a keyring: a repository that publishes
+    /// neither `InRelease` nor `Release.gpg` is read unsigned, with a
+    /// warning; signed metadata is still verified against the keyring.
+    pub fn allow_unsigned(mut self, allow: bool) -> Self {
+        self.allow_unsigned = allow;
+        self
+    }
+
+    /// Refuses signed metadata whose `Date` is older than the newest this
+    /// repository served before, and records the newest (see
+    /// [`super::replay`]).
+    pub fn with_replay_guard(mut self, guard: ReplayGuard) -> Self {
+        self.replay = Some(guard);
+        self
     }
 
     /// Keeps the target's entries of each index in `dir`, keyed by the
@@ -85,29 +106,46 @@ impl<'a> AptRepository<'a> {
             .with_context(|| format!("bad suite {:?}", self.suite))
     }
 
-    /// Fetches and verifies the Release file.
+    /// Fetches and verifies the Release file: `InRelease`, or `Release`
+    /// with `Release.gpg`; with a replay guard, a signed Release older
+    /// than the newest one seen before is refused.
     pub async fn release(&self) -> anyhow::Result<ReleaseFile> {
         let dir = self.release_dir()?;
-        let text = match &self.keyring {
+        let (text, signed) = match &self.keyring {
             Some(keyring) => {
                 let in_release = dir.join("InRelease")?;
                 match self.http.get_optional(&in_release, INDEX_LIMIT).await? {
-                    Some(doc) => openpgp::verify_cleartext(keyring, &doc, SystemTime::now())
-                        .with_context(|| format!("{in_release}: signature check failed"))?,
+                    Some(doc) => (
+                        openpgp::verify_cleartext(keyring, &doc, SystemTime::now())
+                            .with_context(|| format!("{in_release}: signature check failed"))?,
+                        true,
+                    ),
                     None => {
                         let release_url = dir.join("Release")?;
                         let release = self.http.get(&release_url, INDEX_LIMIT).await?;
                         let sig_url = dir.join("Release.gpg")?;
-                        let sig =
-                            self.http
-                                .get(&sig_url, 1024 * 1024)
-                                .await
-                                .with_context(|| {
-                                    format!("{release_url} has no InRelease and no Release.gpg")
-                                })?;
-                        openpgp::verify_detached(keyring, &release, &sig, SystemTime::now())
-                            .with_context(|| format!("{sig_url}: signature check failed"))?;
-                        release
+                        match self.http.get_optional(&sig_url, 1024 * 1024).await? {
+                            Some(sig) => {
+                                openpgp::verify_detached(
+                                    keyring,
+                                    &release,
+                                    &sig,
+                                    SystemTime::now(),
+                                )
+                                .with_context(|| format!("{sig_url}: signature check failed"))?;
+                                (release, true)
+                            }
+                            None if self.allow_unsigned => {
+                                tracing::warn!(
+                                    "repository {} is read UNSIGNED: it publishes no InRelease and no Release.gpg, and allow_unsigned = true",
+                                    self.base
+                                );
+                                (release, false)
+                            }
+                            None => bail!(
+                                "{release_url} has no InRelease and no Release.gpg: {sig_url}: HTTP 404 Not Found"
+                            ),
+                        }
                     }
                 }
             }
@@ -116,12 +154,18 @@ impl<'a> AptRepository<'a> {
                     "repository {} is read UNSIGNED (allow_unsigned = true)",
                     self.base
                 );
-                self.http.get(&dir.join("Release")?, INDEX_LIMIT).await?
+                (
+                    self.http.get(&dir.join("Release")?, INDEX_LIMIT).await?,
+                    false,
+                )
             }
         };
         let text = String::from_utf8(text).context("Release file is not UTF-8")?;
         let release = ReleaseFile::parse(&text).context("invalid Release file")?;
         release.check_fresh(jiff::Timestamp::now())?;
+        if signed && let Some(guard) = &self.replay {
+            guard.check_and_record(dir.as_str(), &release.freshness()?)?;
+        }
         Ok(release)
     }
 
@@ -406,6 +450,8 @@ pub struct ReleaseFile {
     pub architectures: Vec<String>,
     /// `Components`.
     pub components: Vec<String>,
+    /// `Date`, as written.
+    pub date: Option<String>,
     /// `Valid-Until`, as written.
     pub valid_until: Option<String>,
     /// The `SHA256` file list.
@@ -454,6 +500,7 @@ impl ReleaseFile {
             codename: p.get_single("Codename").map(str::to_string),
             architectures: words("Architectures"),
             components: words("Components"),
+            date: p.get_single("Date").map(str::to_string),
             valid_until: p.get_single("Valid-Until").map(str::to_string),
             sha256,
         })
@@ -476,6 +523,17 @@ impl ReleaseFile {
             );
         }
         Ok(())
+    }
+
+    /// The marks the replay guard compares: the `Date`, when there is one.
+    pub fn freshness(&self) -> anyhow::Result<Freshness> {
+        let Some(text) = &self.date else {
+            return Ok(Freshness::default());
+        };
+        let date = jiff::fmt::rfc2822::parse(text)
+            .with_context(|| format!("Release file: unreadable Date {text:?}"))?
+            .timestamp();
+        Ok(Freshness::default().with("Date", date.as_second(), text.clone()))
     }
 }
 
@@ -1286,5 +1344,224 @@ SHA256:
         // Without a cache, every call reads the index.
         let bare = AptRepository::new(&http, &base, "./", None, None, "amd64");
         assert_eq!(bare.offers(&set(&["libfoo"])).await.unwrap().len(), 2);
+    }
+
+    // -----------------------------------------------------------------------
+    // Signed repositories over HTTP (real gpg): the replay guard and
+    // `allow_unsigned` with a keyring.
+
+    /// A served dists/ repository: `stable/main` with one portal package.
+    struct Served {
+        _tmp: tempfile::TempDir,
+        dists: std::path::PathBuf,
+        base: Url,
+        state: std::path::PathBuf,
+        gpg: crate::repo::yum::tests::Gpg,
+    }
+
+    impl Served {
+        async fn new() -> Served {
+            use std::io::Write;
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("www");
+            let dists = root.join("repo/dists/stable");
+            let bin = dists.join("main/binary-amd64");
+            std::fs::create_dir_all(&bin).unwrap();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(para("portal", "1.0-1", "amd64", "pool/p_1.0-1_amd64.deb").as_bytes())
+                .unwrap();
+            std::fs::write(bin.join("Packages.gz"), gz.finish().unwrap()).unwrap();
+            let base = crate::repo::yum::tests::serve(root)
+                .await
+                .join("repo/")
+                .unwrap();
+            Served {
+                state: tmp.path().join("state/repositories"),
+                _tmp: tmp,
+                dists,
+                base,
+                gpg: crate::repo::yum::tests::Gpg::new("Apt Test <apt@example.org>"),
+            }
+        }
+
+        /// Writes a Release dated `date`, unsigned (InRelease and
+        /// Release.gpg removed).
+        fn release(&self, date: &str) {
+            use sha2::Digest;
+            let gz = std::fs::read(self.dists.join("main/binary-amd64/Packages.gz")).unwrap();
+            let text = format!(
+                "Suite: stable\nCodename: stable\nDate: {date}\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages.gz\n",
+                hex::encode(sha2::Sha256::digest(&gz)),
+                gz.len()
+            );
+            std::fs::write(self.dists.join("Release"), text).unwrap();
+            for name in ["InRelease", "Release.gpg"] {
+                let _ = std::fs::remove_file(self.dists.join(name));
+            }
+        }
+
+        /// Writes a Release dated `date`, clearsigned as InRelease.
+        fn signed(&self, date: &str) {
+            self.release(date);
+            self.gpg
+                .clearsign(&self.dists.join("Release"), &self.dists.join("InRelease"));
+        }
+
+        fn repo<'h>(&self, http: &'h Http, keyring: Option<Keyring>) -> AptRepository<'h> {
+            AptRepository::new(http, &self.base, "stable", Some("main"), keyring, "amd64")
+                .with_replay_guard(ReplayGuard::new(&self.state))
+        }
+
+        fn record(&self) -> std::path::PathBuf {
+            ReplayGuard::new(&self.state)
+                .record_path(self.base.join("dists/stable/").unwrap().as_str())
+        }
+    }
+
+    const OLD: &str = "Sat, 21 Nov 2026 10:00:00 +0000";
+    const NEW: &str = "Sun, 06 Dec 2026 02:54:29 UTC";
+    const NEWER: &str = "Mon, 07 Dec 2026 08:00:00 UTC";
+
+    #[tokio::test]
+    async fn a_replayed_older_in_release_is_refused_and_a_newer_one_recorded() {
+        let s = Served::new().await;
+        let http = Http::new(None).unwrap();
+        let repo = s.repo(&http, Some(s.gpg.keyring()));
+
+        // First seen: accepted and recorded.
+        s.signed(NEW);
+        assert_eq!(repo.candidates("portal").await.unwrap().len(), 1);
+        let record = std::fs::read_to_string(s.record()).unwrap();
+        assert!(record.contains(NEW), "{record}");
+        // The same metadata again.
+        repo.candidates("portal").await.unwrap();
+
+        // A validly signed older InRelease: refused, on one line naming the
+        // repository, both dates and how to accept it.
+        s.signed(OLD);
+        let e = repo.candidates("portal").await.unwrap_err();
+        let msg = crate::error::one_line(&e);
+        assert!(
+            msg.contains(s.base.join("dists/stable/").unwrap().as_str()),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("Date {OLD}")), "{msg}");
+        assert!(msg.contains(&format!("newest seen before {NEW}")), "{msg}");
+        assert!(
+            msg.contains(&format!("remove {}", s.record().display())),
+            "{msg}"
+        );
+        // The same through Release + Release.gpg.
+        s.release(OLD);
+        s.gpg
+            .detach_sign(&s.dists.join("Release"), &s.dists.join("Release.gpg"));
+        let e = repo.candidates("portal").await.unwrap_err();
+        assert!(format!("{e:#}").contains("newest seen before"), "{e:#}");
+
+        // A "newer" InRelease whose signature fails does not move the record.
+        s.signed(NEWER);
+        let text = std::fs::read_to_string(s.dists.join("InRelease")).unwrap();
+        std::fs::write(
+            s.dists.join("InRelease"),
+            text.replacen("Codename: stable", "Codename: stablf", 1),
+        )
+        .unwrap();
+        let e = repo.candidates("portal").await.unwrap_err();
+        assert!(format!("{e:#}").contains("signature check failed"), "{e:#}");
+        let record = std::fs::read_to_string(s.record()).unwrap();
+        assert!(record.contains(NEW) && !record.contains(NEWER), "{record}");
+
+        // A newer one, validly signed: accepted and recorded.
+        s.signed(NEWER);
+        repo.candidates("portal").await.unwrap();
+        assert!(std::fs::read_to_string(s.record()).unwrap().contains(NEWER));
+
+        // Unsigned metadata (allow_unsigned, no keyring) is neither checked
+        // nor recorded.
+        s.release(OLD);
+        let unsigned = s.repo(&http, None);
+        unsigned.candidates("portal").await.unwrap();
+        assert!(std::fs::read_to_string(s.record()).unwrap().contains(NEWER));
+
+        // A deliberate rollback of the mirror: the record removed, as the
+        // message says, the older metadata is accepted.
+        s.signed(OLD);
+        assert!(repo.candidates("portal").await.is_err());
+        std::fs::remove_file(s.record()).unwrap();
+        repo.candidates("portal").await.unwrap();
+        assert!(std::fs::read_to_string(s.record()).unwrap().contains(OLD));
+
+        // Signed metadata without a Date after one with it.
+        let text = std::fs::read_to_string(s.dists.join("Release")).unwrap();
+        let undated: String = text
+            .lines()
+            .filter(|l| !l.starts_with("Date:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(s.dists.join("Release"), undated).unwrap();
+        s.gpg
+            .clearsign(&s.dists.join("Release"), &s.dists.join("InRelease"));
+        let e = repo.candidates("portal").await.unwrap_err();
+        assert!(format!("{e:#}").contains("without the Date"), "{e:#}");
+    }
+
+    #[tokio::test]
+    async fn allow_unsigned_with_a_keyring_reads_unsigned_metadata_with_a_warning_and_verifies_signed()
+     {
+        let s = Served::new().await;
+        let http = Http::new(None).unwrap();
+        let lenient = s.repo(&http, Some(s.gpg.keyring())).allow_unsigned(true);
+        let strict = s.repo(&http, Some(s.gpg.keyring()));
+        let stranger = crate::repo::yum::tests::Gpg::new("Stranger <x@example.org>");
+        let (log, _guard) = crate::repo::test_log::warnings();
+
+        // No InRelease, no Release.gpg: read, with a warning.
+        s.release(NEW);
+        assert_eq!(lenient.candidates("portal").await.unwrap().len(), 1);
+        let warned = log.take();
+        assert!(warned.contains("WARN"), "{warned}");
+        assert!(warned.contains("UNSIGNED"), "{warned}");
+        assert!(warned.contains(s.base.as_str()), "{warned}");
+        // ... and not recorded: anyone could have written its Date.
+        assert!(!s.record().exists());
+        // Without allow_unsigned it is refused, as before.
+        let e = strict.candidates("portal").await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("no InRelease and no Release.gpg"),
+            "{e:#}"
+        );
+
+        // Signed with the keyring's key: verified, no warning, recorded.
+        s.signed(NEW);
+        lenient.candidates("portal").await.unwrap();
+        assert_eq!(log.take(), "");
+        assert!(s.record().exists());
+
+        // Signed, but not by the keyring's key: refused.
+        s.release(NEWER);
+        stranger.clearsign(&s.dists.join("Release"), &s.dists.join("InRelease"));
+        let e = lenient.candidates("portal").await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("InRelease: signature check failed"),
+            "{e:#}"
+        );
+        // A bad Release.gpg: refused too.
+        s.release(NEWER);
+        stranger.detach_sign(&s.dists.join("Release"), &s.dists.join("Release.gpg"));
+        let e = lenient.candidates("portal").await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("Release.gpg: signature check failed"),
+            "{e:#}"
+        );
+        // An InRelease changed after signing: refused.
+        s.signed(NEWER);
+        let text = std::fs::read_to_string(s.dists.join("InRelease")).unwrap();
+        std::fs::write(
+            s.dists.join("InRelease"),
+            text.replacen("Suite: stable", "Suite: stablf", 1),
+        )
+        .unwrap();
+        let e = lenient.candidates("portal").await.unwrap_err();
+        assert!(format!("{e:#}").contains("signature check failed"), "{e:#}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod apt;
 pub mod openpgp;
+pub mod replay;
 pub mod system;
 pub mod yum;
 
@@ -92,6 +93,53 @@ pub fn join_inside(base: &Url, href: &str, what: &str) -> anyhow::Result<Url> {
         .ok_or_else(|| {
             anyhow!("{what}: refusing location {href:?}: it must stay inside the repository")
         })
+}
+
+/// What tests of this module see of the log.
+#[cfg(test)]
+pub(crate) mod test_log {
+    use std::sync::{Arc, Mutex};
+
+    /// The warnings logged on this thread while the guard lives.
+    #[derive(Clone, Default)]
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        /// Everything logged so far, and forgets it.
+        pub(crate) fn take(&self) -> String {
+            let mut buf = self.0.lock().unwrap();
+            String::from_utf8_lossy(&std::mem::take(&mut *buf)).into_owned()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// Captures warnings on this thread (a `#[tokio::test]` runs its
+    /// tasks on it) until the guard is dropped.
+    pub(crate) fn warnings() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
 }
 
 #[cfg(test)]

@@ -32,8 +32,11 @@
 //! DTD is ever expanded). Attributes are only parsed on the elements upkeep
 //! reads.
 //!
-//! YUM metadata carries no expiry date: unlike an APT `Valid-Until`, a replay
-//! of older, validly signed metadata is not detected here.
+//! YUM metadata carries no expiry date: a replay of older, validly signed
+//! metadata is caught by the replay guard ([`super::replay`]), which
+//! compares `<revision>` (when it is a number) and the newest `<timestamp>`
+//! of the `<data>` entries with the newest ones this repository served
+//! before.
 
 use crate::zstd::ZstdFrames;
 use std::collections::BTreeSet;
@@ -48,6 +51,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::openpgp::{self, Keyring};
+use super::replay::{Freshness, ReplayGuard};
 use super::{Candidate, Repository};
 use crate::download::Http;
 use crate::resolve::{MultiArch, Offer, Op, PackageInfo, Relation, rpm_relation, rpm_requirement};
@@ -70,6 +74,8 @@ pub struct YumRepository<'a> {
     http: &'a Http,
     base: Url,
     keyring: Option<Keyring>,
+    allow_unsigned: bool,
+    replay: Option<ReplayGuard>,
     arch: String,
 }
 
@@ -87,39 +93,71 @@ impl<'a> YumRepository<'a> {
             http,
             base,
             keyring,
+            allow_unsigned: false,
+            replay: None,
             arch: arch.to_string(),
         }
     }
 
+    /// `allow_unsigned = true` with a keyring: a repository without
+    /// `repomd.xml.asc` is read unsigned, with a warning; a signature that
+    /// is there is still verified against the keyring.
+    pub fn allow_unsigned(mut self, allow: bool) -> Self {
+        self.allow_unsigned = allow;
+        self
+    }
+
+    /// Refuses signed metadata older than the newest this repository
+    /// served before, and records the newest (see [`super::replay`]).
+    pub fn with_replay_guard(mut self, guard: ReplayGuard) -> Self {
+        self.replay = Some(guard);
+        self
+    }
+
     /// Fetches `repodata/repomd.xml`, verifies it against
-    /// `repodata/repomd.xml.asc` when there is a keyring, and parses it.
+    /// `repodata/repomd.xml.asc` when there is a keyring, and parses it;
+    /// with a replay guard, signed metadata older than the newest seen
+    /// before is refused.
     pub async fn repomd(&self) -> anyhow::Result<Repomd> {
         let url = self.base.join("repodata/repomd.xml")?;
         let data = self.http.get(&url, REPOMD_LIMIT).await?;
-        match &self.keyring {
+        let signed = match &self.keyring {
             Some(keyring) => {
                 let sig_url = self.base.join("repodata/repomd.xml.asc")?;
-                let sig = self
-                    .http
-                    .get_optional(&sig_url, SIGNATURE_LIMIT)
-                    .await?
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "{sig_url}: HTTP 404 Not Found: the repository metadata is not signed, but a keyring is configured"
-                        )
-                    })?;
-                openpgp::verify_detached(keyring, &data, &sig, SystemTime::now())
-                    .with_context(|| format!("{sig_url}: signature check of {url} failed"))?;
+                match self.http.get_optional(&sig_url, SIGNATURE_LIMIT).await? {
+                    Some(sig) => {
+                        openpgp::verify_detached(keyring, &data, &sig, SystemTime::now())
+                            .with_context(|| {
+                                format!("{sig_url}: signature check of {url} failed")
+                            })?;
+                        true
+                    }
+                    None if self.allow_unsigned => {
+                        tracing::warn!(
+                            "repository {} is read UNSIGNED: it publishes no repodata/repomd.xml.asc, and allow_unsigned = true",
+                            self.base
+                        );
+                        false
+                    }
+                    None => bail!(
+                        "{sig_url}: HTTP 404 Not Found: the repository metadata is not signed, but a keyring is configured"
+                    ),
+                }
             }
             None => {
                 tracing::warn!(
                     "repository {} is read UNSIGNED (allow_unsigned = true)",
                     self.base
                 );
+                false
             }
-        }
+        };
         let text = std::str::from_utf8(&data).with_context(|| format!("{url}: not UTF-8"))?;
-        parse_repomd(text).with_context(|| format!("{url}"))
+        let repomd = parse_repomd(text).with_context(|| format!("{url}"))?;
+        if signed && let Some(guard) = &self.replay {
+            guard.check_and_record(url.as_str(), &repomd.freshness())?;
+        }
+        Ok(repomd)
     }
 
     /// Fetches the primary named by `repomd` and checks its size and
@@ -207,8 +245,33 @@ impl Repository for YumRepository<'_> {
 pub struct Repomd {
     /// `<revision>`, as written.
     pub revision: Option<String>,
+    /// The newest `<timestamp>` of the `<data>` entries (seconds since the
+    /// epoch; a fraction is dropped, a timestamp that is not a number is
+    /// left out).
+    pub timestamp: Option<i64>,
     /// The `<data type="primary">` entry.
     pub primary: MetadataFile,
+}
+
+impl Repomd {
+    /// The marks the replay guard compares: `revision` when `<revision>`
+    /// is a number, `timestamp` the newest `<timestamp>`.
+    pub fn freshness(&self) -> Freshness {
+        let mut f = Freshness::default();
+        if let Some(text) = &self.revision
+            && let Ok(n) = text.trim().parse::<i64>()
+        {
+            f = f.with("revision", n, text.clone());
+        }
+        if let Some(ts) = self.timestamp {
+            let text = match jiff::Timestamp::from_second(ts) {
+                Ok(t) => format!("{ts} ({t})"),
+                Err(_) => ts.to_string(),
+            };
+            f = f.with("timestamp", ts, text);
+        }
+        f
+    }
 }
 
 /// One `<data>` entry of `repomd.xml`: a metadata file and how to check it.
@@ -228,9 +291,12 @@ pub struct MetadataFile {
     pub open_sha256: Option<String>,
 }
 
-/// A `<data>` entry while it is read.
+/// A `<data>` entry while it is read (of the primary's, all fields; of
+/// another, only its timestamp).
 #[derive(Default)]
 struct DataFields {
+    primary: bool,
+    timestamp: Option<String>,
     href: Option<String>,
     xml_base: bool,
     checksums: Vec<(String, String)>,
@@ -243,6 +309,7 @@ struct DataFields {
 #[derive(Clone, Copy)]
 enum RepomdText {
     Revision,
+    Timestamp,
     Checksum,
     OpenChecksum,
     Size,
@@ -258,7 +325,8 @@ pub fn parse_repomd(xml: &str) -> anyhow::Result<Repomd> {
     let mut depth = 0usize;
     let mut root = false;
     let mut revision = None;
-    // The primary entry being read, and the ones read.
+    let mut timestamp: Option<i64> = None;
+    // The data entry being read, and the primaries read.
     let mut data: Option<DataFields> = None;
     let mut primaries = Vec::new();
     let mut reading: Option<(RepomdText, Option<String>)> = None;
@@ -285,12 +353,20 @@ pub fn parse_repomd(xml: &str) -> anyhow::Result<Repomd> {
                         reading = Some((RepomdText::Revision, None));
                         true
                     }
-                    1 if name == "data" && attribute(e, "type")?.as_deref() == Some("primary") => {
-                        data = Some(DataFields::default());
+                    1 if name == "data" => {
+                        data = Some(DataFields {
+                            primary: attribute(e, "type")?.as_deref() == Some("primary"),
+                            ..DataFields::default()
+                        });
                         true
                     }
                     2 => match data.as_mut() {
                         None => false,
+                        Some(_) if name == "timestamp" => {
+                            reading = Some((RepomdText::Timestamp, None));
+                            true
+                        }
+                        Some(fields) if !fields.primary => false,
                         Some(fields) => {
                             match name {
                                 "checksum" => {
@@ -329,6 +405,7 @@ pub fn parse_repomd(xml: &str) -> anyhow::Result<Repomd> {
                         &mut reading,
                         &mut text,
                         &mut revision,
+                        &mut timestamp,
                     )?;
                 } else {
                     depth += 1;
@@ -342,6 +419,7 @@ pub fn parse_repomd(xml: &str) -> anyhow::Result<Repomd> {
                     &mut reading,
                     &mut text,
                     &mut revision,
+                    &mut timestamp,
                 )?;
                 depth -= 1;
             }
@@ -402,6 +480,7 @@ pub fn parse_repomd(xml: &str) -> anyhow::Result<Repomd> {
     };
     Ok(Repomd {
         revision,
+        timestamp,
         primary: MetadataFile {
             href,
             sha256,
@@ -420,6 +499,7 @@ fn end_repomd_element(
     reading: &mut Option<(RepomdText, Option<String>)>,
     text: &mut String,
     revision: &mut Option<String>,
+    newest: &mut Option<i64>,
 ) -> anyhow::Result<()> {
     if let Some((what, kind)) = reading.take() {
         let value = std::mem::take(text).trim().to_string();
@@ -427,6 +507,7 @@ fn end_repomd_element(
         match (what, data.as_mut()) {
             (RepomdText::Revision, _) => *revision = Some(value),
             (_, None) => {}
+            (RepomdText::Timestamp, Some(fields)) => fields.timestamp = Some(value),
             (RepomdText::Checksum | RepomdText::OpenChecksum, Some(fields)) => {
                 let kind = kind.unwrap_or_default();
                 if matches!(what, RepomdText::Checksum) {
@@ -449,7 +530,18 @@ fn end_repomd_element(
     } else if depth == 2
         && let Some(fields) = data.take()
     {
-        primaries.push(fields);
+        // createrepo_c writes whole seconds; old tools wrote fractions.
+        let seconds = fields
+            .timestamp
+            .as_deref()
+            .and_then(|t| t.split('.').next())
+            .and_then(|t| t.parse::<i64>().ok());
+        if let Some(t) = seconds {
+            *newest = Some(newest.map_or(t, |n| n.max(t)));
+        }
+        if fields.primary {
+            primaries.push(fields);
+        }
     }
     Ok(())
 }
@@ -2084,7 +2176,7 @@ A package for upkeep's YUM tests.
     }
 
     /// A throw-away GnuPG home with one signing key.
-    struct Gpg {
+    pub(crate) struct Gpg {
         home: tempfile::TempDir,
     }
 
@@ -2101,7 +2193,7 @@ A package for upkeep's YUM tests.
     }
 
     impl Gpg {
-        fn new(uid: &str) -> Gpg {
+        pub(crate) fn new(uid: &str) -> Gpg {
             use std::os::unix::fs::PermissionsExt;
             let home = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
             std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -2120,12 +2212,34 @@ A package for upkeep's YUM tests.
             .stdout
         }
 
-        fn keyring(&self) -> Keyring {
+        pub(crate) fn keyring(&self) -> Keyring {
             Keyring::from_bytes(&self.run(&["--armor", "--export"])).unwrap()
         }
 
+        /// Writes `out`, a clearsigned copy of `file` (an `InRelease`).
+        pub(crate) fn clearsign(&self, file: &Path, out: &Path) {
+            let _ = std::fs::remove_file(out);
+            self.run(&[
+                "--clearsign",
+                "--output",
+                out.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ]);
+        }
+
+        /// Writes `out`, a detached signature of `file` (a `Release.gpg`).
+        pub(crate) fn detach_sign(&self, file: &Path, out: &Path) {
+            let _ = std::fs::remove_file(out);
+            self.run(&[
+                "--detach-sign",
+                "--output",
+                out.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ]);
+        }
+
         /// Writes `file.asc`, an armored detached signature of `file`.
-        fn sign(&self, file: &Path) {
+        pub(crate) fn sign(&self, file: &Path) {
             let asc = PathBuf::from(format!("{}.asc", file.display()));
             let _ = std::fs::remove_file(&asc);
             self.run(&[
@@ -2212,6 +2326,214 @@ A package for upkeep's YUM tests.
             msg.contains(repo_base.join(&repomd.primary.href).unwrap().as_str()),
             "{msg}"
         );
+    }
+
+    /// `xml` with the text of every `<tag>` element set to `value`.
+    fn set_elements(xml: &str, tag: &str, value: &str) -> String {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut out = String::new();
+        let mut rest = xml;
+        while let Some(start) = rest.find(&open) {
+            let inner = start + open.len();
+            let end = inner + rest[inner..].find(&close).unwrap();
+            out.push_str(&rest[..inner]);
+            out.push_str(value);
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// A served, signed createrepo_c repository whose repomd.xml marks can
+    /// be set (and signed again).
+    struct Marked {
+        tmp: tempfile::TempDir,
+        repomd: PathBuf,
+        original: String,
+        base: Url,
+        gpg: Gpg,
+    }
+
+    impl Marked {
+        async fn new() -> Marked {
+            let tmp = tempfile::tempdir().unwrap();
+            let rpms = build_rpms(tmp.path());
+            let root = tmp.path().join("www");
+            let dir = root.join("repo");
+            assert!(createrepo(&dir, &rpms, &[]));
+            let repomd = dir.join("repodata/repomd.xml");
+            let original = std::fs::read_to_string(&repomd).unwrap();
+            assert!(original.contains("<timestamp>"), "{original}");
+            let base = serve(root).await.join("repo/").unwrap();
+            Marked {
+                tmp,
+                repomd,
+                original,
+                base,
+                gpg: Gpg::new("Yum Test <yum@example.org>"),
+            }
+        }
+
+        /// Writes repomd.xml with `revision` and every data `timestamp`,
+        /// unsigned (repomd.xml.asc removed).
+        fn unsigned(&self, revision: &str, timestamp: i64) {
+            let text = set_elements(&self.original, "revision", revision);
+            let text = set_elements(&text, "timestamp", &timestamp.to_string());
+            std::fs::write(&self.repomd, text).unwrap();
+            let _ = std::fs::remove_file(self.asc());
+        }
+
+        /// The same, signed.
+        fn signed(&self, revision: &str, timestamp: i64) {
+            self.unsigned(revision, timestamp);
+            self.gpg.sign(&self.repomd);
+        }
+
+        fn asc(&self) -> PathBuf {
+            self.repomd.with_extension("xml.asc")
+        }
+
+        fn repo<'h>(&self, http: &'h Http, keyring: Option<Keyring>) -> YumRepository<'h> {
+            YumRepository::new(http, &self.base, keyring, "x86_64")
+                .with_replay_guard(ReplayGuard::new(self.tmp.path().join("state")))
+        }
+
+        fn record(&self) -> PathBuf {
+            ReplayGuard::new(self.tmp.path().join("state"))
+                .record_path(self.base.join("repodata/repomd.xml").unwrap().as_str())
+        }
+    }
+
+    #[test]
+    fn repomd_revision_and_newest_data_timestamp_are_read() {
+        let xml = repomd("repodata/p.xml.gz", &sha256_sums());
+        let xml = set_elements(&xml, "revision", "1700000000");
+        let r = parse_repomd(&xml).unwrap();
+        let f = r.freshness();
+        assert_eq!(f.marks["revision"].value, 1_700_000_000);
+        let other = xml.replacen(
+            "</repomd>",
+            "<data type=\"filelists\"><location href=\"repodata/f.xml.gz\"/><timestamp>1800000000.25</timestamp></data>\n<data type=\"other\"><timestamp>1600000000</timestamp></data>\n</repomd>",
+            1,
+        );
+        let r = parse_repomd(&other).unwrap();
+        assert_eq!(r.timestamp, Some(1_800_000_000));
+        assert_eq!(r.primary.href, "repodata/p.xml.gz");
+        let words = set_elements(&other, "revision", "release-7");
+        let f = parse_repomd(&words).unwrap().freshness();
+        assert!(!f.marks.contains_key("revision"), "{f:?}");
+        assert_eq!(f.marks["timestamp"].value, 1_800_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_older_repomd_is_refused_and_a_newer_one_recorded() {
+        let m = Marked::new().await;
+        let http = Http::new(None).unwrap();
+        let repo = m.repo(&http, Some(m.gpg.keyring()));
+
+        m.signed("200", 2_000_000_000);
+        assert_eq!(repo.candidates("portal").await.unwrap().len(), 2);
+        let record = std::fs::read_to_string(m.record()).unwrap();
+        assert!(record.contains("\"200\""), "{record}");
+        // The same metadata again.
+        repo.candidates("portal").await.unwrap();
+
+        // An older revision, validly signed: refused on one line.
+        m.signed("100", 2_000_000_000);
+        let e = repo.candidates("portal").await.unwrap_err();
+        let msg = crate::error::one_line(&e);
+        assert!(
+            msg.contains(m.base.join("repodata/repomd.xml").unwrap().as_str()),
+            "{msg}"
+        );
+        assert!(msg.contains("revision 100"), "{msg}");
+        assert!(msg.contains("newest seen before 200"), "{msg}");
+        assert!(
+            msg.contains(&format!("remove {}", m.record().display())),
+            "{msg}"
+        );
+        // A revision that is no number: the timestamps still guard.
+        m.signed("snapshot", 1_900_000_000);
+        let e = repo.candidates("portal").await.unwrap_err();
+        assert!(format!("{e:#}").contains("timestamp 1900000000"), "{e:#}");
+
+        // A "newer" repomd.xml whose signature fails does not move the record.
+        m.signed("300", 2_100_000_000);
+        let text = std::fs::read_to_string(&m.repomd).unwrap();
+        std::fs::write(&m.repomd, text.replacen("300", "301", 1)).unwrap();
+        let e = repo.candidates("portal").await.unwrap_err();
+        assert!(format!("{e:#}").contains("signature check"), "{e:#}");
+        assert!(
+            std::fs::read_to_string(m.record())
+                .unwrap()
+                .contains("\"200\"")
+        );
+
+        // Newer, validly signed: accepted and recorded.
+        m.signed("300", 2_100_000_000);
+        repo.candidates("portal").await.unwrap();
+        let record = std::fs::read_to_string(m.record()).unwrap();
+        assert!(
+            record.contains("\"300\"") && !record.contains("\"200\""),
+            "{record}"
+        );
+
+        // A deliberate rollback: remove the record, as the message says.
+        m.signed("100", 1_000_000_000);
+        assert!(repo.candidates("portal").await.is_err());
+        std::fs::remove_file(m.record()).unwrap();
+        repo.candidates("portal").await.unwrap();
+        assert!(
+            std::fs::read_to_string(m.record())
+                .unwrap()
+                .contains("\"100\"")
+        );
+    }
+
+    #[tokio::test]
+    async fn allow_unsigned_with_a_keyring_reads_an_unsigned_repomd_with_a_warning_and_verifies_signed()
+     {
+        let m = Marked::new().await;
+        let http = Http::new(None).unwrap();
+        let lenient = m.repo(&http, Some(m.gpg.keyring())).allow_unsigned(true);
+        let strict = m.repo(&http, Some(m.gpg.keyring()));
+        let stranger = Gpg::new("Stranger <x@example.org>");
+        let (log, _guard) = crate::repo::test_log::warnings();
+
+        // No repomd.xml.asc: read, with a warning, and not recorded.
+        m.unsigned("100", 1_000_000_000);
+        assert_eq!(lenient.candidates("portal").await.unwrap().len(), 2);
+        let warned = log.take();
+        assert!(
+            warned.contains("WARN") && warned.contains("UNSIGNED"),
+            "{warned}"
+        );
+        assert!(warned.contains(m.base.as_str()), "{warned}");
+        assert!(!m.record().exists());
+        // Without allow_unsigned: refused, as before.
+        let e = strict.candidates("portal").await.unwrap_err();
+        assert!(format!("{e:#}").contains("not signed"), "{e:#}");
+
+        // Signed with the keyring's key: verified, no warning, recorded.
+        m.signed("100", 1_000_000_000);
+        lenient.candidates("portal").await.unwrap();
+        assert_eq!(log.take(), "");
+        assert!(m.record().exists());
+
+        // Signed by another key: refused.
+        m.unsigned("200", 1_000_000_000);
+        stranger.sign(&m.repomd);
+        let e = lenient.candidates("portal").await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains("repomd.xml.asc: signature check"),
+            "{e:#}"
+        );
+        // Changed after signing: refused.
+        m.signed("200", 1_000_000_000);
+        let text = std::fs::read_to_string(&m.repomd).unwrap();
+        std::fs::write(&m.repomd, text.replacen("200", "201", 1)).unwrap();
+        let e = lenient.candidates("portal").await.unwrap_err();
+        assert!(format!("{e:#}").contains("signature check"), "{e:#}");
     }
 
     // -----------------------------------------------------------------------

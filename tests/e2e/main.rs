@@ -20,6 +20,7 @@ mod ops;
 mod packages;
 mod paths;
 mod product;
+mod replay;
 mod requires;
 mod safe_apply;
 mod theme;
