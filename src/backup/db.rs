@@ -2657,26 +2657,125 @@ mod tests {
     }
 
     #[test]
-    fn mysql_object_listing_and_drops() {
-        let out = "BASE TABLE\tusers\nVIEW\tv`1\nSEQUENCE\ts\nBASE TABLE\twith\\ttab\nPROCEDURE\tp\nFUNCTION\tf\nSYSTEM VIEW\tignored\n";
+    fn mysql_object_listing_and_swap() {
+        let out = "BASE TABLE\tusers\nVIEW\tv`1\nSEQUENCE\ts\nBASE TABLE\twith\\ttab\nPROCEDURE\tp\nFUNCTION\tf\nSYSTEM VIEW\tignored\nTRIGGER\ttr\n";
         let objects = parse_object_list(out).unwrap();
         assert_eq!(
             objects[3],
             ("BASE TABLE".to_owned(), "with\ttab".to_owned())
         );
-        let sql = mysql_drop_sql(&objects);
+        let objects = Objects::from_listing(objects);
+        assert_eq!(objects.tables, ["users", "s", "with\ttab"]);
+        assert_eq!(objects.views, ["v`1"]);
+        assert_eq!(objects.triggers, ["tr"]);
         assert_eq!(
-            sql,
-            "SET FOREIGN_KEY_CHECKS=0;\n\
-             DROP VIEW IF EXISTS `v``1`;\n\
-             DROP TABLE IF EXISTS `users`;\n\
-             DROP SEQUENCE IF EXISTS `s`;\n\
-             DROP TABLE IF EXISTS `with\ttab`;\n\
-             DROP PROCEDURE IF EXISTS `p`;\n\
-             DROP FUNCTION IF EXISTS `f`;\n"
+            objects.routines,
+            [
+                ("PROCEDURE".to_owned(), "p".to_owned()),
+                ("FUNCTION".to_owned(), "f".to_owned())
+            ]
         );
         assert!(parse_object_list("garbage").is_err());
         assert_eq!(parse_object_list("").unwrap(), vec![]);
+
+        let swap = mysql_swap_sql(
+            "portal",
+            "portal_upkeep_new_1",
+            "portal_upkeep_old_1",
+            &["items".to_owned(), "gone`x".to_owned()],
+            &["items".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(
+            swap,
+            "RENAME TABLE `portal`.`items` TO `portal_upkeep_old_1`.`items`, \
+             `portal`.`gone``x` TO `portal_upkeep_old_1`.`gone``x`, \
+             `portal_upkeep_new_1`.`items` TO `portal`.`items`"
+        );
+        assert_eq!(mysql_swap_sql("a", "b", "c", &[], &[]), None);
+    }
+
+    #[test]
+    fn mysql_definitions_replay_with_their_mode() {
+        let row: Vec<String> = [
+            "v",
+            "CREATE VIEW `v` AS select 1 AS `a`",
+            "utf8mb3",
+            "utf8mb3_general_ci",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let view = Definition::from_row(true, &row).unwrap();
+        assert_eq!(view.sql_mode, None);
+        let row: Vec<String> = [
+            "p",
+            "STRICT_TRANS_TABLES",
+            "CREATE PROCEDURE `p`()\nBEGIN SELECT 1; SELECT 'it''s'; END",
+            "utf8mb4",
+            "utf8mb4_general_ci",
+            "latin1_swedish_ci",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let routine = Definition::from_row(false, &row).unwrap();
+        let script = mysql_script(&routine.script().unwrap());
+        assert_eq!(
+            script,
+            "SET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS = 0;\nSET @upkeep_sql_mode = @@SESSION.sql_mode;\n\
+             DELIMITER $$upkeep$$\n\
+             SET SESSION sql_mode = 'STRICT_TRANS_TABLES'$$upkeep$$\n\
+             SET collation_connection = 'utf8mb4_general_ci'$$upkeep$$\n\
+             CREATE PROCEDURE `p`()\nBEGIN SELECT 1; SELECT 'it''s'; END\n$$upkeep$$\n\
+             SET SESSION sql_mode = @upkeep_sql_mode$$upkeep$$\nSET NAMES utf8mb4$$upkeep$$\n\
+             DELIMITER ;\n"
+        );
+        // No definition (no privilege to see it) is an error, not a blank.
+        let mut hidden = row.clone();
+        hidden[2] = "NULL".to_owned();
+        assert_eq!(Definition::from_row(false, &hidden), None);
+        let sneaky = Definition {
+            statement: "SELECT '$$upkeep$$'".to_owned(),
+            ..routine
+        };
+        assert!(sneaky.script().is_err());
+        assert_eq!(
+            placeholder_view("v", &["a".to_owned(), "b`".to_owned()]),
+            "CREATE OR REPLACE VIEW `v` AS SELECT NULL AS `a`, NULL AS `b```$$upkeep$$\n"
+        );
+    }
+
+    #[test]
+    fn mysql_restore_schema_names_fit() {
+        let (new, old) = mysql_restore_schemas("portal").unwrap();
+        assert!(
+            new.starts_with("portal_upkeep_new_") && new.len() == 26,
+            "{new}"
+        );
+        assert!(
+            old.starts_with("portal_upkeep_old_") && old[18..] == new[18..],
+            "{old}"
+        );
+        assert_ne!(mysql_restore_schemas("portal").unwrap().0, new);
+        let long = "x".repeat(47);
+        let err = mysql_restore_schemas(&long).unwrap_err().to_string();
+        assert!(err.contains("too long"), "{err}");
+        assert!(mysql_restore_schemas(&"x".repeat(38)).is_ok());
+    }
+
+    #[test]
+    fn percent_escaped_user_and_password_in_urls() {
+        // The `percent-encoding` crate decodes; an invalid escape stays.
+        let c = Conn::parse_mysql("mysql://us%65r%3A1:p%25w%40%zz@h/d%5Fb").unwrap();
+        assert_eq!(c.user.as_deref(), Some("user:1"));
+        assert_eq!(c.password().map(Secret::expose), Some("p%w@%zz"));
+        assert_eq!(c.dbname, "d_b");
+        let c = Conn::parse_postgres("postgres://%C3%A9t%C3%A9:%F0%9F%94%91@h/d").unwrap();
+        assert_eq!(c.user.as_deref(), Some("été"));
+        assert_eq!(c.password().map(Secret::expose), Some("🔑"));
+        let err = Conn::parse_postgres("postgres://u:%FF@h/d")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("UTF-8"), "{err}");
     }
 
     #[test]

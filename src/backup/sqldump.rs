@@ -348,33 +348,27 @@ fn trailer_complete(line: &str) -> bool {
 pub(super) fn check_reader(mut reader: impl Read) -> anyhow::Result<()> {
     const CHUNK: usize = 256 * 1024;
     let mut lexer = Lexer::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + LOOKAHEAD);
+    // One buffer (zeroed by the allocator), `buf[..filled]` unread.
+    let mut buf = vec![0u8; CHUNK + LOOKAHEAD];
+    let mut filled = 0;
     let mut eof = false;
     loop {
-        while !eof && buf.len() < CHUNK + LOOKAHEAD {
-            let start = buf.len();
-            buf.resize(CHUNK + LOOKAHEAD, 0);
-            match reader.read(&mut buf[start..]) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    eof = true;
-                }
-                Ok(n) => buf.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
+        while !eof && filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => eof = true,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(anyhow::Error::new(e).context("cannot read")),
             }
         }
-        if let Some(&last) = buf.last() {
-            lexer.last_byte = Some(last);
+        if filled > 0 {
+            lexer.last_byte = Some(buf[filled - 1]);
         }
-        let end = if eof {
-            buf.len()
-        } else {
-            buf.len() - LOOKAHEAD
-        };
-        let done = lexer.feed(&buf, end)?;
-        buf.drain(..done.min(buf.len()));
-        if eof && buf.is_empty() {
+        let end = if eof { filled } else { filled - LOOKAHEAD };
+        let done = lexer.feed(&buf[..filled], end)?.min(filled);
+        buf.copy_within(done..filled, 0);
+        filled -= done;
+        if eof && filled == 0 {
             return lexer.finish();
         }
     }
