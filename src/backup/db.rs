@@ -4,15 +4,40 @@
 //! - SQLite: the online backup API (a consistent copy even while the product
 //!   holds the database open in WAL mode), restored through a connection so
 //!   that `-wal`/`-shm` files stay consistent.
-//! - PostgreSQL: `pg_dump -Fc`; restore drops every schema and object the
-//!   connecting role owns (extension members aside), then replays
-//!   `pg_restore --no-owner` through `psql`, all in ONE transaction: a restore
-//!   that fails leaves the database as it was.
+//! - PostgreSQL: `pg_dump -Fc`, verified by `pg_restore --list` (a
+//!   non-empty table of contents) and a full `pg_restore` read of the
+//!   archive (output discarded; it needs no server). Restore drops every
+//!   schema and object the connecting role owns (extension members aside),
+//!   then replays `pg_restore --no-owner` through `psql`, all in ONE
+//!   transaction opened before the drops and committed by the script's last
+//!   line: a restore that fails anywhere (or is killed) leaves the database
+//!   as it was. That was already atomic; it is kept.
 //! - MySQL/MariaDB: `mariadb-dump` (or `mysqldump`) `--single-transaction
-//!   --routines --triggers`; restore drops every table, view, sequence and
-//!   routine of the database, then feeds the dump to `mariadb` (or `mysql`).
-//!   MySQL DDL is not transactional: a restore that fails halfway must be
-//!   run again.
+//!   --routines --triggers`, verified by [`sqldump`](super::sqldump) (the
+//!   dump parses to its end). Restore is atomic for the tables: the dump is
+//!   loaded into a fresh schema `<db>_upkeep_new_<id>` (the database's
+//!   default character set and collation), and ONE `RENAME TABLE` moves
+//!   every live table (also those only in the live database) to
+//!   `<db>_upkeep_old_<id>` and every restored table into the database —
+//!   MariaDB/MySQL rename all or none. Views cannot move between schemas
+//!   and tables with triggers cannot either (errors 1450, 1435), so: the
+//!   definitions of the restored views, routines and triggers are read in
+//!   the new schema with `SHOW CREATE` (its own names come unqualified);
+//!   the new schema's triggers are dropped; the live triggers (and any live
+//!   view in the place of a restored table) are dropped in the same client
+//!   run just before the swap and put back if it fails. After the swap the
+//!   live views and routines are replaced by the dump's (views first as
+//!   placeholders with their columns, as mariadb-dump does, so that views
+//!   on views work) and the triggers created; then both temporary schemas
+//!   are dropped. A failure before the swap drops the temporary schemas
+//!   and leaves the live database as it was; a failure after it says that
+//!   the tables were restored and keeps the old schema. Events are left
+//!   alone (the dump has none). Objects are re-created under their
+//!   `sql_mode` and collation, with utf8mb4 as the client character set.
+//!   The user needs, besides its rights on the database, the right to
+//!   create and drop the schemas `<db>_upkeep_*` (e.g. ``GRANT ALL ON
+//!   `portal\_upkeep\_%`.* TO …``): the preflight creates and drops one
+//!   and names the grant when it cannot.
 //!
 //! Passwords never appear on a command line: PostgreSQL tools read them from
 //! a 0600 `PGPASSFILE` in a private 0700 temporary directory, MySQL tools from
@@ -1714,7 +1739,7 @@ async fn mysql_restore(conn: &Conn, dump: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("cannot create the schemas of the restore: {e:#}"))?;
 
     let staged = mysql_stage(&client, live, &new, &old, dump).await;
-    let result = match staged {
+    match staged {
         Ok(()) => {
             // The swap is done: the previous tables are no longer needed.
             client
@@ -1734,8 +1759,7 @@ async fn mysql_restore(conn: &Conn, dump: &Path) -> anyhow::Result<()> {
             "the tables were restored, but recreating views, routines and triggers failed \
              (the previous tables are kept in the schema {old}): {e:#}"
         )),
-    };
-    result
+    }
 }
 
 /// How a restore failed: before the swap the live database is as it was.
@@ -2064,6 +2088,8 @@ impl Db {
 
     /// Preflight: the dump/restore tools exist (pg_dump + pg_restore + psql; mariadb-dump or mysqldump + mariadb or mysql)
     /// and the server answers a trivial query with these credentials. Sqlite: the file exists and opens.
+    /// MySQL: also that the user may create and drop the `<db>_upkeep_*` schemas of an atomic restore
+    /// (one is created and dropped).
     ///
     /// # Errors
     ///
@@ -2181,15 +2207,16 @@ impl Db {
     /// Verifies the artifact, then makes the database exactly what the dump holds: tables (and other
     /// objects) created after the dump MUST be gone afterwards (a failed upgrade's migration created them).
     /// postgres: e.g. drop and recreate the schemas the dump holds (or everything owned), then `pg_restore --no-owner --single-transaction`.
-    /// mysql: drop every table/view of the database (FOREIGN_KEY_CHECKS=0), then feed the dump to `mariadb`/`mysql` on stdin.
+    /// mysql: load the dump into a new schema, then swap its tables in with ONE `RENAME TABLE`.
     /// sqlite: backup API from the dump file into the live path (remove stale -wal/-shm properly, or restore through a connection so they are consistent).
     ///
     /// PostgreSQL: everything the connecting role may drop goes (schemas
     /// other than `public`; relations, routines and types everywhere),
     /// then the `pg_restore --no-owner --single-transaction` script is
-    /// applied by `psql`, all in one transaction. MySQL: tables, views,
-    /// sequences, procedures and functions are dropped (events are left
-    /// alone; the dump does not hold them).
+    /// applied by `psql`, all in one transaction. MySQL: the dump is loaded
+    /// into a fresh schema and its tables swapped in by one `RENAME TABLE`;
+    /// views, routines and triggers follow (see the module documentation).
+    /// Events are left alone; the dump does not hold them.
     ///
     /// # Errors
     ///

@@ -380,9 +380,7 @@ fn mysql_full_snapshot(my: &Mariadb) -> String {
     format!(
         "{}\n{}\n{}",
         mysql_snapshot(my),
-        my.admin(
-            "SELECT GROUP_CONCAT(id ORDER BY id) FROM portal.bigger_items"
-        ),
+        my.admin("SELECT GROUP_CONCAT(id ORDER BY id) FROM portal.bigger_items"),
         my.admin("SELECT name FROM portal.items WHERE id = 1001")
     )
 }
