@@ -13,7 +13,7 @@
 //!   line: a restore that fails anywhere (or is killed) leaves the database
 //!   as it was. That was already atomic; it is kept.
 //! - MySQL/MariaDB: `mariadb-dump` (or `mysqldump`) `--single-transaction
-//!   --routines --triggers`, verified by [`sqldump`](super::sqldump) (the
+//!   --routines --triggers`, verified by `backup::sqldump` (the
 //!   dump parses to its end). Restore is atomic for the tables: the dump is
 //!   loaded into a fresh schema `<db>_upkeep_new_<id>` (the database's
 //!   default character set and collation), and ONE `RENAME TABLE` moves

@@ -77,7 +77,7 @@ impl Artifact {
     /// postgres custom dump: `pg_restore --list` succeeds with a non-empty table of contents and
     /// `pg_restore` reads the whole archive through; mysql dump: parses to its end, every
     /// statement closed and the dump tool's "-- Dump completed" line last, see
-    /// [`sqldump`](self::sqldump)). One-line errors naming the file.
+    /// `backup::sqldump`). One-line errors naming the file.
     ///
     /// # Errors
     ///

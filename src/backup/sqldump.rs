@@ -469,4 +469,26 @@ mod tests {
             );
         }
     }
+
+    /// Throughput on a generated 256 MiB dump (run by hand:
+    /// `cargo test --release --lib sqldump_throughput -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn sqldump_throughput() {
+        let row = "(1234,'a string with \\'quotes\\' and ; -- inside',\"x\",0x00ff),\n";
+        let mut dump = String::from("INSERT INTO `t` VALUES\n");
+        while dump.len() < 256 << 20 {
+            dump.push_str(row);
+        }
+        dump.push_str("(1,'end','x',0);\n");
+        dump.push_str(END);
+        let started = std::time::Instant::now();
+        check_reader(dump.as_bytes()).unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{} MiB in {secs:.3} s: {:.0} MiB/s",
+            dump.len() >> 20,
+            (dump.len() >> 20) as f64 / secs
+        );
+    }
 }
