@@ -4,15 +4,40 @@
 //! - SQLite: the online backup API (a consistent copy even while the product
 //!   holds the database open in WAL mode), restored through a connection so
 //!   that `-wal`/`-shm` files stay consistent.
-//! - PostgreSQL: `pg_dump -Fc`; restore drops every schema and object the
-//!   connecting role owns (extension members aside), then replays
-//!   `pg_restore --no-owner` through `psql`, all in ONE transaction: a restore
-//!   that fails leaves the database as it was.
+//! - PostgreSQL: `pg_dump -Fc`, verified by `pg_restore --list` (a
+//!   non-empty table of contents) and a full `pg_restore` read of the
+//!   archive (output discarded; it needs no server). Restore drops every
+//!   schema and object the connecting role owns (extension members aside),
+//!   then replays `pg_restore --no-owner` through `psql`, all in ONE
+//!   transaction opened before the drops and committed by the script's last
+//!   line: a restore that fails anywhere (or is killed) leaves the database
+//!   as it was. That was already atomic; it is kept.
 //! - MySQL/MariaDB: `mariadb-dump` (or `mysqldump`) `--single-transaction
-//!   --routines --triggers`; restore drops every table, view, sequence and
-//!   routine of the database, then feeds the dump to `mariadb` (or `mysql`).
-//!   MySQL DDL is not transactional: a restore that fails halfway must be
-//!   run again.
+//!   --routines --triggers`, verified by `backup::sqldump` (the
+//!   dump parses to its end). Restore is atomic for the tables: the dump is
+//!   loaded into a fresh schema `<db>_upkeep_new_<id>` (the database's
+//!   default character set and collation), and ONE `RENAME TABLE` moves
+//!   every live table (also those only in the live database) to
+//!   `<db>_upkeep_old_<id>` and every restored table into the database —
+//!   MariaDB/MySQL rename all or none. Views cannot move between schemas
+//!   and tables with triggers cannot either (errors 1450, 1435), so: the
+//!   definitions of the restored views, routines and triggers are read in
+//!   the new schema with `SHOW CREATE` (its own names come unqualified);
+//!   the new schema's triggers are dropped; the live triggers (and any live
+//!   view in the place of a restored table) are dropped in the same client
+//!   run just before the swap and put back if it fails. After the swap the
+//!   live views and routines are replaced by the dump's (views first as
+//!   placeholders with their columns, as mariadb-dump does, so that views
+//!   on views work) and the triggers created; then both temporary schemas
+//!   are dropped. A failure before the swap drops the temporary schemas
+//!   and leaves the live database as it was; a failure after it says that
+//!   the tables were restored and keeps the old schema. Events are left
+//!   alone (the dump has none). Objects are re-created under their
+//!   `sql_mode` and collation, with utf8mb4 as the client character set.
+//!   The user needs, besides its rights on the database, the right to
+//!   create and drop the schemas `<db>_upkeep_*` (e.g. ``GRANT ALL ON
+//!   `portal\_upkeep\_%`.* TO …``): the preflight creates and drops one
+//!   and names the grant when it cannot.
 //!
 //! Passwords never appear on a command line: PostgreSQL tools read them from
 //! a 0600 `PGPASSFILE` in a private 0700 temporary directory, MySQL tools from
@@ -305,28 +330,12 @@ fn sqlite_path(connection: &str) -> PathBuf {
 // Connection strings (pure)
 // ---------------------------------------------------------------------------
 
+/// Percent-decodes a URL part (an invalid `%` sequence stays as it is).
 fn percent_decode(text: &str) -> Result<String, String> {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| "not valid UTF-8 after percent-decoding".to_owned())
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| "not valid UTF-8 after percent-decoding".to_owned())
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
@@ -981,6 +990,67 @@ fn pg_restore_prelude() -> String {
     format!("SET client_min_messages = error;\nBEGIN;\n{PG_DROP_ALL}\n")
 }
 
+/// Runs `pg_restore` with `args` on a dump (no connection: it only reads
+/// the file), blocking; returns its stdout, or one line with its own reason.
+fn pg_restore_read(
+    tool: &Tool,
+    what: &str,
+    args: &[&str],
+    dump: &Path,
+    stdout: Stdio,
+) -> anyhow::Result<Vec<u8>> {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = std::process::Command::new(&tool.path);
+    cmd.process_group(0)
+        .args(args)
+        .arg(dump)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped());
+    // Only the file decides: no service file or connection variables.
+    for (name, _) in std::env::vars_os() {
+        if name.as_bytes().starts_with(b"PG") {
+            cmd.env_remove(name);
+        }
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| anyhow!("cannot run {}: {e}", tool.path.display()))?;
+    check_status(what, out.status, &out.stderr, &[])?;
+    Ok(out.stdout)
+}
+
+/// The entries of a `pg_restore --list` table of contents (lines that are
+/// neither comments nor blank).
+fn pg_toc_entries(listing: &str) -> usize {
+    listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .count()
+}
+
+/// Verifies a `pg_dump -Fc` archive with PostgreSQL's own reader:
+/// `pg_restore --list` must succeed and list at least one entry, then
+/// `pg_restore --file=-` (output discarded) must read every data block
+/// through (a dump cut short fails there, since the table of contents at
+/// its start is complete). Used by [`Artifact::verify`].
+pub(super) fn check_pg_dump(path: &Path) -> anyhow::Result<()> {
+    let tool = find_tool(&["pg_restore"], "postgresql-client")?;
+    let listing = pg_restore_read(
+        &tool,
+        "pg_restore --list",
+        &["--list"],
+        path,
+        Stdio::piped(),
+    )?;
+    if pg_toc_entries(&String::from_utf8_lossy(&listing)) == 0 {
+        bail!("pg_restore --list: the dump's table of contents is empty");
+    }
+    // The script goes nowhere: only whether it can be read through counts.
+    pg_restore_read(&tool, "pg_restore", &["--file=-"], path, Stdio::null()).map(drop)
+}
+
 async fn pg_preflight(conn: &Conn) -> anyhow::Result<()> {
     let _ = find_tool(&["pg_dump"], "postgresql-client")?;
     let _ = find_tool(&["pg_restore"], "postgresql-client")?;
@@ -1188,6 +1258,7 @@ pub(super) fn mysql_client_tool() -> anyhow::Result<Tool> {
 
 async fn mysql_preflight(conn: &Conn) -> anyhow::Result<()> {
     let _ = mysql_dump_tool()?;
+    mysql_restore_schemas(&conn.dbname)?;
     let client = mysql_client_tool()?;
     let session = MySession::new(conn)?;
     let mut cmd = session.command(&client);
@@ -1198,7 +1269,7 @@ async fn mysql_preflight(conn: &Conn) -> anyhow::Result<()> {
     if String::from_utf8_lossy(&out).trim() != "1" {
         bail!("{}: unexpected answer to SELECT 1", client.name);
     }
-    Ok(())
+    mysql_check_restore_privilege(&MyClient::new(conn)?, conn).await
 }
 
 /// `mariadb-dump` into the pending backup (synced by [`Db::dump`]).
@@ -1225,11 +1296,24 @@ async fn mysql_dump(conn: &Conn, partial: &Pending) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lists the tables, views, sequences and routines of the database.
+/// Lists the tables, views, sequences, routines and triggers of the
+/// current database (triggers in their firing order).
 const MYSQL_LIST_OBJECTS: &str = "SELECT TABLE_TYPE, TABLE_NAME FROM information_schema.TABLES \
      WHERE TABLE_SCHEMA = DATABASE(); \
      SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES \
-     WHERE ROUTINE_SCHEMA = DATABASE()";
+     WHERE ROUTINE_SCHEMA = DATABASE(); \
+     SELECT 'TRIGGER', TRIGGER_NAME FROM information_schema.TRIGGERS \
+     WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER";
+
+/// The current database's default character set and collation.
+const MYSQL_SCHEMA_CHARSET: &str = "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+     FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()";
+
+/// The columns of the current database's views, for placeholder views.
+const MYSQL_VIEW_COLUMNS: &str = "SELECT c.TABLE_NAME, c.COLUMN_NAME \
+     FROM information_schema.COLUMNS c JOIN information_schema.VIEWS v \
+       ON v.TABLE_SCHEMA = c.TABLE_SCHEMA AND v.TABLE_NAME = c.TABLE_NAME \
+     WHERE c.TABLE_SCHEMA = DATABASE() ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION";
 
 /// Undoes the escapes of the client's batch output (`\t`, `\n`, `\\`, `\0`).
 fn unescape_batch(field: &str) -> String {
@@ -1251,80 +1335,582 @@ fn unescape_batch(field: &str) -> String {
     out
 }
 
-/// Parses `TYPE<TAB>NAME` lines of the object listing.
-fn parse_object_list(output: &str) -> Result<Vec<(String, String)>, String> {
+/// Splits the client's batch output into rows of unescaped fields.
+fn batch_rows(output: &str) -> Vec<Vec<String>> {
     output
         .lines()
         .filter(|l| !l.is_empty())
-        .map(|line| {
-            line.split_once('\t')
-                .map(|(kind, name)| (kind.to_owned(), unescape_batch(name)))
-                .ok_or_else(|| "unexpected output while listing the database's objects".to_owned())
+        .map(|line| line.split('\t').map(unescape_batch).collect())
+        .collect()
+}
+
+/// Parses `TYPE<TAB>NAME` lines of the object listing.
+fn parse_object_list(output: &str) -> Result<Vec<(String, String)>, String> {
+    batch_rows(output)
+        .into_iter()
+        .map(|row| match <[String; 2]>::try_from(row) {
+            Ok([kind, name]) => Ok((kind, name)),
+            Err(_) => Err("unexpected output while listing the database's objects".to_owned()),
         })
         .collect()
+}
+
+/// A schema's objects, by what the restore does with them.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Objects {
+    /// Base tables, system-versioned tables and sequences: they hold the
+    /// data and move by `RENAME TABLE`.
+    tables: Vec<String>,
+    /// Views (MariaDB cannot move them to another schema).
+    views: Vec<String>,
+    /// `(PROCEDURE|FUNCTION, name)`.
+    routines: Vec<(String, String)>,
+    /// Triggers, in firing order (a table with triggers cannot move to
+    /// another schema).
+    triggers: Vec<String>,
+}
+
+impl Objects {
+    fn from_listing(objects: Vec<(String, String)>) -> Objects {
+        let mut out = Objects::default();
+        for (kind, name) in objects {
+            match kind.as_str() {
+                "BASE TABLE" | "SYSTEM VERSIONED" | "SEQUENCE" => out.tables.push(name),
+                "VIEW" => out.views.push(name),
+                "PROCEDURE" | "FUNCTION" => out.routines.push((kind, name)),
+                "TRIGGER" => out.triggers.push(name),
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// SQL that drops the listed objects (views first, then tables and
-/// sequences, then routines), with foreign key checks off.
-fn mysql_drop_sql(objects: &[(String, String)]) -> String {
-    let mut sql = String::from("SET FOREIGN_KEY_CHECKS=0;\n");
-    for pass in ["VIEW", "TABLE", "ROUTINE"] {
-        for (kind, name) in objects {
-            let what = match (pass, kind.as_str()) {
-                ("VIEW", "VIEW") => "VIEW",
-                ("TABLE", "BASE TABLE" | "SYSTEM VERSIONED") => "TABLE",
-                ("TABLE", "SEQUENCE") => "SEQUENCE",
-                ("ROUTINE", "PROCEDURE") => "PROCEDURE",
-                ("ROUTINE", "FUNCTION") => "FUNCTION",
-                _ => continue,
-            };
-            sql.push_str(&format!("DROP {what} IF EXISTS {};\n", quote_ident(name)));
-        }
-    }
-    sql
+fn quote_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-async fn mysql_restore(conn: &Conn, dump: &Path) -> anyhow::Result<()> {
-    let client = mysql_client_tool()?;
-    let session = MySession::new(conn)?;
-    let database = format!("--database={}", conn.dbname);
+/// The ONE statement that swaps the restored tables in: every live table
+/// to `old`, every restored table from `new` into `live`. MariaDB renames
+/// all of them or none.
+fn mysql_swap_sql(
+    live: &str,
+    new: &str,
+    old: &str,
+    live_tables: &[String],
+    new_tables: &[String],
+) -> Option<String> {
+    let moves: Vec<String> = live_tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{}.{} TO {}.{}",
+                quote_ident(live),
+                quote_ident(t),
+                quote_ident(old),
+                quote_ident(t)
+            )
+        })
+        .chain(new_tables.iter().map(|t| {
+            format!(
+                "{}.{} TO {}.{}",
+                quote_ident(new),
+                quote_ident(t),
+                quote_ident(live),
+                quote_ident(t)
+            )
+        }))
+        .collect();
+    if moves.is_empty() {
+        None
+    } else {
+        Some(format!("RENAME TABLE {}", moves.join(", ")))
+    }
+}
 
-    let mut list = session.command(&client);
-    list.args(["--batch", "--skip-column-names"])
-        .arg(&database)
-        .arg(format!("--execute={MYSQL_LIST_OBJECTS}"))
-        .stdout(Stdio::piped());
-    let listing = run(list, &client, &session.secrets).await?;
-    let objects = parse_object_list(&String::from_utf8_lossy(&listing))
-        .map_err(|e| anyhow!("{}: {e}", client.name))?;
+/// Seconds the swap waits for a table lock held by another session.
+const MYSQL_SWAP_LOCK_WAIT: u32 = 60;
 
-    let mut load = session.command(&client);
-    load.args(["--batch"]).arg(&database).stdin(Stdio::piped());
-    let mut child = load
-        .spawn()
-        .map_err(|e| anyhow!("cannot run {}: {e}", client.path.display()))?;
-    let Some(mut to) = child.stdin.take() else {
-        bail!("cannot write to {}", client.name);
+/// The delimiter of the scripts that create triggers, routines and views
+/// (their bodies may hold `;`).
+const MYSQL_SCRIPT_DELIMITER: &str = "$$upkeep$$";
+
+/// A view, trigger or routine as `SHOW CREATE` gives it, with the
+/// `sql_mode` and collation it was created under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Definition {
+    statement: String,
+    sql_mode: Option<String>,
+    collation: String,
+}
+
+impl Definition {
+    /// From one row of `SHOW CREATE VIEW` (`View, Create View, cs, coll`),
+    /// `SHOW CREATE TRIGGER` (`Trigger, sql_mode, statement, cs, coll, …`)
+    /// or `SHOW CREATE PROCEDURE|FUNCTION` (`Name, sql_mode, statement, cs,
+    /// coll, …`).
+    fn from_row(view: bool, row: &[String]) -> Option<Definition> {
+        if view {
+            match row {
+                [_, statement, _, collation, ..] => Some(Definition {
+                    statement: statement.clone(),
+                    sql_mode: None,
+                    collation: collation.clone(),
+                }),
+                _ => None,
+            }
+        } else {
+            match row {
+                [_, sql_mode, statement, _, collation, ..] if statement != "NULL" => {
+                    Some(Definition {
+                        statement: statement.clone(),
+                        sql_mode: Some(sql_mode.clone()),
+                        collation: collation.clone(),
+                    })
+                }
+                _ => None,
+            }
+        }
+    }
+
+    /// The statement(s) that create it again, ended by
+    /// [`MYSQL_SCRIPT_DELIMITER`].
+    fn script(&self) -> anyhow::Result<String> {
+        if self.statement.contains(MYSQL_SCRIPT_DELIMITER) {
+            bail!("a definition holds {MYSQL_SCRIPT_DELIMITER}; cannot replay it");
+        }
+        let d = MYSQL_SCRIPT_DELIMITER;
+        let mut out = String::new();
+        if let Some(mode) = &self.sql_mode {
+            out.push_str(&format!(
+                "SET SESSION sql_mode = {}{d}\n",
+                quote_string(mode)
+            ));
+        }
+        out.push_str(&format!(
+            "SET collation_connection = {}{d}\n{}\n{d}\nSET SESSION sql_mode = @upkeep_sql_mode{d}\nSET NAMES utf8mb4{d}\n",
+            quote_string(&self.collation),
+            self.statement
+        ));
+        Ok(out)
+    }
+}
+
+/// A script for the client: `body` between `DELIMITER` lines, with foreign
+/// key checks off and the session's sql_mode kept to come back to.
+fn mysql_script(body: &str) -> String {
+    let d = MYSQL_SCRIPT_DELIMITER;
+    format!(
+        "SET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS = 0;\nSET @upkeep_sql_mode = @@SESSION.sql_mode;\nDELIMITER {d}\n{body}DELIMITER ;\n"
+    )
+}
+
+/// A placeholder view with `columns`, so that views using it can be
+/// created before its real definition (as mariadb-dump does).
+fn placeholder_view(name: &str, columns: &[String]) -> String {
+    let columns: Vec<String> = if columns.is_empty() {
+        vec!["1 AS `upkeep_placeholder`".to_owned()]
+    } else {
+        columns
+            .iter()
+            .map(|c| format!("NULL AS {}", quote_ident(c)))
+            .collect()
     };
-    let drop_sql = mysql_drop_sql(&objects);
-    let dump = dump.to_path_buf();
-    let feed = async move {
-        to.write_all(drop_sql.as_bytes()).await?;
-        let mut from = tokio::fs::File::open(&dump).await?;
-        tokio::io::copy(&mut from, &mut to).await?;
-        to.shutdown().await
-    };
-    let (fed, out) = tokio::join!(feed, child.wait_with_output());
-    let out = out.map_err(|e| anyhow!("{}: {e}", client.name))?;
-    check_status(client.name, out.status, &out.stderr, &session.secrets)?;
-    if let Err(e) = fed {
-        bail!("cannot feed the dump to {}: {e}", client.name);
+    format!(
+        "CREATE OR REPLACE VIEW {} AS SELECT {}{MYSQL_SCRIPT_DELIMITER}\n",
+        quote_ident(name),
+        columns.join(", ")
+    )
+}
+
+/// The names of the two schemas of one restore: `<db>_upkeep_new_<id>`
+/// (the dump is loaded there) and `<db>_upkeep_old_<id>` (the replaced
+/// tables go there, and are dropped once the swap is done).
+fn mysql_restore_schemas(dbname: &str) -> anyhow::Result<(String, String)> {
+    let id = unique_suffix();
+    let new = format!("{dbname}_upkeep_new_{id}");
+    let old = format!("{dbname}_upkeep_old_{id}");
+    check_schema_name(&old)?;
+    Ok((new, old))
+}
+
+/// MySQL's limit on schema names.
+const MYSQL_MAX_SCHEMA_NAME: usize = 64;
+
+fn check_schema_name(name: &str) -> anyhow::Result<()> {
+    if name.chars().count() > MYSQL_MAX_SCHEMA_NAME {
+        bail!(
+            "the database name is too long for the schemas an atomic restore needs \
+             (<name>_upkeep_old_<8 hex digits> must fit in {MYSQL_MAX_SCHEMA_NAME} characters)"
+        );
     }
     Ok(())
+}
+
+/// Eight hex digits, different for each call in this process and unlikely
+/// to repeat across processes.
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mixed = u64::from(nanos) ^ (u64::from(std::process::id()) << 12) ^ (n << 40);
+    format!("{:08x}", (mixed ^ (mixed >> 32)) & 0xffff_ffff)
+}
+
+/// The client and session of one restore, with helpers to run SQL.
+struct MyClient {
+    tool: Tool,
+    session: MySession,
+}
+
+impl MyClient {
+    fn new(conn: &Conn) -> anyhow::Result<MyClient> {
+        Ok(MyClient {
+            tool: mysql_client_tool()?,
+            session: MySession::new(conn)?,
+        })
+    }
+
+    fn base(&self, database: Option<&str>) -> Command {
+        let mut cmd = self.session.command(&self.tool);
+        cmd.args(["--batch", "--default-character-set=utf8mb4"]);
+        if let Some(db) = database {
+            cmd.arg(format!("--database={db}"));
+        }
+        cmd
+    }
+
+    /// Runs `sql`; returns the batch output without column names.
+    async fn query(&self, database: Option<&str>, sql: &str) -> anyhow::Result<String> {
+        let mut cmd = self.base(database);
+        cmd.arg("--skip-column-names")
+            .arg(format!("--execute={sql}"))
+            .stdout(Stdio::piped());
+        let out = run(cmd, &self.tool, &self.session.secrets).await?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Feeds `script`, then the file `then` (if any), to the client.
+    async fn feed(
+        &self,
+        database: &str,
+        script: String,
+        then: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        let mut cmd = self.base(Some(database));
+        cmd.stdin(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| anyhow!("cannot run {}: {e}", self.tool.path.display()))?;
+        let Some(mut to) = child.stdin.take() else {
+            bail!("cannot write to {}", self.tool.name);
+        };
+        let then = then.map(Path::to_path_buf);
+        let feed = async move {
+            to.write_all(script.as_bytes()).await?;
+            if let Some(path) = then {
+                let mut from = tokio::fs::File::open(&path).await?;
+                tokio::io::copy(&mut from, &mut to).await?;
+            }
+            to.shutdown().await
+        };
+        let (fed, out) = tokio::join!(feed, child.wait_with_output());
+        let out = out.map_err(|e| anyhow!("{}: {e}", self.tool.name))?;
+        check_status(
+            self.tool.name,
+            out.status,
+            &out.stderr,
+            &self.session.secrets,
+        )?;
+        if let Err(e) = fed {
+            bail!("cannot feed {}: {e}", self.tool.name);
+        }
+        Ok(())
+    }
+
+    async fn objects(&self, database: &str) -> anyhow::Result<Objects> {
+        let listing = self.query(Some(database), MYSQL_LIST_OBJECTS).await?;
+        let objects =
+            parse_object_list(&listing).map_err(|e| anyhow!("{}: {e}", self.tool.name))?;
+        Ok(Objects::from_listing(objects))
+    }
+
+    /// `SHOW CREATE <kind>` of each name, in `database` (so names in it are
+    /// not qualified: they resolve wherever the definition is replayed).
+    async fn definitions(
+        &self,
+        database: &str,
+        kind: &str,
+        names: &[String],
+    ) -> anyhow::Result<Vec<Definition>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql: Vec<String> = names
+            .iter()
+            .map(|n| format!("SHOW CREATE {kind} {}", quote_ident(n)))
+            .collect();
+        let out = self.query(Some(database), &sql.join("; ")).await?;
+        let rows = batch_rows(&out);
+        if rows.len() != names.len() {
+            bail!(
+                "{}: unexpected answer to SHOW CREATE {kind}",
+                self.tool.name
+            );
+        }
+        rows.iter()
+            .map(|row| {
+                Definition::from_row(kind == "VIEW", row).ok_or_else(|| {
+                    anyhow!(
+                        "{}: SHOW CREATE {kind} gave no definition (missing privilege?)",
+                        self.tool.name
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Drops the schemas of a restore (whatever they hold).
+    async fn drop_schemas(&self, schemas: &[&str]) -> anyhow::Result<()> {
+        let sql: Vec<String> = std::iter::once("SET FOREIGN_KEY_CHECKS = 0".to_owned())
+            .chain(
+                schemas
+                    .iter()
+                    .map(|s| format!("DROP DATABASE IF EXISTS {}", quote_ident(s))),
+            )
+            .collect();
+        self.query(None, &sql.join("; ")).await.map(drop)
+    }
+}
+
+/// Checks that the user may create and drop the schemas an atomic restore
+/// uses (`<db>_upkeep_*`), by creating and dropping one.
+async fn mysql_check_restore_privilege(client: &MyClient, conn: &Conn) -> anyhow::Result<()> {
+    let probe = format!("{}_upkeep_chk_{}", conn.dbname, unique_suffix());
+    check_schema_name(&probe)?;
+    let sql = format!(
+        "CREATE DATABASE {0}; DROP DATABASE {0}",
+        quote_ident(&probe)
+    );
+    client.query(None, &sql).await.map(drop).map_err(|e| {
+        anyhow!(
+            "the database user cannot create and drop the schema {} that an atomic restore \
+             uses (grant it ALL PRIVILEGES ON `{}\\_upkeep\\_%`.*): {e:#}",
+            quote_ident(&probe),
+            conn.dbname.replace('_', "\\_").replace('%', "\\%")
+        )
+    })
+}
+
+/// Restores into a fresh schema, then swaps it in (see the module
+/// documentation): the live database is untouched until the one
+/// `RENAME TABLE`, and on any failure before it the new schema is dropped.
+async fn mysql_restore(conn: &Conn, dump: &Path) -> anyhow::Result<()> {
+    let client = MyClient::new(conn)?;
+    let live = conn.dbname.as_str();
+    let (new, old) = mysql_restore_schemas(live)?;
+
+    let charset = batch_rows(&client.query(Some(live), MYSQL_SCHEMA_CHARSET).await?);
+    let Some([cs, coll]) = charset
+        .first()
+        .and_then(|r| <[String; 2]>::try_from(r.clone()).ok())
+    else {
+        bail!(
+            "{}: cannot read the database's character set",
+            client.tool.name
+        );
+    };
+    let create = |name: &str| {
+        format!(
+            "CREATE DATABASE {} CHARACTER SET {} COLLATE {}",
+            quote_ident(name),
+            quote_string(&cs),
+            quote_string(&coll)
+        )
+    };
+    client
+        .query(None, &format!("{}; {}", create(&new), create(&old)))
+        .await
+        .map_err(|e| anyhow!("cannot create the schemas of the restore: {e:#}"))?;
+
+    let staged = mysql_stage(&client, live, &new, &old, dump).await;
+    match staged {
+        Ok(()) => {
+            // The swap is done: the previous tables are no longer needed.
+            client
+                .drop_schemas(&[&old, &new])
+                .await
+                .map_err(|e| anyhow!("restored, but the schema {old} with the previous tables could not be dropped: {e:#}"))
+        }
+        Err(Failure::BeforeSwap(e)) => {
+            if let Err(cleanup) = client.drop_schemas(&[&new, &old]).await {
+                return Err(anyhow!(
+                    "{e:#} (and the temporary schemas {new}, {old} could not be dropped: {cleanup:#})"
+                ));
+            }
+            Err(e)
+        }
+        Err(Failure::AfterSwap(e)) => Err(anyhow!(
+            "the tables were restored, but recreating views, routines and triggers failed \
+             (the previous tables are kept in the schema {old}): {e:#}"
+        )),
+    }
+}
+
+/// How a restore failed: before the swap the live database is as it was.
+enum Failure {
+    BeforeSwap(anyhow::Error),
+    AfterSwap(anyhow::Error),
+}
+
+async fn mysql_stage(
+    client: &MyClient,
+    live: &str,
+    new: &str,
+    old: &str,
+    dump: &Path,
+) -> Result<(), Failure> {
+    let before = Failure::BeforeSwap;
+    // 1. The dump into the new schema (it names no schema: mariadb-dump of
+    //    one database writes no USE).
+    client
+        .feed(new, String::new(), Some(dump))
+        .await
+        .map_err(before)?;
+    // 2. What both hold; the definitions to create in the live database
+    //    after the swap, read in the new schema so that its own names are
+    //    unqualified.
+    let restored = client.objects(new).await.map_err(before)?;
+    let current = client.objects(live).await.map_err(before)?;
+    let views = client
+        .definitions(new, "VIEW", &restored.views)
+        .await
+        .map_err(before)?;
+    let mut routines = Vec::new();
+    for (kind, name) in &restored.routines {
+        let mut d = client
+            .definitions(new, kind, std::slice::from_ref(name))
+            .await
+            .map_err(before)?;
+        routines.append(&mut d);
+    }
+    let triggers = client
+        .definitions(new, "TRIGGER", &restored.triggers)
+        .await
+        .map_err(before)?;
+    let view_columns = batch_rows(
+        &client
+            .query(Some(new), MYSQL_VIEW_COLUMNS)
+            .await
+            .map_err(before)?,
+    );
+    let live_triggers = client
+        .definitions(live, "TRIGGER", &current.triggers)
+        .await
+        .map_err(before)?;
+    // Views of the live database in the way of a restored table.
+    let in_the_way: Vec<String> = current
+        .views
+        .iter()
+        .filter(|v| restored.tables.contains(v))
+        .cloned()
+        .collect();
+    let live_in_the_way = client
+        .definitions(live, "VIEW", &in_the_way)
+        .await
+        .map_err(before)?;
+
+    // 3. Tables with triggers cannot move to another schema: drop the new
+    //    schema's triggers, then (just before the swap) the live ones, which
+    //    are put back if the swap fails.
+    let drop_triggers = |names: &[String]| -> String {
+        names
+            .iter()
+            .map(|t| format!("DROP TRIGGER IF EXISTS {}; ", quote_ident(t)))
+            .collect()
+    };
+    if !restored.triggers.is_empty() {
+        client
+            .query(Some(new), &drop_triggers(&restored.triggers))
+            .await
+            .map_err(before)?;
+    }
+    let mut undo = live_triggers.clone();
+    undo.extend(live_in_the_way.iter().cloned());
+    let mut pre_swap = drop_triggers(&current.triggers);
+    for v in &in_the_way {
+        pre_swap.push_str(&format!("DROP VIEW IF EXISTS {}; ", quote_ident(v)));
+    }
+    let swap = mysql_swap_sql(live, new, old, &current.tables, &restored.tables);
+    // One client run: the trigger drops and the swap follow each other
+    // at once; a lock held elsewhere makes it fail rather than hang.
+    let swapped = async {
+        crate::failpoint::hit("mysql-restore-swap")?;
+        let mut sql = format!("SET SESSION lock_wait_timeout = {MYSQL_SWAP_LOCK_WAIT}; {pre_swap}");
+        if let Some(swap) = &swap {
+            sql.push_str(swap);
+        }
+        client.query(Some(live), &sql).await.map(drop)
+    }
+    .await;
+    if let Err(e) = swapped {
+        let mut body = String::new();
+        for d in &undo {
+            body.push_str(&d.script().map_err(before)?);
+        }
+        if !undo.is_empty()
+            && let Err(undo_err) = client.feed(live, mysql_script(&body), None).await
+        {
+            return Err(before(anyhow!(
+                "{e:#} (and putting back the live database's triggers failed: {undo_err:#})"
+            )));
+        }
+        return Err(before(e));
+    }
+
+    // 4. After the swap: the live database's views and routines give way
+    //    to the dump's, and the dump's triggers are created.
+    let after = Failure::AfterSwap;
+    let mut body = String::new();
+    for v in &current.views {
+        body.push_str(&format!(
+            "DROP VIEW IF EXISTS {}{MYSQL_SCRIPT_DELIMITER}\n",
+            quote_ident(v)
+        ));
+    }
+    for (kind, name) in &current.routines {
+        body.push_str(&format!(
+            "DROP {kind} IF EXISTS {}{MYSQL_SCRIPT_DELIMITER}\n",
+            quote_ident(name)
+        ));
+    }
+    for view in &restored.views {
+        let columns: Vec<String> = view_columns
+            .iter()
+            .filter(|r| r.first() == Some(view))
+            .filter_map(|r| r.get(1).cloned())
+            .collect();
+        body.push_str(&placeholder_view(view, &columns));
+    }
+    for (view, d) in restored.views.iter().zip(&views) {
+        body.push_str(&format!(
+            "DROP VIEW IF EXISTS {}{MYSQL_SCRIPT_DELIMITER}\n",
+            quote_ident(view)
+        ));
+        body.push_str(&d.script().map_err(after)?);
+    }
+    for d in routines.iter().chain(&triggers) {
+        body.push_str(&d.script().map_err(after)?);
+    }
+    client
+        .feed(live, mysql_script(&body), None)
+        .await
+        .map_err(after)
 }
 
 // ---------------------------------------------------------------------------
@@ -1502,6 +2088,8 @@ impl Db {
 
     /// Preflight: the dump/restore tools exist (pg_dump + pg_restore + psql; mariadb-dump or mysqldump + mariadb or mysql)
     /// and the server answers a trivial query with these credentials. Sqlite: the file exists and opens.
+    /// MySQL: also that the user may create and drop the `<db>_upkeep_*` schemas of an atomic restore
+    /// (one is created and dropped).
     ///
     /// # Errors
     ///
@@ -1619,15 +2207,16 @@ impl Db {
     /// Verifies the artifact, then makes the database exactly what the dump holds: tables (and other
     /// objects) created after the dump MUST be gone afterwards (a failed upgrade's migration created them).
     /// postgres: e.g. drop and recreate the schemas the dump holds (or everything owned), then `pg_restore --no-owner --single-transaction`.
-    /// mysql: drop every table/view of the database (FOREIGN_KEY_CHECKS=0), then feed the dump to `mariadb`/`mysql` on stdin.
+    /// mysql: load the dump into a new schema, then swap its tables in with ONE `RENAME TABLE`.
     /// sqlite: backup API from the dump file into the live path (remove stale -wal/-shm properly, or restore through a connection so they are consistent).
     ///
     /// PostgreSQL: everything the connecting role may drop goes (schemas
     /// other than `public`; relations, routines and types everywhere),
     /// then the `pg_restore --no-owner --single-transaction` script is
-    /// applied by `psql`, all in one transaction. MySQL: tables, views,
-    /// sequences, procedures and functions are dropped (events are left
-    /// alone; the dump does not hold them).
+    /// applied by `psql`, all in one transaction. MySQL: the dump is loaded
+    /// into a fresh schema and its tables swapped in by one `RENAME TABLE`;
+    /// views, routines and triggers follow (see the module documentation).
+    /// Events are left alone; the dump does not hold them.
     ///
     /// # Errors
     ///
@@ -2095,26 +2684,125 @@ mod tests {
     }
 
     #[test]
-    fn mysql_object_listing_and_drops() {
-        let out = "BASE TABLE\tusers\nVIEW\tv`1\nSEQUENCE\ts\nBASE TABLE\twith\\ttab\nPROCEDURE\tp\nFUNCTION\tf\nSYSTEM VIEW\tignored\n";
+    fn mysql_object_listing_and_swap() {
+        let out = "BASE TABLE\tusers\nVIEW\tv`1\nSEQUENCE\ts\nBASE TABLE\twith\\ttab\nPROCEDURE\tp\nFUNCTION\tf\nSYSTEM VIEW\tignored\nTRIGGER\ttr\n";
         let objects = parse_object_list(out).unwrap();
         assert_eq!(
             objects[3],
             ("BASE TABLE".to_owned(), "with\ttab".to_owned())
         );
-        let sql = mysql_drop_sql(&objects);
+        let objects = Objects::from_listing(objects);
+        assert_eq!(objects.tables, ["users", "s", "with\ttab"]);
+        assert_eq!(objects.views, ["v`1"]);
+        assert_eq!(objects.triggers, ["tr"]);
         assert_eq!(
-            sql,
-            "SET FOREIGN_KEY_CHECKS=0;\n\
-             DROP VIEW IF EXISTS `v``1`;\n\
-             DROP TABLE IF EXISTS `users`;\n\
-             DROP SEQUENCE IF EXISTS `s`;\n\
-             DROP TABLE IF EXISTS `with\ttab`;\n\
-             DROP PROCEDURE IF EXISTS `p`;\n\
-             DROP FUNCTION IF EXISTS `f`;\n"
+            objects.routines,
+            [
+                ("PROCEDURE".to_owned(), "p".to_owned()),
+                ("FUNCTION".to_owned(), "f".to_owned())
+            ]
         );
         assert!(parse_object_list("garbage").is_err());
         assert_eq!(parse_object_list("").unwrap(), vec![]);
+
+        let swap = mysql_swap_sql(
+            "portal",
+            "portal_upkeep_new_1",
+            "portal_upkeep_old_1",
+            &["items".to_owned(), "gone`x".to_owned()],
+            &["items".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(
+            swap,
+            "RENAME TABLE `portal`.`items` TO `portal_upkeep_old_1`.`items`, \
+             `portal`.`gone``x` TO `portal_upkeep_old_1`.`gone``x`, \
+             `portal_upkeep_new_1`.`items` TO `portal`.`items`"
+        );
+        assert_eq!(mysql_swap_sql("a", "b", "c", &[], &[]), None);
+    }
+
+    #[test]
+    fn mysql_definitions_replay_with_their_mode() {
+        let row: Vec<String> = [
+            "v",
+            "CREATE VIEW `v` AS select 1 AS `a`",
+            "utf8mb3",
+            "utf8mb3_general_ci",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let view = Definition::from_row(true, &row).unwrap();
+        assert_eq!(view.sql_mode, None);
+        let row: Vec<String> = [
+            "p",
+            "STRICT_TRANS_TABLES",
+            "CREATE PROCEDURE `p`()\nBEGIN SELECT 1; SELECT 'it''s'; END",
+            "utf8mb4",
+            "utf8mb4_general_ci",
+            "latin1_swedish_ci",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let routine = Definition::from_row(false, &row).unwrap();
+        let script = mysql_script(&routine.script().unwrap());
+        assert_eq!(
+            script,
+            "SET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS = 0;\nSET @upkeep_sql_mode = @@SESSION.sql_mode;\n\
+             DELIMITER $$upkeep$$\n\
+             SET SESSION sql_mode = 'STRICT_TRANS_TABLES'$$upkeep$$\n\
+             SET collation_connection = 'utf8mb4_general_ci'$$upkeep$$\n\
+             CREATE PROCEDURE `p`()\nBEGIN SELECT 1; SELECT 'it''s'; END\n$$upkeep$$\n\
+             SET SESSION sql_mode = @upkeep_sql_mode$$upkeep$$\nSET NAMES utf8mb4$$upkeep$$\n\
+             DELIMITER ;\n"
+        );
+        // No definition (no privilege to see it) is an error, not a blank.
+        let mut hidden = row.clone();
+        hidden[2] = "NULL".to_owned();
+        assert_eq!(Definition::from_row(false, &hidden), None);
+        let sneaky = Definition {
+            statement: "SELECT '$$upkeep$$'".to_owned(),
+            ..routine
+        };
+        assert!(sneaky.script().is_err());
+        assert_eq!(
+            placeholder_view("v", &["a".to_owned(), "b`".to_owned()]),
+            "CREATE OR REPLACE VIEW `v` AS SELECT NULL AS `a`, NULL AS `b```$$upkeep$$\n"
+        );
+    }
+
+    #[test]
+    fn mysql_restore_schema_names_fit() {
+        let (new, old) = mysql_restore_schemas("portal").unwrap();
+        assert!(
+            new.starts_with("portal_upkeep_new_") && new.len() == 26,
+            "{new}"
+        );
+        assert!(
+            old.starts_with("portal_upkeep_old_") && old[18..] == new[18..],
+            "{old}"
+        );
+        assert_ne!(mysql_restore_schemas("portal").unwrap().0, new);
+        let long = "x".repeat(47);
+        let err = mysql_restore_schemas(&long).unwrap_err().to_string();
+        assert!(err.contains("too long"), "{err}");
+        assert!(mysql_restore_schemas(&"x".repeat(38)).is_ok());
+    }
+
+    #[test]
+    fn percent_escaped_user_and_password_in_urls() {
+        // The `percent-encoding` crate decodes; an invalid escape stays.
+        let c = Conn::parse_mysql("mysql://us%65r%3A1:p%25w%40%zz@h/d%5Fb").unwrap();
+        assert_eq!(c.user.as_deref(), Some("user:1"));
+        assert_eq!(c.password().map(Secret::expose), Some("p%w@%zz"));
+        assert_eq!(c.dbname, "d_b");
+        let c = Conn::parse_postgres("postgres://%C3%A9t%C3%A9:%F0%9F%94%91@h/d").unwrap();
+        assert_eq!(c.user.as_deref(), Some("été"));
+        assert_eq!(c.password().map(Secret::expose), Some("🔑"));
+        let err = Conn::parse_postgres("postgres://u:%FF@h/d")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("UTF-8"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 pub mod db;
 pub mod dblock;
 pub mod files;
+mod sqldump;
 
 #[cfg(test)]
 mod db_tests;
@@ -22,11 +23,11 @@ mod db_tests;
 mod test_servers;
 
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use sha2::{Digest, Sha256};
 
 pub(crate) use crate::error::one_line_text as one_line;
@@ -70,17 +71,13 @@ pub struct Artifact {
     pub sha256: String,
 }
 
-/// Start of every `pg_dump -Fc` archive.
-const PG_CUSTOM_MAGIC: &[u8] = b"PGDMP";
-
-/// Start of the last line that `mysqldump`/`mariadb-dump` writes.
-const MYSQL_DUMP_TRAILER: &str = "-- Dump completed";
-
 impl Artifact {
     /// Checks the file still has its size and SHA-256 and is readable as what it claims to be
     /// (tar.gz: every entry can be read through; sqlite: opens and `PRAGMA quick_check` = ok;
-    /// postgres custom dump: starts with the "PGDMP" magic; mysql dump: ends with the dump tool's
-    /// "-- Dump completed" line). One-line errors naming the file.
+    /// postgres custom dump: `pg_restore --list` succeeds with a non-empty table of contents and
+    /// `pg_restore` reads the whole archive through; mysql dump: parses to its end, every
+    /// statement closed and the dump tool's "-- Dump completed" line last, see
+    /// `backup::sqldump`). One-line errors naming the file.
     ///
     /// # Errors
     ///
@@ -120,8 +117,8 @@ impl Artifact {
         match self.kind {
             Kind::Files => files::check_archive(&self.path),
             Kind::Sqlite => db::check_sqlite_file(&self.path),
-            Kind::Postgres => check_pg_custom(&self.path),
-            Kind::Mysql => check_mysql_dump(&self.path),
+            Kind::Postgres => db::check_pg_dump(&self.path),
+            Kind::Mysql => sqldump::check_file(&self.path),
         }
     }
 
@@ -137,54 +134,6 @@ impl Artifact {
             sha256: hashed.sha256(),
         })
     }
-}
-
-fn check_pg_custom(path: &Path) -> anyhow::Result<()> {
-    let mut head = [0u8; 5];
-    let mut file = File::open(path).context("cannot open")?;
-    let n = read_up_to(&mut file, &mut head).context("cannot read")?;
-    if head[..n] != *PG_CUSTOM_MAGIC {
-        bail!("not a PostgreSQL custom-format dump (no PGDMP header)");
-    }
-    Ok(())
-}
-
-fn check_mysql_dump(path: &Path) -> anyhow::Result<()> {
-    let mut file = File::open(path).context("cannot open")?;
-    let len = file.metadata().context("cannot read")?.len();
-    let tail_len = len.min(4096);
-    file.seek(SeekFrom::Start(len - tail_len))
-        .context("cannot read")?;
-    let mut tail = Vec::new();
-    file.read_to_end(&mut tail).context("cannot read")?;
-    if !mysql_dump_complete(&tail) {
-        bail!("not a complete MySQL dump (no final \"{MYSQL_DUMP_TRAILER}\" line)");
-    }
-    Ok(())
-}
-
-/// Whether the last non-empty line of `tail` is the dump tool's trailer.
-fn mysql_dump_complete(tail: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(tail);
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .is_some_and(|line| line.starts_with(MYSQL_DUMP_TRAILER))
-}
-
-/// Reads into `buf` until it is full or the reader ends; returns the count.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 // ---------------------------------------------------------------------------
@@ -263,18 +212,6 @@ mod tests {
     }
 
     #[test]
-    fn mysql_trailer_detection() {
-        assert!(mysql_dump_complete(
-            b"INSERT ...;\n\n-- Dump completed on 2026-01-01 10:00:00\n"
-        ));
-        assert!(mysql_dump_complete(b"-- Dump completed\n\n\n"));
-        assert!(!mysql_dump_complete(
-            b"-- Dump completed\nINSERT INTO t VALUES (1);\n"
-        ));
-        assert!(!mysql_dump_complete(b""));
-    }
-
-    #[test]
     fn a_backups_partial_file_is_0600_and_replaces_a_stale_one() {
         use crate::fsutil::durable::{Options, Pending, partial_path};
         let dir = tempfile::tempdir().unwrap();
@@ -293,11 +230,11 @@ mod tests {
     }
 
     #[test]
-    fn verify_checks_size_hash_and_magic() {
+    fn verify_checks_size_hash_and_content() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.dump");
-        fs::write(&path, b"PGDMP\x01\x0e rest").unwrap();
-        let a = Artifact::of_file(Kind::Postgres, &path).unwrap();
+        fs::write(&path, b"SELECT 1;\n-- Dump completed\n").unwrap();
+        let a = Artifact::of_file(Kind::Mysql, &path).unwrap();
         a.verify().unwrap();
 
         let mut wrong = a.clone();
@@ -310,10 +247,17 @@ mod tests {
         wrong.size += 1;
         assert!(wrong.verify().unwrap_err().to_string().contains("bytes"));
 
-        fs::write(&path, b"NOTPG").unwrap();
+        // Only a header is no PostgreSQL dump: pg_restore says why.
+        fs::write(&path, b"PGDMP\x01\x0e rest").unwrap();
         let bad = Artifact::of_file(Kind::Postgres, &path).unwrap();
         let err = bad.verify().unwrap_err().to_string();
-        assert!(err.contains("PGDMP"), "{err}");
+        assert!(err.contains("pg_restore --list failed"), "{err}");
+        assert!(err.contains("db.dump") && !err.contains('\n'), "{err}");
+
+        fs::write(&path, b"SELECT 1\n-- Dump completed\n").unwrap();
+        let bad = Artifact::of_file(Kind::Mysql, &path).unwrap();
+        let err = bad.verify().unwrap_err().to_string();
+        assert!(err.contains("not a complete MySQL dump"), "{err}");
 
         let missing = Artifact {
             path: dir.path().join("gone"),

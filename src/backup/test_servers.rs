@@ -228,7 +228,8 @@ pub(super) struct Mariadb {
 
 impl Mariadb {
     /// Installs a data directory, starts the server, creates user `portal`
-    /// with `password` and database `portal` it may do anything in.
+    /// with `password` and database `portal` it may do anything in, as in
+    /// the schemas `portal_upkeep_*` of an atomic restore.
     pub fn start(password: &str) -> Mariadb {
         need("/usr/sbin/mariadbd", "mariadb-server");
         need("/usr/bin/mariadb-install-db", "mariadb-server");
@@ -308,7 +309,9 @@ impl Mariadb {
              CREATE USER 'portal'@'localhost' IDENTIFIED BY '{pw}';
              CREATE DATABASE portal;
              GRANT ALL ON portal.* TO 'portal'@'%';
-             GRANT ALL ON portal.* TO 'portal'@'localhost';"
+             GRANT ALL ON portal.* TO 'portal'@'localhost';
+             GRANT ALL ON `portal\\_upkeep\\_%`.* TO 'portal'@'%';
+             GRANT ALL ON `portal\\_upkeep\\_%`.* TO 'portal'@'localhost';"
         ));
         let cnf_value = password.replace('\\', "\\\\").replace('"', "\\\"");
         let mut cnf = fs::OpenOptions::new()
