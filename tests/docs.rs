@@ -378,15 +378,15 @@ fn link_problem(root: &Path, file: &str, target: &str) -> Option<String> {
     if !on_disk.exists() {
         return Some(format!("{target}: {} does not exist", linked.display()));
     }
-    if let Some(anchor) = anchor {
-        if linked.extension().is_some_and(|e| e == "md") {
-            let text = fs::read_to_string(&on_disk).unwrap_or_default();
-            if !heading_anchors(&text).contains(anchor) {
-                return Some(format!(
-                    "{target}: no heading #{anchor} in {}",
-                    linked.display()
-                ));
-            }
+    if let Some(anchor) = anchor
+        && linked.extension().is_some_and(|e| e == "md")
+    {
+        let text = fs::read_to_string(&on_disk).unwrap_or_default();
+        if !heading_anchors(&text).contains(anchor) {
+            return Some(format!(
+                "{target}: no heading #{anchor} in {}",
+                linked.display()
+            ));
         }
     }
     None
