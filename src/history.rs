@@ -557,9 +557,25 @@ pub struct PrettyList<W: Write> {
 
 impl<W: Write> PrettyList<W> {
     /// Writes the opening of the object and of its list `key`.
-    pub fn begin(mut out: W, key: &str) -> std::io::Result<PrettyList<W>> {
+    pub fn begin(out: W, key: &str) -> std::io::Result<PrettyList<W>> {
+        Self::begin_after(out, &serde_json::Map::new(), key)
+    }
+
+    /// [`PrettyList::begin`], with the fields `head` before the list (such
+    /// as `"schema_version"`).
+    pub fn begin_after(
+        mut out: W,
+        head: &serde_json::Map<String, serde_json::Value>,
+        key: &str,
+    ) -> std::io::Result<PrettyList<W>> {
+        out.write_all(b"{")?;
+        for (k, v) in head {
+            let k = serde_json::to_string(k).map_err(std::io::Error::other)?;
+            let v = serde_json::to_string_pretty(v).map_err(std::io::Error::other)?;
+            write!(out, "\n  {k}: {},", v.replace('\n', "\n  "))?;
+        }
         let key = serde_json::to_string(key).map_err(std::io::Error::other)?;
-        write!(out, "{{\n  {key}: [")?;
+        write!(out, "\n  {key}: [")?;
         Ok(PrettyList { out, items: 0 })
     }
 
@@ -824,6 +840,27 @@ mod tests {
             }
             let got = String::from_utf8(list.finish().unwrap()).unwrap();
             assert_eq!(got, expected, "{target:?} {limit}");
+        }
+    }
+
+    #[test]
+    fn pretty_list_after_head_fields_prints_what_to_string_pretty_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = generated(dir.path(), 3);
+        let runs = h.runs(None, 100).unwrap();
+        let mut head = serde_json::Map::new();
+        head.insert("schema_version".into(), serde_json::json!(1));
+        head.insert("nested".into(), serde_json::json!({"a": [1, 2]}));
+        for n in [0, runs.len()] {
+            let mut whole = head.clone();
+            whole.insert("runs".into(), serde_json::json!(runs[..n]));
+            let expected = format!("{}\n", serde_json::to_string_pretty(&whole).unwrap());
+            let mut list = PrettyList::begin_after(Vec::new(), &head, "runs").unwrap();
+            for r in &runs[..n] {
+                list.push(r).unwrap();
+            }
+            let got = String::from_utf8(list.finish().unwrap()).unwrap();
+            assert_eq!(got, expected, "{n} runs");
         }
     }
 

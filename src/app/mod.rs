@@ -318,6 +318,10 @@ async fn unattended_one(
             let payload = crate::notify::payload("download", &target.name, code, extra.clone());
             crate::notify::run(&target.notify, &payload, crate::notify::TIMEOUT).await;
         }
+        let mut extra = extra;
+        if let Err(e) = &result {
+            extra["error"] = error_json(e);
+        }
         return (
             code,
             doc(
@@ -348,7 +352,7 @@ async fn unattended_one(
         }
     };
     let extra = match &result {
-        Err(e) => json!({"error": e.to_string()}),
+        Err(e) => json!({"error": error_json(e)}),
         Ok(_) => json!({}),
     };
     (code, doc("upgrade", code, extra))
@@ -374,11 +378,58 @@ async fn download_update(
     Ok(Some(candidate.version.to_string()))
 }
 
-/// Prints a JSON document on stdout.
+/// The version of every JSON document upkeep prints (`"schema_version"`,
+/// its first field). Bumped when a field changes meaning or goes away;
+/// new fields do not bump it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Set once a JSON document went to stdout: an error after that prints no
+/// second one.
+static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints a JSON document on stdout, `"schema_version"` first.
 fn print_json(value: &impl Serialize) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Failed(e.into()))?;
+    let value = serde_json::to_value(value).map_err(|e| Error::Failed(e.into()))?;
+    let value = match value {
+        serde_json::Value::Object(fields) => {
+            let mut doc = serde_json::Map::with_capacity(fields.len() + 1);
+            doc.insert("schema_version".into(), json!(SCHEMA_VERSION));
+            doc.extend(fields.into_iter().filter(|(k, _)| k != "schema_version"));
+            serde_json::Value::Object(doc)
+        }
+        other => other,
+    };
+    let text = serde_json::to_string_pretty(&value).map_err(|e| Error::Failed(e.into()))?;
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
     outln!("{text}");
     Ok(())
+}
+
+/// An error as JSON: `{"code": EXIT CODE, "kind", "message"}`, the message
+/// the one line stderr shows, secrets masked.
+pub fn error_json(e: &Error) -> serde_json::Value {
+    let kind = match e {
+        Error::Config(_) => "config",
+        Error::Usage(_) => "usage",
+        Error::NotRoot { .. } => "not_root",
+        Error::Locked(_) => "locked",
+        Error::Declined(_) => "declined",
+        Error::Failed(_) => "failed",
+        Error::Preflight(_) => "preflight",
+        Error::RolledBack(_) => "rolled_back",
+        Error::NeedsAttention(_) => "needs_attention",
+    };
+    let message = crate::confmerge::Masker::portal_default().mask_text(&e.to_string(), &[]);
+    json!({"code": e.exit_code(), "kind": kind, "message": message})
+}
+
+/// With `--json`, the document of a command that ended in `e` before it
+/// printed one of its own: `{"schema_version", "error": {...}}` (see
+/// [`error_json`]). Nothing when the command already printed its document.
+pub fn print_error_document(e: &Error) {
+    if !JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = print_json(&json!({"error": error_json(e)}));
+    }
 }
 
 /// The HTTP client for a target's repositories: progress bars only for a
@@ -1004,7 +1055,7 @@ fn json_failure_with(
             _ => "failed_unchanged",
         };
         let mut doc = json!({
-            "target": target.name, "kind": kind, "outcome": outcome, "error": e.to_string(),
+            "target": target.name, "kind": kind, "outcome": outcome, "error": error_json(&e),
         });
         if let Some(v) = verify {
             doc["verify"] = v;
@@ -1105,7 +1156,7 @@ async fn upgrade(
             doc["target"] = json!(target.name);
             doc["kind"] = json!("upgrade");
             doc["outcome"] = json!("blocked");
-            doc["error"] = json!(e.to_string());
+            doc["error"] = error_json(&e);
             print_json(&doc)?;
         }
         return Err(e);
@@ -1690,7 +1741,7 @@ fn history(g: &Global, settings: &Settings, name: Option<&str>, limit: u32) -> C
     }
 }
 
-/// `history --json`: `{"runs": [...]}`, exactly as [`print_json`] prints
+/// `history --json`: `{"schema_version", "runs": [...]}`, exactly as [`print_json`] prints
 /// it, written run by run.
 fn history_json(
     history: Option<&History>,
@@ -1699,7 +1750,10 @@ fn history_json(
     lock_held: bool,
     out: impl Write,
 ) -> anyhow::Result<()> {
-    let mut list = crate::history::PrettyList::begin(out, "runs")?;
+    let mut head = serde_json::Map::new();
+    head.insert("schema_version".into(), json!(SCHEMA_VERSION));
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut list = crate::history::PrettyList::begin_after(out, &head, "runs")?;
     if let Some(h) = history {
         h.each_run(name, limit, true, |r| {
             list.push(&public_run(r, lock_held))?;

@@ -1,5 +1,6 @@
 //! The command line from the outside, without the rig: configuration errors,
-//! usage errors, with their exit codes.
+//! usage errors, with their exit codes, and the JSON document `--json`
+//! prints on every outcome.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -158,7 +159,9 @@ fn listing_every_run_of_a_long_history_prints_the_same_json_and_text() {
     runs[0].outcome = Some("interrupted".into());
     let out = upkeep(&main, &["--json", "history", "--limit", "10000"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let expected = serde_json::to_string_pretty(&serde_json::json!({ "runs": runs })).unwrap();
+    let expected =
+        serde_json::to_string_pretty(&serde_json::json!({ "schema_version": 1, "runs": runs }))
+            .unwrap();
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         format!("{expected}\n")
@@ -202,8 +205,137 @@ fn listing_every_run_of_a_long_history_prints_the_same_json_and_text() {
     let out = upkeep(&main, &["--json", "history"]);
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "{\n  \"runs\": []\n}\n"
+        "{\n  \"schema_version\": 1,\n  \"runs\": []\n}\n"
     );
     let out = upkeep(&main, &["history"]);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "no runs recorded\n");
+}
+
+/// stdout of a `--json` run: exactly one JSON document.
+fn one_document(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not one JSON document ({e}): {text:?}"))
+}
+
+/// The error document of a failed `--json` run, checked against its exit
+/// code and the one line stderr shows.
+fn error_document(out: &Output, code: i32, kind: &str) -> serde_json::Value {
+    assert_eq!(out.status.code(), Some(code), "{out:?}");
+    let doc = one_document(out);
+    assert_eq!(doc["schema_version"], 1, "{doc}");
+    assert_eq!(doc["error"]["code"], code, "{doc}");
+    assert_eq!(doc["error"]["kind"], kind, "{doc}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find_map(|l| l.strip_prefix("upkeep: error: "))
+        .unwrap_or_else(|| panic!("no error line on stderr: {err}"));
+    assert_eq!(doc["error"]["message"], line, "{doc}");
+    doc
+}
+
+#[test]
+fn config_error_under_json_prints_an_error_document() {
+    // A configuration error under --json used to print nothing on stdout.
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("upkeep.toml");
+    std::fs::write(&main, VALID).unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    let dropin = dir.path().join("conf.d/50-bad.toml");
+    std::fs::write(&dropin, "[targets.portal.repository]\ntype = \"zypper\"\n").unwrap();
+    for args in [
+        &["--json", "status"][..],
+        &["check", "--json"],
+        &["--json", "history"],
+    ] {
+        let doc = error_document(&upkeep(&main, args), 2, "config");
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(message.contains("targets.portal.repository.type"), "{doc}");
+        assert!(message.contains(&dropin.display().to_string()), "{doc}");
+    }
+    let doc = error_document(
+        &upkeep(
+            Path::new("/nonexistent/upkeep.toml"),
+            &["--json", "versions"],
+        ),
+        2,
+        "config",
+    );
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/upkeep.toml")
+    );
+}
+
+#[test]
+fn usage_error_under_json_prints_an_error_document() {
+    let out = upkeep(Path::new("/nonexistent"), &["--json", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let doc = one_document(&out);
+    assert_eq!(doc["schema_version"], 1, "{doc}");
+    assert_eq!(doc["error"]["code"], 2, "{doc}");
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("frobnicate"),
+        "{doc}"
+    );
+    // Without --json, stdout stays empty; --help is no error.
+    let out = upkeep(Path::new("/nonexistent"), &["frobnicate"]);
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let out = upkeep(Path::new("/nonexistent"), &["--json", "--help"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_err());
+}
+
+#[test]
+fn mutating_command_by_a_non_root_user_under_json_prints_an_error_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = config_in(dir.path());
+    let args = ["--config", main.to_str().unwrap(), "--json", "rollback"];
+    let out = if nix::unistd::geteuid().is_root() {
+        // As `nobody`: the refusal comes before the configuration is read,
+        // so the unreadable temporary directory does not matter.
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_upkeep"))
+            .args(args)
+            .env_remove("UPKEEP_CONFIG")
+            .output()
+            .expect("run setpriv (util-linux)")
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args(args)
+            .env_remove("UPKEEP_CONFIG")
+            .output()
+            .expect("run upkeep")
+    };
+    let doc = error_document(&out, 1, "not_root");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sudo upkeep rollback"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn success_documents_carry_the_schema_version_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = config_in(dir.path());
+    for args in [&["--json", "history"][..], &["--json", "status"]] {
+        let out = upkeep(&main, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("{\n  \"schema_version\": 1,\n"),
+            "{args:?}: {text}"
+        );
+        assert_eq!(one_document(&out)["schema_version"], 1);
+    }
 }
