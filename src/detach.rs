@@ -157,6 +157,18 @@ pub fn reexec(systemd_run: &Path, command: &str, quiet: bool) -> std::io::Result
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
+        // systemd-run needs the system bus; when it does not answer, say so
+        // in upkeep's own words (nothing has been done yet).
+        let unreachable = crate::systemd::Systemd::connect()
+            .await
+            .err()
+            .map(|e| crate::error::one_line(&e));
+        if let Some(why) = unreachable {
+            errln!(
+                "upkeep: error: cannot reach systemd over D-Bus to run {command} in its own unit: {why}; nothing was changed"
+            );
+            return Ok(ExitCode::from(crate::error::exit::FAILED));
+        }
         let mut child = tokio::process::Command::new(systemd_run)
             .args(&argv)
             .spawn()?;

@@ -86,6 +86,9 @@ pub trait ServiceManager {
     async fn service_info(&self, unit: &str) -> anyhow::Result<ServiceInfo>;
 }
 
+/// How long [`Systemd::connect`] waits for the system bus.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The host's systemd, on the system bus.
 pub struct Systemd {
     conn: zbus::Connection,
@@ -94,11 +97,23 @@ pub struct Systemd {
 
 impl Systemd {
     /// Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` is honoured).
+    /// Gives up after [`CONNECT_TIMEOUT`] (a bus daemon that is stopped
+    /// accepts the connection and never answers).
     pub async fn connect() -> anyhow::Result<Systemd> {
-        let conn = zbus::Connection::system()
+        let connect = async {
+            let conn = zbus::Connection::system()
+                .await
+                .context("cannot connect to the D-Bus system bus (is systemd running?)")?;
+            Systemd::on(conn).await
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
-            .context("cannot connect to the D-Bus system bus (is systemd running?)")?;
-        Systemd::on(conn).await
+            .unwrap_or_else(|_| {
+                Err(anyhow!(
+                    "the D-Bus system bus did not answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })
     }
 
     /// Connects to the system bus at a D-Bus `address`
