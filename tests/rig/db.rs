@@ -369,7 +369,8 @@ impl PortalHost {
             sql.push_str(&format!(
                 "CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {password};\n\
                  ALTER USER {user} IDENTIFIED BY {password};\n\
-                 GRANT ALL ON {DB_NAME}.* TO {user};\n"
+                 GRANT ALL ON {DB_NAME}.* TO {user};\n\
+                 GRANT ALL ON `{DB_NAME}\\_upkeep\\_%`.* TO {user};\n"
             ));
         }
         self.c.run(&["mariadb", "-e", &sql])?;
