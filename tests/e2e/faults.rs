@@ -12,7 +12,7 @@
 //!   and a file that is not JSON block the upgrade (exit 3) before the
 //!   stop.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use super::json;
@@ -61,6 +61,7 @@ fn check_and_status_during_an_upgrade_answer_and_do_not_disturb_it() {
     h.add_pages("before", 3).unwrap();
     let newest = h.f.newest().version.clone();
     // A pause while the portal is stopped and its database backed up.
+    use std::process::Stdio;
     let run =
         h.c.command(&[rig::UPKEEP, "upgrade", "--yes"])
             .env("FAILPOINTS", "before-install=sleep(4000)")
