@@ -470,14 +470,19 @@ mod tests {
         }
     }
 
-    /// Throughput on a generated 256 MiB dump (run by hand:
-    /// `cargo test --release --lib sqldump_throughput -- --ignored --nocapture`).
+    /// A large generated dump passes, and the throughput is printed (no
+    /// timing is asserted). 8 MiB by default; `UPKEEP_SQLDUMP_MIB=256
+    /// cargo test --release --lib sqldump_throughput -- --nocapture`
+    /// measures as the closing note did.
     #[test]
-    #[ignore = "a measurement, not a check"]
     fn sqldump_throughput() {
+        let mib: usize = std::env::var("UPKEEP_SQLDUMP_MIB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8);
         let row = "(1234,'a string with \\'quotes\\' and ; -- inside',\"x\",0x00ff),\n";
         let mut dump = String::from("INSERT INTO `t` VALUES\n");
-        while dump.len() < 256 << 20 {
+        while dump.len() < mib << 20 {
             dump.push_str(row);
         }
         dump.push_str("(1,'end','x',0);\n");

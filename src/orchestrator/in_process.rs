@@ -297,10 +297,11 @@ impl Bench {
         }
     }
 
-    fn run(&self, t: &Transition) -> Result<Report, Error> {
+    /// The fakes and the history as the orchestrator takes them.
+    fn systems(&self) -> Systems<'_, FakeSystemd, FakePkg> {
         let journal_dir = self.dir.path().join("journal");
         std::fs::create_dir_all(&journal_dir).unwrap();
-        let sys = Systems {
+        Systems {
             systemd: &self.systemd,
             pkg: &self.pkg,
             http: &self.http,
@@ -312,7 +313,11 @@ impl Bench {
             },
             fleet: None,
             db_lock_wait: std::time::Duration::from_secs(5),
-        };
+        }
+    }
+
+    fn run(&self, t: &Transition) -> Result<Report, Error> {
+        let sys = self.systems();
         let cache = self.dir.path().join("cache");
         let state = self.dir.path().join("state");
         let dirs = Dirs {
@@ -328,21 +333,7 @@ impl Bench {
 
     /// `recover` of the interrupted run, as `upkeep recover` runs it.
     fn recover(&self) -> Result<Report, Error> {
-        let journal_dir = self.dir.path().join("journal");
-        std::fs::create_dir_all(&journal_dir).unwrap();
-        let sys = Systems {
-            systemd: &self.systemd,
-            pkg: &self.pkg,
-            http: &self.http,
-            history: &self.history,
-            interrupt: &self.interrupt,
-            journal: crate::health::JournalSource {
-                root: None,
-                directory: Some(journal_dir),
-            },
-            fleet: None,
-            db_lock_wait: std::time::Duration::from_secs(5),
-        };
+        let sys = self.systems();
         let subject = super::recover::needs_recovery(&self.history, "portal")
             .unwrap()
             .expect("a run to recover");
